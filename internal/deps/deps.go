@@ -5,6 +5,7 @@
 package deps
 
 import (
+	_ "github.com/chromedp/chromedp"
 	_ "github.com/fsnotify/fsnotify"
 	_ "github.com/oklog/run"
 	_ "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -14,11 +15,10 @@ import (
 	_ "github.com/prometheus/prometheus/promql"
 	_ "github.com/prometheus/prometheus/promql/parser"
 	_ "github.com/prometheus/prometheus/tsdb"
+	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/spf13/viper"
 	_ "go.etcd.io/bbolt"
 	_ "go.uber.org/goleak"
 	_ "go.uber.org/zap"
 	_ "go.yaml.in/yaml/v3"
-	_ "github.com/chromedp/chromedp"
-	_ "github.com/schollz/progressbar/v3"
 )
