@@ -1,0 +1,267 @@
+package slo
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults of native SLO fields that may be left out.
+const (
+	// DefaultWindow is the SLO window when none is given: 30 days, the SRE
+	// workbook's and Sloth's default, for which the alert factors are the
+	// textbook 14.4/6/3/1.
+	DefaultWindow = 30 * 24 * time.Hour
+	// DefaultBurnRateWindow is the window of gate and probe burn-rate checks.
+	DefaultBurnRateWindow = time.Hour
+
+	minWindow = time.Hour
+	maxWindow = 90 * 24 * time.Hour
+)
+
+// meta is a decoded metadata block.
+type meta struct {
+	name     string
+	nameNode *yaml.Node
+	labels   map[string]string
+	what     string // `SLO "name"`, how messages about the document start
+}
+
+// metadata reads metadata {name, labels, annotations} but for the labels,
+// which the caller reads from the returned fields (OpenSLO writes them
+// differently); extra names further fields a format allows.
+func (d *decoder) metadata(top *fields, root *yaml.Node, kind string, extra ...string) (meta, *fields) {
+	mf := top.sub("metadata", append([]string{"name", "labels", "annotations"}, extra...)...)
+	m := meta{what: kind}
+	m.name, m.nameNode = mf.str("name")
+	if m.name != "" {
+		m.what = fmt.Sprintf("%s %q", kind, m.name)
+		if msg := checkName(m.name); msg != "" {
+			d.errorf(m.nameNode, "metadata.name: %q %s", m.name, msg)
+		}
+	} else if m.nameNode != nil {
+		d.errorf(m.nameNode, "metadata.name: must not be empty")
+	} else {
+		d.errorf(root, "%s: metadata.name is required", kind)
+	}
+	mf.annotations("annotations")
+	return m, mf
+}
+
+// annotations reads a map of annotation names to text. Annotations are
+// free-form documentation, so only their shape is checked.
+func (f *fields) annotations(name string) map[string]string {
+	n := f.node(name)
+	if n == nil {
+		return nil
+	}
+	path := joinPath(f.path, name)
+	if n.Kind != yaml.MappingNode {
+		f.d.errorf(n, "%s: expected a mapping of names to text, got %s", path, describe(n))
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], f.d.resolve(n.Content[i+1])
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			f.d.errorf(k, "%s: keys must be strings, got %s", path, describe(k))
+		case v == nil:
+			out[k.Value] = ""
+		case v.Kind != yaml.ScalarNode:
+			f.d.errorf(v, "%s.%s: expected a string, got %s", path, k.Value, describe(v))
+		default:
+			out[k.Value] = v.Value
+		}
+	}
+	return out
+}
+
+// native decodes a slogate.dev/v1 document.
+func (l *loader) native(d *decoder, root *yaml.Node) {
+	top := d.fields(root, "", "apiVersion", "kind", "metadata", "spec")
+	kind, kindNode := top.str("kind")
+	kinds := []string{KindSLO, KindHypothesis, KindExperiment}
+	switch kind {
+	case KindSLO, KindHypothesis, KindExperiment:
+	case "":
+		if kindNode == nil {
+			d.errorf(root, "kind is required (SLO, Hypothesis or Experiment)")
+		} else {
+			d.errorf(kindNode, "kind: must not be empty")
+		}
+		return
+	default:
+		d.errorf(kindNode, "unknown kind %q: use SLO, Hypothesis or Experiment%s", kind, didYouMean(kind, kinds))
+		return
+	}
+	reserved := []string(nil)
+	if kind == KindSLO {
+		reserved = reservedSLOLabels
+	}
+	m, mf := d.metadata(top, root, kind)
+	m.labels = mf.labels("labels", reserved...)
+	top.require(root, m.what, "spec")
+	switch kind {
+	case KindSLO:
+		o := l.nativeSLO(d, top, root, m)
+		l.set.SLOs = append(l.set.SLOs, o)
+		l.define(d, KindSLO, m.name, m.nameNode, o)
+	case KindHypothesis:
+		h := l.hypothesis(d, top, root, m)
+		l.set.Hypotheses = append(l.set.Hypotheses, h)
+		l.define(d, KindHypothesis, m.name, m.nameNode, h)
+	case KindExperiment:
+		e := l.experiment(d, top, root, m)
+		l.set.Experiments = append(l.set.Experiments, e)
+		l.define(d, KindExperiment, m.name, m.nameNode, e)
+	}
+}
+
+func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SLO {
+	spec := top.sub("spec", "service", "description", "objective", "window", "indicator", "alerting", "gate")
+	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root)}
+	spec.require(root, m.what, "service", "objective", "indicator")
+	o.Service, _ = spec.str("service")
+	o.Description, _ = spec.str("description")
+	if v, n, ok := spec.num("objective"); ok {
+		o.Objective = v
+		d.checkObjective(v, n)
+	}
+	o.Window = DefaultWindow
+	if w, n, ok := spec.duration("window"); ok {
+		o.Window = w
+		d.checkWindow(w, n, "spec.window")
+	}
+	o.Indicator = d.indicator(spec.sub("indicator", "ratio", "latency", "raw"))
+	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
+	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow"), o.Window)
+	return o
+}
+
+// checkObjective accepts percents strictly between 0 and 100, and warns
+// about values below 1, which are almost always ratios written by mistake.
+func (d *decoder) checkObjective(v float64, n *yaml.Node) {
+	switch {
+	case v <= 0 || v >= 100:
+		d.errorf(n, "objective %s is out of range: it is a percentage above 0 and below 100, like 99.9", formatFloat(v))
+	case v < 1:
+		d.warnf(n, "objective %s is in percent: did you mean %s?", formatFloat(v), formatFloat(math.Round(v*100*1e9)/1e9))
+	}
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func (d *decoder) checkWindow(w time.Duration, n *yaml.Node, path string) {
+	if w < minWindow || w > maxWindow {
+		d.errorf(n, "%s: %s is out of range: an SLO window is between %s and %s",
+			path, formatDuration(w), formatDuration(minWindow), formatDuration(maxWindow))
+	}
+}
+
+// indicator reads exactly one of ratio, latency and raw.
+func (d *decoder) indicator(f *fields) Indicator {
+	var ind Indicator
+	var set []string
+	for _, k := range []string{"ratio", "latency", "raw"} {
+		if f.has(k) {
+			set = append(set, k)
+		}
+	}
+	switch {
+	case f.bad || f.mapping == nil:
+		return ind
+	case len(set) == 0:
+		d.errorf(f.mapping, "%s: set one of ratio, latency or raw", f.path)
+		return ind
+	case len(set) > 1:
+		d.errorf(f.mapping, "%s: set only one of ratio, latency and raw, not %s and %s", f.path, set[0], set[1])
+	}
+	if f.has("ratio") {
+		r := f.sub("ratio", "errors", "good", "total")
+		ind.Ratio = &RatioIndicator{}
+		switch {
+		case r.has("errors") && r.has("good"):
+			d.errorf(r.mapping, "%s: set either errors or good, not both", r.path)
+		case !r.has("errors") && !r.has("good") && !r.bad:
+			d.errorf(r.mapping, "%s: errors or good is required", r.path)
+		}
+		r.require(r.mapping, "", "total")
+		ind.Ratio.Errors, _ = d.query(r.node("errors"), r.path+".errors", true)
+		ind.Ratio.Good, _ = d.query(r.node("good"), r.path+".good", true)
+		ind.Ratio.Total, _ = d.query(r.node("total"), r.path+".total", true)
+	}
+	if f.has("latency") {
+		lf := f.sub("latency", "histogram", "threshold", "native")
+		ind.Latency = &LatencyIndicator{}
+		lf.require(lf.mapping, "", "histogram", "threshold")
+		ind.Latency.Histogram, _ = d.seriesSelector(lf.node("histogram"), lf.path+".histogram")
+		if v, n, ok := lf.num("threshold"); ok {
+			ind.Latency.Threshold = v
+			if v <= 0 {
+				d.errorf(n, "%s.threshold: %s is not a positive number of seconds", lf.path, formatFloat(v))
+			}
+		}
+		ind.Latency.Native = lf.boolean("native", false)
+	}
+	if f.has("raw") {
+		rf := f.sub("raw", "errorRatio")
+		ind.Raw = &RawIndicator{}
+		rf.require(rf.mapping, "", "errorRatio")
+		ind.Raw.ErrorRatio, _ = d.query(rf.node("errorRatio"), rf.path+".errorRatio", true)
+	}
+	return ind
+}
+
+// reservedAlertLabels are set on every alert by slogate.
+var reservedAlertLabels = []string{"alertname", "slo", "service"}
+
+// alerting reads the alerting block; alerts and both tiers are on unless
+// turned off, since an SLO nobody is told about is rarely what was meant.
+func (d *decoder) alerting(f *fields) Alerting {
+	a := Alerting{Enabled: f.boolean("enabled", true), Name: DefaultAlertName}
+	if name, n := f.str("name"); n != nil {
+		a.Name = name
+		if msg := checkAlertName(name); msg != "" {
+			d.errorf(n, "%s.name: %s", f.path, msg)
+		}
+	}
+	a.Labels = f.labels("labels", reservedAlertLabels...)
+	a.Annotations = f.annotations("annotations")
+	a.Page = d.alertTier(f.sub("page", "enabled", "labels", "annotations"))
+	a.Ticket = d.alertTier(f.sub("ticket", "enabled", "labels", "annotations"))
+	return a
+}
+
+func (d *decoder) alertTier(f *fields) AlertTier {
+	return AlertTier{
+		Enabled:     f.boolean("enabled", true),
+		Labels:      f.labels("labels", reservedAlertLabels...),
+		Annotations: f.annotations("annotations"),
+	}
+}
+
+func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
+	g := GatePolicy{BurnRateWindow: DefaultBurnRateWindow}
+	if v, _, ok := f.ratio("minBudgetRemaining"); ok {
+		g.MinBudgetRemaining = &v
+	}
+	if v, n, ok := f.num("maxBurnRate"); ok {
+		if v <= 0 {
+			d.errorf(n, "%s.maxBurnRate: %s is not above 0", f.path, formatFloat(v))
+		} else {
+			g.MaxBurnRate = &v
+		}
+	}
+	if w, n, ok := f.duration("burnRateWindow"); ok {
+		g.BurnRateWindow = w
+		if !evaluatedWindow(w, sloWindow) {
+			d.errorf(n, "%s.burnRateWindow: burn rates are not evaluated over %s; use one of %s",
+				f.path, formatDuration(w), windowList(sloWindow))
+		}
+	}
+	return g
+}

@@ -1,0 +1,300 @@
+package slo
+
+import (
+	"math"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// OpenSLO v1 kinds that carry nothing slogate evaluates: read and skipped
+// with a warning, so that a directory of OpenSLO objects can be pointed at
+// as it is.
+var openSLOIgnoredKinds = []string{"Service", "DataSource", "AlertPolicy", "AlertCondition", "AlertNotificationTarget", "BudgetAdjustment"}
+
+// openSLI is a decoded OpenSLO SLI: the indicator it converts to. It is
+// converted once, with diagnostics at the SLI's own nodes, and copied into
+// every SLO that refers to it.
+type openSLI struct {
+	indicator Indicator
+}
+
+// openSLO decodes an OpenSLO v1 document. Supported: kind SLO with
+// budgetingMethod Occurrences, one rolling timeWindow, one objective
+// (target as a ratio or targetPercent), and an indicator that is inline or
+// an indicatorRef to a kind SLI document (in any file), whose ratioMetric
+// reads Prometheus queries: good or bad plus total, or raw with rawType
+// failure/success. How fixed-range queries become windowed ones is
+// described at openSLOQuery. Alerting uses slogate's defaults; metadata
+// labels become SLO labels (a list value is joined with ",").
+func (l *loader) openSLO(d *decoder, root *yaml.Node) {
+	top := d.fields(root, "", "apiVersion", "kind", "metadata", "spec")
+	kind, kindNode := top.str("kind")
+	switch {
+	case kind == KindSLO || kind == kindSLI:
+	case kindNode == nil:
+		d.errorf(root, "kind is required (SLO or SLI)")
+		return
+	case contains(openSLOIgnoredKinds, kind):
+		d.warnf(kindNode, "OpenSLO kind %q is ignored: slogate reads OpenSLO SLO and SLI documents", kind)
+		return
+	default:
+		d.errorf(kindNode, "unknown OpenSLO kind %q: slogate reads SLO and SLI%s", kind, didYouMean(kind, []string{KindSLO, kindSLI}))
+		return
+	}
+	m, mf := d.metadata(top, root, "OpenSLO "+kind, "displayName")
+	if kind == kindSLI {
+		sli := &openSLI{}
+		sf := top.sub("spec", "thresholdMetric", "ratioMetric", "description")
+		top.require(root, m.what, "spec")
+		sli.indicator = d.openSLISpec(sf)
+		l.define(d, kindSLI, m.name, m.nameNode, sli)
+		return
+	}
+	m.labels = openSLOLabels(mf)
+	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Window: DefaultWindow,
+		Alerting: Alerting{Enabled: true, Name: DefaultAlertName, Page: AlertTier{Enabled: true}, Ticket: AlertTier{Enabled: true}},
+		Gate:     GatePolicy{BurnRateWindow: DefaultBurnRateWindow}}
+	top.require(root, m.what, "spec")
+	spec := top.sub("spec", "description", "service", "indicator", "indicatorRef", "timeWindow",
+		"budgetingMethod", "objectives", "alertPolicies")
+	spec.require(root, m.what, "service", "timeWindow", "objectives")
+	o.Service, _ = spec.str("service")
+	o.Description, _ = spec.str("description")
+	if w, ok := d.openSLOWindow(spec); ok {
+		o.Window = w
+	}
+	if bm, n := spec.str("budgetingMethod"); n != nil && bm != "Occurrences" {
+		d.errorf(n, "spec.budgetingMethod: %q is not supported: slogate counts occurrences (Occurrences)", bm)
+	}
+	d.openSLOObjectives(spec, o)
+	if n := spec.node("alertPolicies"); n != nil {
+		d.warnf(n, "spec.alertPolicies: ignored: slogate sends its own multi-window burn-rate alerts")
+	}
+	switch {
+	case spec.has("indicator") && spec.has("indicatorRef"):
+		d.errorf(spec.mapping, "spec: set either indicator or indicatorRef, not both")
+	case !spec.has("indicator") && !spec.has("indicatorRef") && spec.mapping != nil && !spec.bad:
+		d.errorf(root, "%s: spec.indicator or spec.indicatorRef is required", m.what)
+	case spec.has("indicator"):
+		ind := spec.sub("indicator", "metadata", "spec")
+		ind.sub("metadata", "name", "displayName", "labels", "annotations")
+		ind.require(ind.mapping, "", "spec")
+		o.Indicator = d.openSLISpec(ind.sub("spec", "thresholdMetric", "ratioMetric", "description"))
+	case spec.has("indicatorRef"):
+		ref, n := spec.str("indicatorRef")
+		l.refer(d, n, "spec.indicatorRef", kindSLI, ref, func(target any) {
+			o.Indicator = target.(*openSLI).indicator
+		})
+	}
+	l.set.SLOs = append(l.set.SLOs, o)
+	l.define(d, KindSLO, m.name, m.nameNode, o)
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// openSLOLabels reads OpenSLO labels, whose values may be lists.
+func openSLOLabels(mf *fields) map[string]string {
+	n := mf.node("labels")
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return mf.labels("labels", reservedSLOLabels...) // reports the type error
+	}
+	flat := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], mf.d.resolve(n.Content[i+1])
+		if v != nil && v.Kind == yaml.SequenceNode {
+			parts := make([]string, 0, len(v.Content))
+			for _, e := range v.Content {
+				if e = mf.d.resolve(e); e != nil && e.Kind == yaml.ScalarNode {
+					parts = append(parts, e.Value)
+				} else if e != nil {
+					mf.d.errorf(e, "metadata.labels.%s: expected a string, got %s", k.Value, describe(e))
+				}
+			}
+			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.Join(parts, ","), Line: v.Line, Column: v.Column}
+		}
+		if v == nil {
+			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Line: k.Line, Column: k.Column}
+		}
+		flat.Content = append(flat.Content, k, v)
+	}
+	tmp := &fields{d: mf.d, path: mf.path, vals: map[string]*yaml.Node{"labels": flat}, keys: map[string]*yaml.Node{}}
+	return tmp.labels("labels", reservedSLOLabels...)
+}
+
+// openSLOWindow reads the single rolling time window.
+func (d *decoder) openSLOWindow(spec *fields) (time.Duration, bool) {
+	items := spec.list("timeWindow")
+	if len(items) == 0 {
+		if n := spec.node("timeWindow"); n != nil && n.Kind == yaml.SequenceNode {
+			d.errorf(n, "spec.timeWindow: one time window is required")
+		}
+		return 0, false
+	}
+	if len(items) > 1 {
+		d.errorf(cmpNode(items[1], spec.node("timeWindow")), "spec.timeWindow[1]: only one time window is supported")
+	}
+	tw := d.fields(items[0], "spec.timeWindow[0]", "duration", "isRolling", "calendar")
+	if tw.bad || tw.mapping == nil {
+		return 0, false
+	}
+	tw.require(tw.mapping, "", "duration")
+	if !tw.boolean("isRolling", false) || tw.has("calendar") {
+		d.errorf(tw.mapping, "spec.timeWindow[0]: calendar windows are not supported: slogate evaluates rolling windows (isRolling: true)")
+	}
+	text, n := tw.str("duration")
+	if n == nil {
+		return 0, false
+	}
+	if strings.ContainsAny(text, "MQY") {
+		d.errorf(n, "spec.timeWindow[0].duration: %q: months, quarters and years vary in length; write days, like 28d or 30d", text)
+		return 0, false
+	}
+	w, err := model.ParseDuration(text)
+	if err != nil {
+		d.errorf(n, "spec.timeWindow[0].duration: invalid duration %q: use a number and a unit (m, h, d, w) like 28d", text)
+		return 0, false
+	}
+	d.checkWindow(time.Duration(w), n, "spec.timeWindow[0].duration")
+	return time.Duration(w), true
+}
+
+// openSLOObjectives reads the single objective; target is a ratio in
+// OpenSLO (0.999) and targetPercent a percentage (99.9).
+func (d *decoder) openSLOObjectives(spec *fields, o *SLO) {
+	items := spec.list("objectives")
+	if len(items) == 0 {
+		if n := spec.node("objectives"); n != nil && n.Kind == yaml.SequenceNode {
+			d.errorf(n, "spec.objectives: one objective is required")
+		}
+		return
+	}
+	for i := 1; i < len(items); i++ {
+		d.errorf(cmpNode(items[i], spec.node("objectives")), "spec.objectives[%d]: only one objective per SLO is supported; write one SLO per objective", i)
+	}
+	of := d.fields(items[0], "spec.objectives[0]", "displayName", "target", "targetPercent", "op", "value",
+		"timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef", "compositeWeight")
+	if of.bad || of.mapping == nil {
+		return
+	}
+	for _, k := range []string{"op", "value", "timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef"} {
+		if n := of.node(k); n != nil {
+			d.errorf(n, "spec.objectives[0].%s: not supported: slogate reads ratio objectives with one indicator in spec", k)
+		}
+	}
+	switch {
+	case of.has("target") && of.has("targetPercent"):
+		d.errorf(of.mapping, "spec.objectives[0]: set either target or targetPercent, not both")
+	case of.has("target"):
+		v, n, ok := of.num("target")
+		if !ok {
+			return
+		}
+		if v <= 0 || v >= 1 {
+			d.errorf(n, "spec.objectives[0].target: %s is out of range: target is a ratio above 0 and below 1, like 0.999 (targetPercent takes percents)", formatFloat(v))
+			return
+		}
+		// Rounding drops the float noise of the conversion (0.999*100 is
+		// 99.89999999999999), so that 0.999 and 99.9 are the same objective.
+		o.Objective = math.Round(v*100*1e9) / 1e9
+	case of.has("targetPercent"):
+		if v, n, ok := of.num("targetPercent"); ok {
+			o.Objective = v
+			d.checkObjective(v, n)
+		}
+	default:
+		d.errorf(of.mapping, "spec.objectives[0]: target or targetPercent is required")
+	}
+}
+
+// openSLISpec converts an SLI spec (inline or of a kind SLI document).
+func (d *decoder) openSLISpec(f *fields) Indicator {
+	var ind Indicator
+	if f.bad || f.mapping == nil {
+		return ind
+	}
+	if n := f.node("thresholdMetric"); n != nil {
+		d.errorf(n, "%s.thresholdMetric: not supported: slogate reads ratioMetric indicators", f.path)
+		return ind
+	}
+	if !f.has("ratioMetric") {
+		d.errorf(f.mapping, "%s: ratioMetric is required", f.path)
+		return ind
+	}
+	rm := f.sub("ratioMetric", "counter", "good", "bad", "total", "rawType", "raw")
+	if rm.bad || rm.mapping == nil {
+		return ind
+	}
+	counter := rm.boolean("counter", false)
+	query := func(name string) (string, bool) {
+		mf := rm.sub(name, "metricSource")
+		ms := mf.sub("metricSource", "metricSourceRef", "type", "spec")
+		mf.require(mf.mapping, "", "metricSource")
+		if t, n := ms.str("type"); n != nil && !strings.EqualFold(t, "Prometheus") {
+			d.errorf(n, "%s.type: metric source %q is not supported: slogate queries Prometheus", ms.path, t)
+			return "", false
+		}
+		ms.require(ms.mapping, "", "spec")
+		sp := ms.sub("spec", "query")
+		sp.require(sp.mapping, "", "query")
+		n := sp.node("query")
+		if n == nil || n.Kind != yaml.ScalarNode {
+			d.query(n, sp.path+".query", true) // reports the type
+			return "", false
+		}
+		// Validate the rewritten query at the node the user wrote.
+		rewritten := *n
+		rewritten.Value = openSLOQuery(n.Value, counter)
+		return d.query(&rewritten, sp.path+".query", true)
+	}
+	switch {
+	case rm.has("raw"):
+		if rm.has("good") || rm.has("bad") || rm.has("total") {
+			d.errorf(rm.mapping, "%s: set either raw or good/bad with total, not both", rm.path)
+		}
+		rawType, n := rm.str("rawType")
+		q, _ := query("raw")
+		ind.Raw = &RawIndicator{ErrorRatio: q}
+		switch {
+		case n == nil:
+			d.errorf(rm.mapping, "%s: rawType (failure or success) is required with raw", rm.path)
+		case rawType == "success":
+			if q != "" {
+				ind.Raw.ErrorRatio = "1 - (" + q + ")"
+			}
+		case rawType != "failure":
+			d.errorf(n, "%s.rawType: unknown value %q; use failure or success", rm.path, rawType)
+		}
+	default:
+		switch {
+		case rm.has("good") && rm.has("bad"):
+			d.errorf(rm.mapping, "%s: set either good or bad, not both", rm.path)
+		case !rm.has("good") && !rm.has("bad"):
+			d.errorf(rm.mapping, "%s: good or bad is required", rm.path)
+		}
+		rm.require(rm.mapping, "", "total")
+		ind.Ratio = &RatioIndicator{}
+		if rm.has("good") {
+			ind.Ratio.Good, _ = query("good")
+		}
+		if rm.has("bad") {
+			ind.Ratio.Errors, _ = query("bad")
+		}
+		if rm.has("total") {
+			ind.Ratio.Total, _ = query("total")
+		}
+	}
+	return ind
+}

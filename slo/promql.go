@@ -1,0 +1,227 @@
+package slo
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+)
+
+// WindowPlaceholder is the template variable of indicator queries. The
+// loader stores every query with this exact spelling, whatever spacing the
+// file used ({{ .window }}), so FillWindow is all a consumer needs.
+const WindowPlaceholder = "{{.window}}"
+
+// windowRE accepts the spellings Go templates (and therefore Sloth) accept.
+var windowRE = regexp.MustCompile(`\{\{-?\s*\.window\s*-?\}\}`)
+
+// templateRE finds any other template action, which nothing would fill in.
+var templateRE = regexp.MustCompile(`\{\{.*?\}\}`)
+
+// promql parses with default options: the functions and syntax a stock
+// Prometheus accepts, since that is what the queries will be sent to.
+var promql = parser.NewParser(parser.Options{})
+
+// FillWindow returns query with every {{.window}} replaced by window as a
+// PromQL duration ("5m", "30d").
+func FillWindow(query string, window time.Duration) string {
+	return windowRE.ReplaceAllLiteralString(query, model.Duration(window).String())
+}
+
+// canonicalQuery trims the query and normalises the placeholder spelling.
+func canonicalQuery(q string) string {
+	return windowRE.ReplaceAllLiteralString(strings.TrimSpace(q), WindowPlaceholder)
+}
+
+// fillForParse fills each placeholder with a duration of the same length
+// ("0000005m"), so that the columns of parse errors match what the user wrote.
+func fillForParse(q string) string {
+	return windowRE.ReplaceAllStringFunc(q, func(m string) string {
+		return strings.Repeat("0", len(m)-2) + "5m"
+	})
+}
+
+// parseErrorText returns the parser's message for the first error, with its
+// line:col inside the query.
+func parseErrorText(err error) string {
+	var pe parser.ParseErrors
+	if errors.As(err, &pe) && len(pe) > 0 {
+		return pe[0].Error()
+	}
+	return err.Error()
+}
+
+// query validates a PromQL query field and returns it in canonical form.
+// templated queries (SLO indicators) are filled before parsing and warned
+// about when they ignore the window; probe queries must not be templated.
+func (d *decoder) query(n *yaml.Node, path string, templated bool) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "%s: expected a PromQL query, got %s", path, describe(n))
+		return "", false
+	}
+	q := canonicalQuery(n.Value)
+	if q == "" {
+		d.errorf(n, "%s: the query is empty", path)
+		return "", false
+	}
+	hasWindow := strings.Contains(q, WindowPlaceholder)
+	if other := templateRE.FindString(strings.ReplaceAll(q, WindowPlaceholder, "")); other != "" {
+		d.errorf(n, "%s: unknown template %s: only {{.window}} is filled in", path, other)
+		return q, false
+	}
+	if !templated && hasWindow {
+		d.errorf(n, "%s: {{.window}} is only filled in SLO indicator queries; write a fixed range like [5m]", path)
+		return q, false
+	}
+	expr, err := promql.ParseExpr(fillForParse(q))
+	if err != nil {
+		d.errorf(n, "%s: invalid PromQL: %s", path, parseErrorText(err))
+		return q, false
+	}
+	switch expr.Type() {
+	case parser.ValueTypeVector, parser.ValueTypeScalar:
+	case parser.ValueTypeMatrix:
+		d.errorf(n, "%s: the query returns a range vector; an instant vector or a scalar is needed (wrap it in rate() or another function)", path)
+		return q, false
+	default:
+		d.errorf(n, "%s: the query returns a %s; an instant vector or a scalar is needed", path, expr.Type())
+		return q, false
+	}
+	if templated && !hasWindow {
+		d.warnf(n, "%s: the query does not use {{.window}}: it returns the same value for every window", path)
+	}
+	return q, true
+}
+
+// seriesSelector validates the histogram of a latency indicator: a plain
+// series selector naming the histogram, which slogate extends with _bucket
+// and _count (classic) or passes to histogram_fraction (native).
+func (d *decoder) seriesSelector(n *yaml.Node, path string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "%s: expected a series selector, got %s", path, describe(n))
+		return "", false
+	}
+	q := strings.TrimSpace(n.Value)
+	expr, err := promql.ParseExpr(q)
+	if err != nil {
+		d.errorf(n, "%s: invalid series selector: %s", path, parseErrorText(err))
+		return q, false
+	}
+	vs, ok := expr.(*parser.VectorSelector)
+	if !ok {
+		d.errorf(n, "%s: expected a series selector like http_request_duration_seconds{job=\"x\"}, got an expression", path)
+		return q, false
+	}
+	switch {
+	case vs.Name == "":
+		d.errorf(n, "%s: the selector must name the histogram metric", path)
+		return q, false
+	case vs.OriginalOffset != 0 || vs.OriginalOffsetExpr != nil || vs.Timestamp != nil || vs.StartOrEnd != 0:
+		d.errorf(n, "%s: the selector must not use offset or @", path)
+		return q, false
+	}
+	for _, m := range vs.LabelMatchers {
+		if m.Name == model.BucketLabel {
+			d.errorf(n, "%s: the selector must not match on %q: slogate picks the bucket from threshold", path, model.BucketLabel)
+			return q, false
+		}
+	}
+	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+		if strings.HasSuffix(vs.Name, suffix) {
+			d.warnf(n, "%s: name the histogram without the %s suffix (%s): slogate adds the suffixes itself", path, suffix, strings.TrimSuffix(vs.Name, suffix))
+			break
+		}
+	}
+	return q, true
+}
+
+// windowSentinel stands in for the window while an OpenSLO query is
+// rewritten through the AST; it is an odd duration no one writes, and its
+// rendering is replaced by the placeholder afterwards.
+const windowSentinel = 1234567891 * time.Millisecond
+
+// openSLOQuery turns an OpenSLO query, which has a fixed range or none, into
+// a windowed query. The rule, in order:
+//
+//  1. A query that already uses {{.window}} is kept.
+//  2. A query with range selectors ([5m]) gets {{.window}} for every range,
+//     and increase() becomes rate(): slogate's ratio queries return
+//     per-second rates (the ratio is the same either way).
+//  3. A counter (counter: true) query without ranges gets every series
+//     selector wrapped in rate(…[{{.window}}]); a bare selector is also
+//     summed, so sum(x) and x both become sum(rate(x[{{.window}}])).
+//  4. Anything else (a gauge without a range) is kept, and validation warns
+//     that it does not depend on the window.
+//
+// Unparsable queries are returned as they are, for validation to report.
+func openSLOQuery(q string, counter bool) string {
+	q = canonicalQuery(q)
+	if strings.Contains(q, WindowPlaceholder) {
+		return q
+	}
+	expr, err := promql.ParseExpr(q)
+	if err != nil {
+		return q
+	}
+	hasRange := false
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.MatrixSelector:
+			hasRange = true
+			n.Range, n.RangeExpr = windowSentinel, nil
+		case *parser.Call:
+			if n.Func != nil && n.Func.Name == "increase" {
+				n.Func = parser.Functions["rate"]
+			}
+		}
+		return nil
+	})
+	switch {
+	case hasRange:
+	case !counter:
+		return q
+	default:
+		if vs, ok := expr.(*parser.VectorSelector); ok {
+			expr = &parser.AggregateExpr{Op: parser.SUM, Expr: vs}
+		}
+		expr = wrapCounters(expr)
+	}
+	return strings.ReplaceAll(expr.String(), model.Duration(windowSentinel).String(), WindowPlaceholder)
+}
+
+// wrapCounters replaces every series selector under e by its rate over the
+// window sentinel. Subqueries are left alone: their inner range is theirs.
+func wrapCounters(e parser.Expr) parser.Expr {
+	switch n := e.(type) {
+	case *parser.VectorSelector:
+		return &parser.Call{
+			Func: parser.Functions["rate"],
+			Args: parser.Expressions{&parser.MatrixSelector{VectorSelector: n, Range: windowSentinel}},
+		}
+	case *parser.AggregateExpr:
+		n.Expr = wrapCounters(n.Expr)
+	case *parser.BinaryExpr:
+		n.LHS, n.RHS = wrapCounters(n.LHS), wrapCounters(n.RHS)
+	case *parser.Call:
+		for i, a := range n.Args {
+			n.Args[i] = wrapCounters(a)
+		}
+	case *parser.ParenExpr:
+		n.Expr = wrapCounters(n.Expr)
+	case *parser.UnaryExpr:
+		n.Expr = wrapCounters(n.Expr)
+	case *parser.StepInvariantExpr:
+		n.Expr = wrapCounters(n.Expr)
+	}
+	return e
+}

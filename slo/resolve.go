@@ -1,0 +1,109 @@
+package slo
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// kindSLI is OpenSLO's SLI kind: it has a name space of its own, since only
+// OpenSLO SLOs refer to it.
+const kindSLI = "SLI"
+
+// loader accumulates the definitions and diagnostics of all files; names
+// and references are resolved across files once everything is read.
+type loader struct {
+	diags Diagnostics
+	set   *Set
+	defs  map[string]map[string]definition // kind → name → first definition
+	refs  []reference
+}
+
+type definition struct {
+	pos    Pos // of the name, where a duplicate points
+	target any // *SLO, *Hypothesis, *Experiment or *openSLI
+}
+
+// reference is a name that must resolve to a definition of kind; resolved
+// runs once it does, to check what depends on the target (a probe's
+// burn-rate window against its SLO's windows, for example).
+type reference struct {
+	d        *decoder
+	node     *yaml.Node
+	path     string
+	kind     string
+	name     string
+	resolved func(target any)
+}
+
+func newLoader() *loader {
+	return &loader{set: &Set{}, defs: map[string]map[string]definition{}}
+}
+
+// define registers a name; a second definition of the same kind and name
+// is an error at the second one, pointing at the first.
+func (l *loader) define(d *decoder, kind, name string, nameNode *yaml.Node, target any) {
+	if name == "" {
+		return
+	}
+	byName := l.defs[kind]
+	if byName == nil {
+		byName = map[string]definition{}
+		l.defs[kind] = byName
+	}
+	if first, dup := byName[name]; dup {
+		d.errorf(nameNode, "%s %q is already defined at %s", kind, name, first.pos)
+		return
+	}
+	byName[name] = definition{pos: d.pos(nameNode), target: target}
+}
+
+func (l *loader) refer(d *decoder, node *yaml.Node, path, kind, name string, resolved func(any)) {
+	if name == "" {
+		return
+	}
+	l.refs = append(l.refs, reference{d: d, node: node, path: path, kind: kind, name: name, resolved: resolved})
+}
+
+// finish resolves references and returns the set with sorted diagnostics.
+func (l *loader) finish() (*Set, Diagnostics) {
+	for _, r := range l.refs {
+		def, ok := l.defs[r.kind][r.name]
+		if !ok {
+			names := make([]string, 0, len(l.defs[r.kind]))
+			for n := range l.defs[r.kind] {
+				names = append(names, n)
+			}
+			slices.Sort(names) // deterministic suggestions
+			r.d.errorf(r.node, "%s: %s %q is not defined%s", r.path, r.kind, r.name, didYouMean(r.name, names))
+			continue
+		}
+		if r.resolved != nil {
+			r.resolved(def.target)
+		}
+	}
+	l.diags.sort()
+	return l.set, l.diags
+}
+
+// evaluatedWindow reports whether the evaluator computes burn rates over w
+// for an SLO of the given window: only those can be gated on.
+func evaluatedWindow(w, sloWindow time.Duration) bool {
+	return slices.Contains(Windows(sloWindow), w)
+}
+
+func windowList(sloWindow time.Duration) string {
+	ws := Windows(sloWindow)
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = formatDuration(w)
+	}
+	return strings.Join(out, ", ")
+}
+
+func formatDuration(d time.Duration) string {
+	return model.Duration(d).String()
+}
