@@ -1,0 +1,88 @@
+package evaluator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// cycleFetcher runs the queries of one evaluation cycle: bounded concurrency,
+// each identical query made once, durations and failures counted.
+type cycleFetcher struct {
+	q       Querier
+	sem     chan struct{}
+	metrics *selfMetrics
+
+	mu    sync.Mutex
+	calls map[string]*call
+	fails int
+}
+
+type call struct {
+	done chan struct{}
+	v    model.Value
+	err  error
+}
+
+func newCycleFetcher(q Querier, sem chan struct{}, m *selfMetrics) *cycleFetcher {
+	return &cycleFetcher{q: q, sem: sem, metrics: m, calls: map[string]*call{}}
+}
+
+func (f *cycleFetcher) instant(ctx context.Context, query string, ts time.Time) (model.Value, error) {
+	return f.do(ctx, "instant\x00"+query+"\x00"+ts.String(), "instant", func(ctx context.Context) (model.Value, error) {
+		return f.q.Query(ctx, query, ts)
+	})
+}
+
+func (f *cycleFetcher) rangeQuery(ctx context.Context, query string, r Range) (model.Value, error) {
+	key := "range\x00" + query + "\x00" + r.Start.String() + "\x00" + r.End.String() + "\x00" + r.Step.String()
+	return f.do(ctx, key, "range", func(ctx context.Context) (model.Value, error) {
+		return f.q.QueryRange(ctx, query, r)
+	})
+}
+
+func (f *cycleFetcher) do(ctx context.Context, key, kind string, run func(context.Context) (model.Value, error)) (model.Value, error) {
+	f.mu.Lock()
+	if c, ok := f.calls[key]; ok {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.v, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	f.calls[key] = c
+	f.mu.Unlock()
+	defer close(c.done)
+
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		c.err = ctx.Err()
+		return nil, c.err
+	}
+	start := time.Now()
+	c.v, c.err = run(ctx)
+	<-f.sem
+	f.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if c.err != nil {
+		reason := FailureReason(c.err)
+		if reason != ReasonCanceled || ctx.Err() == nil {
+			f.metrics.queryFailures.WithLabelValues(reason).Inc()
+		}
+		f.mu.Lock()
+		f.fails++
+		f.mu.Unlock()
+	}
+	return c.v, c.err
+}
+
+func (f *cycleFetcher) failures() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fails
+}

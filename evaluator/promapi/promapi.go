@@ -1,0 +1,151 @@
+// Package promapi is the evaluator's Querier over the Prometheus HTTP API,
+// for Prometheus itself and the backends that speak its API (Thanos Query,
+// Mimir, Cortex, VictoriaMetrics).
+package promapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	config_util "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.uber.org/zap"
+
+	"github.com/slogate/slogate/evaluator"
+)
+
+// Options configure a Client.
+type Options struct {
+	URL     string
+	Timeout time.Duration     // per query; default 10s
+	Headers map[string]string // sent with every request, e.g. X-Scope-OrgID
+	HTTP    config_util.HTTPClientConfig
+	Logger  *zap.Logger
+}
+
+// Client queries a Prometheus-compatible HTTP API.
+type Client struct {
+	api     v1.API
+	timeout time.Duration
+	logger  *zap.Logger
+}
+
+var _ evaluator.Querier = (*Client)(nil)
+
+// New validates opts and builds a client. It does not contact the server.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus.url %q: must be an http or https URL", opts.URL)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if err := opts.HTTP.Validate(); err != nil {
+		return nil, fmt.Errorf("prometheus.http: %w", err)
+	}
+	rt, err := config_util.NewRoundTripperFromConfig(opts.HTTP, "slogate")
+	if err != nil {
+		return nil, fmt.Errorf("prometheus.http: %w", err)
+	}
+	if len(opts.Headers) > 0 {
+		rt = &headerRoundTripper{headers: opts.Headers, next: rt}
+	}
+	c, err := api.NewClient(api.Config{Address: opts.URL, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus.url %q: %w", opts.URL, err)
+	}
+	return &Client{api: v1.NewAPI(c), timeout: opts.Timeout, logger: opts.Logger}, nil
+}
+
+// Query runs an instant query with the client's timeout.
+func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Value, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	v, warnings, _, err := c.api.Query(ctx, query, ts, v1.WithTimeout(c.timeout))
+	c.logWarnings(query, warnings)
+	if err != nil {
+		return nil, classify(ctx, query, err)
+	}
+	return v, nil
+}
+
+// QueryRange runs a range query with the client's timeout.
+func (c *Client) QueryRange(ctx context.Context, query string, r evaluator.Range) (model.Value, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	v, warnings, _, err := c.api.QueryRange(ctx, query, v1.Range{Start: r.Start, End: r.End, Step: r.Step}, v1.WithTimeout(c.timeout))
+	c.logWarnings(query, warnings)
+	if err != nil {
+		return nil, classify(ctx, query, err)
+	}
+	return v, nil
+}
+
+func (c *Client) logWarnings(query string, w v1.Warnings) {
+	if len(w) > 0 {
+		c.logger.Warn("prometheus warned about a query", zap.String("query", query), zap.Strings("warnings", w))
+	}
+}
+
+// classify maps client errors to failure reasons: a bad query is the user's
+// to fix, an unreachable or failing server is an outage.
+func classify(ctx context.Context, query string, err error) error {
+	reason := evaluator.ReasonOther
+	var apiErr *v1.Error
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
+		reason = evaluator.ReasonCanceled
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		reason = evaluator.ReasonTimeout
+	case errors.As(err, &apiErr):
+		switch apiErr.Type {
+		case v1.ErrBadData:
+			reason = evaluator.ReasonBadQuery
+		case v1.ErrTimeout:
+			reason = evaluator.ReasonTimeout
+		case v1.ErrCanceled:
+			reason = evaluator.ReasonCanceled
+		case v1.ErrClient:
+			reason = evaluator.ReasonBadQuery
+		case v1.ErrServer, v1.ErrExec:
+			reason = evaluator.ReasonServer
+		}
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH):
+		reason = evaluator.ReasonUnreachable
+	case errors.As(err, &netErr) && netErr.Timeout():
+		reason = evaluator.ReasonTimeout
+	default:
+		var opErr *net.OpError
+		var dnsErr *net.DNSError
+		if errors.As(err, &opErr) || errors.As(err, &dnsErr) {
+			reason = evaluator.ReasonUnreachable
+		}
+	}
+	return &evaluator.QueryError{Reason: reason, Query: query, Err: err}
+}
+
+type headerRoundTripper struct {
+	headers map[string]string
+	next    http.RoundTripper
+}
+
+func (h *headerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range h.headers {
+		req.Header.Set(k, v)
+	}
+	return h.next.RoundTrip(req)
+}

@@ -1,0 +1,123 @@
+package evaluator
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/slogate/slogate/slo"
+)
+
+// Verdict of a hypothesis or probe.
+type Verdict string
+
+const (
+	Pass    Verdict = "pass"
+	Fail    Verdict = "fail"
+	Unknown Verdict = "unknown"
+)
+
+// Verdicts in the order the state-set metric exports them.
+var Verdicts = []Verdict{Pass, Fail, Unknown}
+
+// Num is a float that marshals NaN and ±Inf as JSON null, because JSON has
+// no such numbers and an absent value must not read as 0.
+type Num float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+// Valid reports whether n is a finite number.
+func (n Num) Valid() bool { f := float64(n); return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// WindowStatus is an SLO measured over one window.
+type WindowStatus struct {
+	Window   string        `json:"window"`
+	Duration time.Duration `json:"-"`
+	Bad      Num           `json:"badEvents"`
+	Total    Num           `json:"totalEvents"`
+	SLI      Num           `json:"sli"`      // good/total; null with no traffic
+	BurnRate Num           `json:"burnRate"` // null when incomplete
+	// Complete is false while part of the window could not be fetched.
+	Complete bool `json:"complete"`
+}
+
+// AlertStatus is the state of one burn-rate alert severity.
+type AlertStatus struct {
+	Severity slo.Severity `json:"severity"`
+	Firing   bool         `json:"firing"`
+	Since    *time.Time   `json:"since,omitempty"`
+	// Condition is the tier that fired, like "burn rate > 14.4 over 1h and 5m".
+	Condition string `json:"condition,omitempty"`
+	BurnRate  Num    `json:"burnRate"` // long-window burn rate of that tier
+	Enabled   bool   `json:"enabled"`
+}
+
+// SLOStatus is the latest evaluation of an SLO.
+type SLOStatus struct {
+	Name            string            `json:"name"`
+	Service         string            `json:"service"`
+	Description     string            `json:"description,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Objective       float64           `json:"objective"` // percent
+	Window          string            `json:"window"`
+	SLI             Num               `json:"sli"`
+	BudgetRemaining Num               `json:"errorBudgetRemaining"`
+	Windows         []WindowStatus    `json:"windows"`
+	Alerts          []AlertStatus     `json:"alerts"`
+	EvaluatedAt     time.Time         `json:"evaluatedAt"`
+	LastSuccess     time.Time         `json:"lastSuccessAt"`
+	Fresh           bool              `json:"fresh"`
+	Error           string            `json:"error,omitempty"`
+}
+
+// Window returns the status of window w, if evaluated.
+func (s *SLOStatus) WindowStatus(w time.Duration) (WindowStatus, bool) {
+	for _, ws := range s.Windows {
+		if ws.Duration == w {
+			return ws, true
+		}
+	}
+	return WindowStatus{}, false
+}
+
+// ProbeStatus is the latest measurement of one probe.
+type ProbeStatus struct {
+	Name      string  `json:"name"`
+	Query     string  `json:"query,omitempty"`
+	SLO       string  `json:"slo,omitempty"`
+	Tolerance string  `json:"tolerance"`
+	Value     Num     `json:"value"`
+	Outcome   string  `json:"outcome"` // value, no data, NaN, several series, error
+	Within    *bool   `json:"withinTolerance"`
+	Verdict   Verdict `json:"verdict"` // of this evaluation, before debouncing
+	Series    int     `json:"series"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// HypothesisStatus is the latest evaluation of a hypothesis.
+type HypothesisStatus struct {
+	Name        string        `json:"name"`
+	Verdict     Verdict       `json:"verdict"`
+	Since       time.Time     `json:"since"`
+	Probes      []ProbeStatus `json:"probes"`
+	EvaluatedAt time.Time     `json:"evaluatedAt"`
+	LastSuccess time.Time     `json:"lastSuccessAt"`
+	Fresh       bool          `json:"fresh"`
+	// Streak is how many evaluations in a row gave the same raw verdict.
+	Streak    int     `json:"streak"`
+	RawStreak Verdict `json:"streakVerdict"`
+}
+
+func windowName(d time.Duration) string { return model.Duration(d).String() }
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
