@@ -32,11 +32,14 @@ type LoadOptions struct {
 	Flags *pflag.FlagSet
 }
 
-// RegisterFlags defines --config and a flag for every key except
-// prometheus.http, which has too many parts for flags and is read from the
-// file only.
+// RegisterFlags defines --config (unless fs already has it, e.g. from a
+// command that defines it for all subcommands) and a flag for every key
+// except prometheus.http, which has too many parts for flags and is read
+// from the file only.
 func RegisterFlags(fs *pflag.FlagSet) {
-	fs.String(ConfigFlag, "", "YAML configuration file (also "+EnvPrefix+"CONFIG). Flags override "+EnvPrefix+"* variables, which override the file.")
+	if fs.Lookup(ConfigFlag) == nil {
+		fs.String(ConfigFlag, "", "YAML configuration file (also "+EnvPrefix+"CONFIG). Flags override "+EnvPrefix+"* variables, which override the file.")
+	}
 	for _, f := range fields {
 		usage := f.usage + " (env " + envVar(f.key) + ")"
 		switch f.kind {

@@ -421,6 +421,43 @@ func TestFlagDefaults(t *testing.T) {
 	}
 }
 
+// TestLoadForeignFlagSet: a command may define --config itself before
+// RegisterFlags, or define only some key flags without RegisterFlags.
+func TestLoadForeignFlagSet(t *testing.T) {
+	want := fullYAML()
+	want.Evaluation.Interval = 2 * time.Minute
+	want.Definitions = []string{"mine"}
+
+	t.Run("own --config", func(t *testing.T) {
+		cleanEnv(t)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		fs.String(ConfigFlag, "", "the command's own --config")
+		RegisterFlags(fs) // must not panic on the existing name
+		if err := fs.Parse([]string{"--config=testdata/full.yaml", "--evaluation.interval=2m", "--definitions=mine"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(LoadOptions{Flags: fs})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		assertConfig(t, got, want)
+	})
+	t.Run("some flags only", func(t *testing.T) {
+		cleanEnv(t)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		fs.StringSlice("definitions", nil, "")
+		fs.Duration("evaluation.interval", 0, "")
+		if err := fs.Parse([]string{"--evaluation.interval=2m", "--definitions=mine"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(LoadOptions{File: "testdata/full.yaml", Flags: fs})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		assertConfig(t, got, want)
+	})
+}
+
 func TestEnvVar(t *testing.T) {
 	for key, want := range map[string]string{
 		"prometheus.url":             "SLOGATE_PROMETHEUS_URL",
