@@ -70,14 +70,15 @@ func closest(name string, candidates []string) string {
 	norm := func(s string) string {
 		return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
 	}
-	best, bestDist := "", -1
+	best, bestDist, bestRaw := "", -1, 0
 	for _, c := range candidates {
 		if c == name {
 			continue
 		}
-		d := editDistance(norm(name), norm(c))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = c, d
+		// Ties on the forgiving distance go to the literally closest name.
+		d, raw := editDistance(norm(name), norm(c)), editDistance(name, c)
+		if bestDist < 0 || d < bestDist || (d == bestDist && raw < bestRaw) {
+			best, bestDist, bestRaw = c, d, raw
 		}
 	}
 	if bestDist < 0 {
