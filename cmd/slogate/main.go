@@ -3,13 +3,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "slogate:", err)
+		// A command that already told the user what went wrong (check
+		// printing its diagnostics) exits with a bare code and nothing more.
+		var e *exitError
+		if !errors.As(err, &e) || e.err != nil {
+			fmt.Fprintln(os.Stderr, "slogate:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
