@@ -436,8 +436,9 @@ func (e *Evaluator) hypStatusLocked(name string) HypothesisStatus {
 		s = e.hyps[name].status
 	}
 	s.Fresh = s.Fresh && e.fresh(s.LastSuccess)
-	if !s.Fresh && s.Verdict == Pass {
-		// A pass that is no longer backed by fresh data is not a pass.
+	if !e.fresh(s.EvaluatedAt) && s.Verdict != Unknown {
+		// The loop has not evaluated it for two intervals (stuck, or
+		// shutting down): an old verdict is not a verdict.
 		s.Verdict = Unknown
 	}
 	return s
