@@ -1,0 +1,79 @@
+# slogate — see `make help`.
+
+GO        ?= go
+BIN_DIR   := $(CURDIR)/.bin
+BINARY    := slogate
+# Tests find prometheus, promtool, alertmanager and amtool here first.
+TEST_ENV  := PATH=$(BIN_DIR):$$PATH SLOGATE_BIN_DIR=$(BIN_DIR)
+
+STATICCHECK_VERSION := v0.7.0
+
+# Build information for github.com/prometheus/common/version, as promu sets it.
+VERSION    ?= $(or $(shell git describe --tags --dirty --match 'v[0-9]*' 2>/dev/null | sed 's/^v//'),0.0.0-dev)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_USER ?= $(shell whoami 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build ./slogate with version information
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/slogate
+
+.PHONY: run
+run: build ## Build and run the self-contained demo (embedded Prometheus, simulated service)
+	./$(BINARY) demo
+
+.PHONY: tools
+tools: ## Build the pinned Prometheus and Alertmanager into .bin/ (once)
+	./scripts/tools.sh
+
+.PHONY: test
+test: tools ## Run all tests with -race against real Prometheus/Alertmanager, then a short fuzz run
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 40m ./...
+	@if grep -rqs 'func FuzzLoad(' slo/; then \
+		echo "$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=15s ./slo"; \
+		$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=15s ./slo; \
+	else \
+		echo "no FuzzLoad in slo/ yet: short fuzz run skipped"; \
+	fi
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks (the table is kept in BENCHMARKS.md)
+	$(TEST_ENV) $(GO) test -run='^$$' -bench=. -benchmem ./...
+
+.PHONY: fuzz
+fuzz: ## Longer fuzz runs of every fuzz target
+	@if grep -rqs 'func FuzzLoad(' slo/; then \
+		echo "$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=2m ./slo"; \
+		$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=2m ./slo; \
+	else \
+		echo "no FuzzLoad in slo/ yet"; \
+	fi
+
+.PHONY: soak
+soak: tools ## Run the soak tests (build tag soak; long)
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 3h -tags soak -run Soak ./...
+
+.PHONY: clean
+clean: ## Remove build output and the test cache (keeps .bin/: rm -rf .bin to rebuild the tools)
+	rm -rf $(BINARY) dist/
+	$(GO) clean -testcache
