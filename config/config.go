@@ -69,6 +69,9 @@ type Alertmanager struct {
 type Evaluation struct {
 	Interval       time.Duration
 	MaxConcurrency int
+	// MinRange is the shortest range in the query of a slice: rate(x[R])
+	// needs two samples, so R must be at least twice the scrape interval.
+	MinRange time.Duration
 }
 
 // Web is the HTTP listener.
@@ -193,6 +196,10 @@ func (c *Config) problems() []problem {
 	if c.Evaluation.Interval < MinEvaluationInterval {
 		add("evaluation.interval", "must be at least %s, got %s", MinEvaluationInterval, c.Evaluation.Interval)
 	}
+	if c.Evaluation.Interval >= MinEvaluationInterval && time.Hour%c.Evaluation.Interval != 0 {
+		add("evaluation.interval", "must divide 1h evenly (10s, 15s, 30s, 1m, 5m...), got %s", c.Evaluation.Interval)
+	}
+	positive("evaluation.min-range", c.Evaluation.MinRange)
 	if c.Evaluation.MaxConcurrency < 1 {
 		add("evaluation.max-concurrency", "must be at least 1, got %d", c.Evaluation.MaxConcurrency)
 	}

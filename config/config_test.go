@@ -20,7 +20,7 @@ func TestDefault(t *testing.T) {
 			HTTP:    commoncfg.DefaultHTTPClientConfig,
 		},
 		Alertmanager: Alertmanager{ResendDelay: time.Minute, Timeout: 10 * time.Second, QueueCapacity: 10000},
-		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8},
+		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8, MinRange: 2 * time.Minute},
 		Web:          Web{ListenAddress: ":8080", MaxBodyBytes: 1 << 20},
 		Storage:      Storage{Path: "data/"},
 		Log:          Log{Level: "info", Format: "console"},

@@ -72,6 +72,9 @@ var fields = []field{
 	{key: "evaluation.max-concurrency", kind: kindInt, def: "8",
 		usage: "Queries in flight to Prometheus at most.",
 		ptr:   func(c *Config) any { return &c.Evaluation.MaxConcurrency }},
+	{key: "evaluation.min-range", kind: kindDuration, def: "2m",
+		usage: "Shortest range of the rate() that measures one slice; at least twice the scrape interval of the SLO metrics.",
+		ptr:   func(c *Config) any { return &c.Evaluation.MinRange }},
 
 	{key: "definitions", kind: kindStrings, path: true,
 		usage: "SLO, hypothesis and experiment definitions: file, directory or glob; repeatable or comma-separated. Required.",

@@ -46,7 +46,7 @@ func fullYAML() *Config {
 		Timeout:       5 * time.Second,
 		QueueCapacity: 500,
 	}
-	c.Evaluation = Evaluation{Interval: time.Minute, MaxConcurrency: 4}
+	c.Evaluation = Evaluation{Interval: time.Minute, MaxConcurrency: 4, MinRange: 2 * time.Minute}
 	c.Definitions = []string{filepath.Join("testdata", "defs"), "/etc/slogate/extra/*.yaml"}
 	c.Web = Web{
 		ListenAddress: "127.0.0.1:9099",
@@ -110,7 +110,7 @@ func TestLoad(t *testing.T) {
 			},
 			want: func() *Config {
 				c := fullYAML()
-				c.Evaluation = Evaluation{Interval: 2 * time.Minute, MaxConcurrency: 16}
+				c.Evaluation = Evaluation{Interval: 2 * time.Minute, MaxConcurrency: 16, MinRange: 2 * time.Minute}
 				c.Alertmanager.URLs = []string{"http://x:9093", "http://y:9093"}
 				c.Prometheus.Headers = map[string]string{"X-Scope-OrgID": "ops", "X-Extra": "1"}
 				c.Storage.Path = "state" // from env: not relative to the file
@@ -150,14 +150,14 @@ func TestLoad(t *testing.T) {
 			env: map[string]string{
 				"SLOGATE_ALERTMANAGER_RESEND_DELAY": "1h30m",
 				"SLOGATE_PROMETHEUS_TIMEOUT":        "1.5s",
-				"SLOGATE_EVALUATION_INTERVAL":       "1d",
+				"SLOGATE_EVALUATION_INTERVAL":       "1h",
 			},
 			args: []string{"--definitions=defs"},
 			want: func() *Config {
 				c := withDefs("defs")
 				c.Alertmanager.ResendDelay = 90 * time.Minute
 				c.Prometheus.Timeout = 1500 * time.Millisecond
-				c.Evaluation.Interval = 24 * time.Hour
+				c.Evaluation.Interval = time.Hour
 				return c
 			},
 		},

@@ -1,0 +1,186 @@
+// Package chaos decides whether chaos experiments may run (the gate) and
+// supervises their runs: started through the gate, aborted when a hypothesis
+// fails or the SLO budget burns, checked for recovery after they finish, and
+// persisted so that a restart loses nothing.
+package chaos
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/slo"
+)
+
+// Gate statuses.
+const (
+	StatusOpen    = "open"
+	StatusClosed  = "closed"
+	StatusUnknown = "unknown"
+)
+
+// Reason kinds.
+const (
+	KindHypothesis = "hypothesis"
+	KindProbe      = "probe"
+	KindSLO        = "slo"
+	KindStale      = "stale"
+	KindRunActive  = "run-active"
+)
+
+// Reason is one machine-readable cause of a gate answer.
+type Reason struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	// Blocking is false for reasons that did not decide the answer (an
+	// unknown tolerated by onUnknown: open).
+	Blocking bool `json:"-"`
+}
+
+// GateAnswer is the gate's answer for one experiment.
+type GateAnswer struct {
+	Experiment  string    `json:"experiment"`
+	Status      string    `json:"status"`
+	Reasons     []Reason  `json:"reasons"`
+	EvaluatedAt time.Time `json:"evaluatedAt"`
+}
+
+// Open reports whether the experiment may run.
+func (g *GateAnswer) Open() bool { return g.Status == StatusOpen }
+
+// Statuses is what the gate reads; the evaluator implements it.
+type Statuses interface {
+	Definitions() *slo.Set
+	SLO(name string) (evaluator.SLOStatus, bool)
+	Hypothesis(name string) (evaluator.HypothesisStatus, bool)
+	SLOCounts(name string, from, to time.Time) (bad, total float64, complete, ok bool)
+	LastCycle() (last, lastGood time.Time)
+}
+
+// evaluateGate computes the answer without looking at active runs.
+func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
+	last, _ := st.LastCycle()
+	ans := &GateAnswer{Experiment: exp.Name, EvaluatedAt: last, Reasons: []Reason{}}
+	closed, unknown := false, false
+	add := func(r Reason, isUnknown bool) {
+		if isUnknown {
+			unknown = true
+		} else {
+			closed = true
+		}
+		ans.Reasons = append(ans.Reasons, r)
+	}
+	for _, name := range exp.Hypotheses {
+		h, ok := st.Hypothesis(name)
+		if !ok {
+			add(Reason{Kind: KindHypothesis, Name: name, Message: "hypothesis is not evaluated (yet)"}, true)
+			continue
+		}
+		if !h.Fresh {
+			add(Reason{Kind: KindStale, Name: name, Message: fmt.Sprintf("hypothesis %s has no fresh data: last successful evaluation %s", name, ago(h.LastSuccess, last))}, true)
+		}
+		switch h.Verdict {
+		case evaluator.Fail:
+			add(Reason{Kind: KindHypothesis, Name: name, Message: fmt.Sprintf("verdict fail since %s", h.Since.UTC().Format(time.RFC3339))}, false)
+		case evaluator.Unknown:
+			add(Reason{Kind: KindHypothesis, Name: name, Message: "verdict unknown"}, true)
+		}
+		for _, p := range h.Probes {
+			if p.Verdict == evaluator.Pass {
+				continue
+			}
+			add(Reason{Kind: KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != evaluator.Fail)
+		}
+	}
+	defs := st.Definitions()
+	for _, name := range exp.SLOs {
+		def := defs.SLO(name)
+		s, ok := st.SLO(name)
+		if def == nil || !ok {
+			add(Reason{Kind: KindSLO, Name: name, Message: "SLO is not evaluated by this replica (yet)"}, true)
+			continue
+		}
+		if !s.Fresh {
+			msg := fmt.Sprintf("SLO %s has no fresh data: last successful evaluation %s", name, ago(s.LastSuccess, last))
+			if s.Error != "" {
+				msg += ": " + s.Error
+			}
+			add(Reason{Kind: KindStale, Name: name, Message: msg}, true)
+			continue
+		}
+		g := def.Gate
+		if g.MinBudgetRemaining != nil {
+			br := float64(s.BudgetRemaining)
+			switch {
+			case math.IsNaN(br):
+				add(Reason{Kind: KindSLO, Name: name, Message: "error budget remaining is unknown (window incomplete)"}, true)
+			case br < *g.MinBudgetRemaining:
+				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
+			}
+		}
+		if g.MaxBurnRate != nil {
+			w := g.BurnRateWindow
+			if w <= 0 {
+				w = time.Hour
+			}
+			bad, total, complete, _ := st.SLOCounts(name, s.EvaluatedAt.Add(-w), s.EvaluatedAt)
+			burn := slo.BurnRate(bad, total, def.Objective)
+			switch {
+			case !complete:
+				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", durString(w))}, true)
+			case burn > *g.MaxBurnRate:
+				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), durString(w), num(*g.MaxBurnRate))}, false)
+			}
+		}
+	}
+	switch {
+	case closed:
+		ans.Status = StatusClosed
+	case unknown && exp.OnUnknown != slo.GateOpen:
+		ans.Status = StatusUnknown
+	default:
+		ans.Status = StatusOpen
+	}
+	return ans
+}
+
+func probeMessage(p evaluator.ProbeStatus) string {
+	switch {
+	case p.Error != "":
+		return fmt.Sprintf("%s: %s (verdict %s)", p.Outcome, p.Error, p.Verdict)
+	case p.Value.Valid():
+		within := "within"
+		if p.Within != nil && !*p.Within {
+			within = "not within"
+		}
+		return fmt.Sprintf("value %s %s tolerance %s (verdict %s)", num(float64(p.Value)), within, p.Tolerance, p.Verdict)
+	default:
+		return fmt.Sprintf("%s (verdict %s)", p.Outcome, p.Verdict)
+	}
+}
+
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String() + " before the latest cycle"
+}
+
+func pct(r float64) string { return strconv.FormatFloat(r*100, 'f', 2, 64) + "%" }
+
+func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
+
+func durString(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	case d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	}
+	return d.String()
+}

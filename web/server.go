@@ -1,0 +1,405 @@
+// Package web serves slogate's HTTP interface on one listener: metrics,
+// health and readiness, the JSON API of SLOs, hypotheses, gates and runs,
+// reloads, and the web UI. TLS and basic auth come from an exporter-toolkit
+// web config file; mutating API calls can also require a bearer token.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	toolkit "github.com/prometheus/exporter-toolkit/web"
+	"go.uber.org/zap"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/store"
+)
+
+// Options configure a Server.
+type Options struct {
+	Evaluator *evaluator.Evaluator
+	Runs      *chaos.Manager
+	Gatherer  prometheus.Gatherer
+	Logger    *zap.Logger
+	// Reload re-reads the definitions; it returns the problems of a
+	// rejected set (the old set stays in force).
+	Reload func(ctx context.Context) error
+	// ListenAddress is used when no Listener is given.
+	ListenAddress string
+	Listener      net.Listener
+	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth).
+	WebConfigFile string
+	// APIToken, when set, is required as "Authorization: Bearer <token>"
+	// on every mutating request.
+	APIToken     string
+	MaxBodyBytes int64
+	// ExternalURL is how users reach slogate, for links.
+	ExternalURL string
+	// Alive reports whether the evaluation loop is making progress; it is
+	// what /health answers, never the state of Prometheus.
+	Alive func() bool
+}
+
+// Server is slogate's HTTP server.
+type Server struct {
+	opts   Options
+	logger *zap.Logger
+	mux    *http.ServeMux
+}
+
+// New validates opts and builds the routes. Run starts serving.
+func New(opts Options) (*Server, error) {
+	if opts.Evaluator == nil || opts.Runs == nil || opts.Gatherer == nil {
+		return nil, errors.New("web: evaluator, runs and gatherer are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Listener == nil && opts.ListenAddress == "" {
+		opts.ListenAddress = ":8080"
+	}
+	if opts.WebConfigFile != "" {
+		if err := toolkit.Validate(opts.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("web.config-file %s: %w", opts.WebConfigFile, err)
+		}
+	}
+	s := &Server{opts: opts, logger: opts.Logger.With(zap.String("component", "web")), mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the routes, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	m := s.mux
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	m.HandleFunc("GET /health", s.health)
+	m.HandleFunc("GET /-/healthy", s.health)
+	m.HandleFunc("GET /ping", s.ready)
+	m.HandleFunc("GET /-/ready", s.ready)
+	m.HandleFunc("POST /-/reload", s.mutating(s.reload))
+	m.HandleFunc("PUT /-/reload", s.mutating(s.reload))
+
+	m.HandleFunc("GET /api/v1/slos", s.listSLOs)
+	m.HandleFunc("GET /api/v1/slos/{name}", s.getSLO)
+	m.HandleFunc("GET /api/v1/hypotheses", s.listHypotheses)
+	m.HandleFunc("GET /api/v1/hypotheses/{name}", s.getHypothesis)
+	m.HandleFunc("GET /api/v1/experiments", s.listExperiments)
+	m.HandleFunc("GET /api/v1/experiments/{name}/gate", s.gate)
+	m.HandleFunc("POST /api/v1/experiments/{name}/runs", s.mutating(s.startRun))
+	m.HandleFunc("GET /api/v1/experiments/{name}/runs", s.listRuns)
+	m.HandleFunc("GET /api/v1/runs", s.listRuns)
+	m.HandleFunc("GET /api/v1/runs/{id}", s.getRun)
+	m.HandleFunc("POST /api/v1/runs/{id}/finish", s.mutating(s.finishRun))
+	m.HandleFunc("POST /api/v1/runs/{id}/abort", s.mutating(s.abortRun))
+	m.HandleFunc("GET /api/v1/runs/{id}/wait", s.waitRun)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	s.uiRoutes()
+}
+
+// Run serves until ctx ends, then shuts down within 10 seconds.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: /wait long-polls for up to 5 minutes.
+	}
+	l := s.opts.Listener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", s.opts.ListenAddress); err != nil {
+			return fmt.Errorf("web.listen-address %s: %w", s.opts.ListenAddress, err)
+		}
+	}
+	cfg := s.opts.WebConfigFile
+	flags := &toolkit.FlagConfig{WebConfigFile: &cfg}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- toolkit.Serve(l, srv, flags, slog.New(slog.NewTextHandler(zapWriter{s.logger}, nil)))
+	}()
+	s.logger.Info("listening", zap.String("address", l.Addr().String()), zap.Bool("webConfig", cfg != ""))
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("web: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		return nil
+	}
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Alive != nil && !s.opts.Alive() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "evaluation loop stuck"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	if !s.opts.Evaluator.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready: the first evaluation has not completed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "reload is not available")
+		return
+	}
+	if err := s.opts.Reload(r.Context()); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "definitions rejected, the previous ones stay in force: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+// mutating guards state-changing endpoints: the bearer token when one is
+// configured, and a bound on the request body.
+func (s *Server) mutating(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.APIToken != "" {
+			auth := r.Header.Get("Authorization")
+			token, ok := strings.CutPrefix(auth, "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIToken)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="slogate"`)
+				writeError(w, http.StatusUnauthorized, "this endpoint needs 'Authorization: Bearer <token>' with the token of web.api-token-file")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		h(w, r)
+	}
+}
+
+func (s *Server) listSLOs(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"slos": s.opts.Evaluator.SLOs()})
+}
+
+func (s *Server) getSLO(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	st, ok := s.opts.Evaluator.SLO(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no SLO named %q", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) listHypotheses(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"hypotheses": s.opts.Evaluator.Hypotheses()})
+}
+
+func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	st, ok := s.opts.Evaluator.Hypothesis(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no hypothesis named %q", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) listExperiments(w http.ResponseWriter, _ *http.Request) {
+	var out []*chaos.GateAnswer
+	for _, e := range s.opts.Evaluator.Definitions().Experiments {
+		if ans, err := s.opts.Runs.Gate(e.Name); err == nil {
+			out = append(out, ans)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"experiments": out})
+}
+
+func gateStatusCode(ans *chaos.GateAnswer) int {
+	switch ans.Status {
+	case chaos.StatusOpen:
+		return http.StatusOK
+	case chaos.StatusClosed:
+		return http.StatusConflict
+	}
+	return http.StatusServiceUnavailable
+}
+
+func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
+	ans, err := s.opts.Runs.Gate(r.PathValue("name"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, gateStatusCode(ans), ans)
+}
+
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
+	run, ans, err := s.opts.Runs.Start(r.PathValue("name"))
+	switch {
+	case errors.Is(err, chaos.ErrUnknownExperiment):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, chaos.ErrGateClosed):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "gate": ans})
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+		writeJSON(w, http.StatusCreated, run)
+	}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, "limit: expected a positive integer, got "+strconv.Quote(v))
+			return
+		}
+		limit = n
+	}
+	runs, err := s.opts.Runs.List(store.ListFilter{Experiment: r.PathValue("name"), Active: r.URL.Query().Get("active") == "true", Limit: limit})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if runs == nil {
+		runs = []*store.Run{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) runError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, chaos.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.opts.Runs.Get(r.PathValue("id"))
+	if err != nil {
+		s.runError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) finishRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.opts.Runs.Finish(r.PathValue("id"))
+	if err != nil {
+		s.runError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "body: expected {\"reason\": \"...\"}: "+err.Error())
+			return
+		}
+	}
+	run, err := s.opts.Runs.Abort(r.PathValue("id"), body.Reason)
+	if err != nil {
+		s.runError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	timeout := 30 * time.Second
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "timeout: expected a duration like 30s, got "+strconv.Quote(v))
+			return
+		}
+		timeout = min(d, 5*time.Minute)
+	}
+	current, err := s.opts.Runs.Get(id)
+	if err != nil {
+		s.runError(w, err)
+		return
+	}
+	seen := len(current.Timeline)
+	if v := q.Get("seen"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "seen: expected a non-negative integer, got "+strconv.Quote(v))
+			return
+		}
+		seen = n
+	}
+	state := store.State(q.Get("state"))
+	if state == "" {
+		state = current.State
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	run, err := s.opts.Runs.Wait(ctx, id, state, seen)
+	if err != nil {
+		s.runError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// zapWriter passes the exporter-toolkit's slog lines to zap.
+type zapWriter struct{ l *zap.Logger }
+
+func (z zapWriter) Write(p []byte) (int, error) {
+	z.l.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
