@@ -101,13 +101,8 @@ func testSLOs() *slo.Set {
 // full-window query on the same data, and the generator's truth, on
 // Prometheus's own engine and TSDB.
 func TestAccuracyEmbedded(t *testing.T) {
-	end := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	tr := synth.Traffic{
-		Job: "shop", Start: end.Add(-31 * 24 * time.Hour), End: end, Step: time.Minute,
-		BaseRPS: 20, ErrorRatio: 0.002,
-		ResetAt: end.Add(-10*24*time.Hour + 17*time.Minute),
-		GapFrom: end.Add(-5 * 24 * time.Hour), GapTo: end.Add(-5*24*time.Hour + 20*time.Minute),
-	}
+	tr := synth.History(time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC), time.Minute)
+	end := tr.End
 	db := openTSDB(t, tr)
 	q, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {

@@ -41,6 +41,12 @@ type sloTracker struct {
 	span   time.Duration // longest window read from coarse slices
 	// minRange is the shortest range in the queries of a slice.
 	minRange time.Duration
+	// tails hold fine slices at the start of each window longer than
+	// fineSpan: there the window cuts through a coarse slice, and weighting
+	// that hour by the share inside the window is wrong whenever its events
+	// were not evenly spread (an incident at the edge). One range query an
+	// hour keeps them filled.
+	tails map[time.Duration]*ring
 }
 
 func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker, error) {
@@ -55,7 +61,19 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 	for _, t := range slo.BurnTiers(def.Window) {
 		span = max(span, t.Long)
 	}
+	tails := map[time.Duration]*ring{}
+	for _, w := range slo.Windows(def.Window) {
+		if w > fineSpan {
+			tails[w] = newRing(interval, int(2*coarseStep/interval)+2)
+		}
+	}
+	for _, t := range slo.BurnTiers(def.Window) {
+		if t.Long > fineSpan {
+			tails[t.Long] = newRing(interval, int(2*coarseStep/interval)+2)
+		}
+	}
 	return &sloTracker{
+		tails:    tails,
 		def:      def,
 		queries:  q,
 		fine:     newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
@@ -77,6 +95,11 @@ func (t *sloTracker) adopt(old *sloTracker) {
 	defer t.mu.Unlock()
 	copyRing(t.fine, old.fine)
 	copyRing(t.coarse, old.coarse)
+	for w, r := range t.tails {
+		if o, ok := old.tails[w]; ok {
+			copyRing(r, o)
+		}
+	}
 }
 
 func copyRing(dst, src *ring) {
@@ -122,6 +145,19 @@ func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error
 	t.mu.Unlock()
 	for _, run := range coarseRuns {
 		keep(t.fetchRun(ctx, f, t.coarse, run))
+	}
+
+	for w, tail := range t.tails {
+		from := now.Add(-w)
+		first, last := tail.sliceOf(from.Add(1)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
+		t.mu.Lock()
+		runs := tail.missingIn(first, last)
+		t.mu.Unlock()
+		for _, run := range runs {
+			// Fetch the next hour too, so the tail costs one query an hour.
+			run[1] = min(max(run[1], last+int64(coarseStep/tail.step)), newest)
+			keep(t.fetchRun(ctx, f, tail, run))
+		}
 	}
 	return firstErr
 }
@@ -252,9 +288,20 @@ func (t *sloTracker) windowCountsLocked(from, to time.Time) (counts, time.Durati
 	}
 	hour := to.Truncate(coarseStep)
 	cf, mf := t.fine.sum(hour, to)
+	missing := mf * float64(t.fine.step)
+	if tail, ok := t.tails[to.Sub(from)]; ok && !from.Truncate(coarseStep).Equal(from) {
+		edge := from.Truncate(coarseStep).Add(coarseStep)
+		ct, mt := tail.sum(from, edge)
+		if t.def.Name == "uptime" {
+		}
+		cf.bad += ct.bad
+		cf.total += ct.total
+		missing += mt * float64(tail.step)
+		from = edge
+	}
 	cc, mc := t.coarse.sum(from, hour)
-	return counts{bad: cf.bad + cc.bad, total: cf.total + cc.total},
-		time.Duration(mf*float64(t.fine.step) + mc*float64(t.coarse.step))
+	missing += mc * float64(t.coarse.step)
+	return counts{bad: cf.bad + cc.bad, total: cf.total + cc.total}, time.Duration(missing)
 }
 
 // countsBetween sums the events in (from, to], e.g. during a chaos run.

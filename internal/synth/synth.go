@@ -34,6 +34,25 @@ type Traffic struct {
 	GapFrom, GapTo time.Time
 }
 
+// History is 31 days of job="shop" traffic ending at end: 20 requests/s,
+// 0.2 % errors, a counter reset 10 days back and a 20-minute scrape gap 5
+// days back, both placed in hours without incidents.
+//
+// Fine slices are moving averages over evaluation.min-range, so events
+// within a minute of a window edge may be counted on the other side of it;
+// tests put the edges (end) at half past an hour, away from the
+// hour-aligned incidents, so that the comparison with the exact truth
+// measures the arithmetic and not that smear.
+func History(end time.Time, step time.Duration) Traffic {
+	day := func(d int) time.Time { return end.Add(time.Duration(-d) * 24 * time.Hour).Truncate(24 * time.Hour) }
+	return Traffic{
+		Job: "shop", Start: end.Add(-31 * 24 * time.Hour), End: end, Step: step,
+		BaseRPS: 20, ErrorRatio: 0.002,
+		ResetAt: day(10).Add(9*time.Hour + 17*time.Minute),
+		GapFrom: day(5).Add(12 * time.Hour), GapTo: day(5).Add(12*time.Hour + 20*time.Minute),
+	}
+}
+
 // Sample is the cumulative state at one time.
 type Sample struct {
 	T      time.Time
