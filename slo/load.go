@@ -201,6 +201,7 @@ var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 // still checked.
 func (l *loader) file(name string, data []byte) {
 	d := &decoder{file: name, diags: &l.diags}
+	l.decoders = append(l.decoders, d)
 	if len(data) > MaxFileSize {
 		d.errorf(nil, "file is larger than %d MiB; definition files are expected to be small", MaxFileSize>>20)
 		return

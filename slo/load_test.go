@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -200,5 +201,21 @@ func TestLoadGuards(t *testing.T) {
 				t.Errorf("diagnostics:\n%s\nwant them to contain %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadCapsProblemsPerFile(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: slogate.dev/v1\nkind: SLO\nmetadata: {name: x}\nspec:\n")
+	for i := range maxProblemsPerFile + 5 {
+		b.WriteString("  unknown_" + strconv.Itoa(i) + ": 1\n")
+	}
+	_, diags := LoadBytes("many.yaml", []byte(b.String()))
+	if len(diags) != maxProblemsPerFile+1 {
+		t.Fatalf("%d diagnostics, want %d", len(diags), maxProblemsPerFile+1)
+	}
+	last := diags[len(diags)-1]
+	if want := "8 more problems in this file are not shown"; last.Message != want {
+		t.Errorf("last diagnostic %q, want %q", last.Message, want)
 	}
 }

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -96,6 +97,24 @@ func TestClosest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := closest(tt.in, known); got != tt.want {
 				t.Errorf("closest(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestQueryTooComplex(t *testing.T) {
+	tests := []struct{ name, query, want string }{
+		{"ordinary", `sum(rate(x{code=~"(5..|429)"}[5m]))`, ""},
+		{"long regex", `sum(rate(x{path=~"` + strings.Repeat(`/a/(b|c)+|`, 3000) + `"}[5m]))`, ""},
+		{"brackets in strings", `x{a="` + strings.Repeat("(", 100) + `\"` + `"}`, ""},
+		{"too long", strings.Repeat(" ", maxQueryLen) + "1", "the query is 32769 bytes long; at most 32768 are accepted"},
+		{"too many tokens", strings.Repeat("x+", 1000) + "1", "the query has more than 2000 tokens"},
+		{"too deep", strings.Repeat("(", 65) + "1" + strings.Repeat(")", 65), "the query nests brackets more than 64 deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := queryTooComplex(tt.query); got != tt.want {
+				t.Errorf("queryTooComplex = %q, want %q", got, tt.want)
 			}
 		})
 	}

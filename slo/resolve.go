@@ -20,6 +20,9 @@ type loader struct {
 	set   *Set
 	defs  map[string]map[string]definition // kind → name → first definition
 	refs  []reference
+	// decoders of every file, to report problems left out once references
+	// (which may add more) are resolved.
+	decoders []*decoder
 }
 
 type definition struct {
@@ -84,6 +87,9 @@ func (l *loader) finish() (*Set, Diagnostics) {
 		if r.resolved != nil {
 			r.resolved(def.target)
 		}
+	}
+	for _, d := range l.decoders {
+		d.flush()
 	}
 	l.diags.sort()
 	return l.set, l.diags

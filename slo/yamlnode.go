@@ -17,13 +17,20 @@ import (
 // no honest definition file needs anywhere near this many.
 const maxAliases = 10000
 
+// maxProblemsPerFile bounds the diagnostics of one file: past it a file is
+// garbage, not a definition with typos, and listing more helps nobody.
+const maxProblemsPerFile = 1000
+
 // decoder turns the YAML nodes of one file into the model, reporting every
 // problem it meets instead of stopping at the first.
 type decoder struct {
-	file    string
-	diags   *Diagnostics
-	aliases int
-	bombed  bool // maxAliases exceeded: reported once, aliases then read as null
+	file      string
+	diags     *Diagnostics
+	aliases   int
+	bombed    bool // maxAliases exceeded: reported once, aliases then read as null
+	problems  int
+	dropped   int
+	firstDrop Pos
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -40,7 +47,22 @@ func nodePos(file string, n *yaml.Node) Pos {
 }
 
 func (d *decoder) report(l Level, n *yaml.Node, format string, args ...any) {
+	if d.problems++; d.problems > maxProblemsPerFile {
+		if d.dropped++; d.dropped == 1 {
+			d.firstDrop = d.pos(n)
+		}
+		return
+	}
 	*d.diags = append(*d.diags, Diagnostic{Pos: d.pos(n), Severity: l, Message: fmt.Sprintf(format, args...)})
+}
+
+// flush reports how many problems were left out.
+func (d *decoder) flush() {
+	if d.dropped > 0 {
+		*d.diags = append(*d.diags, Diagnostic{Pos: d.firstDrop, Severity: LevelError,
+			Message: fmt.Sprintf("%d more problems in this file are not shown", d.dropped)})
+		d.dropped = 0
+	}
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
