@@ -86,7 +86,17 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	case spec.has("indicatorRef"):
 		ref, n := spec.str("indicatorRef")
 		l.refer(d, n, "spec.indicatorRef", kindSLI, ref, func(target any) {
-			o.Indicator = target.(*openSLI).indicator
+			// Copies, so that SLOs sharing an SLI share no pointers.
+			ind := target.(*openSLI).indicator
+			if ind.Ratio != nil {
+				r := *ind.Ratio
+				ind.Ratio = &r
+			}
+			if ind.Raw != nil {
+				r := *ind.Raw
+				ind.Raw = &r
+			}
+			o.Indicator = ind
 		})
 	}
 	l.set.SLOs = append(l.set.SLOs, o)

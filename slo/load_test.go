@@ -15,14 +15,25 @@ var update = flag.Bool("update", false, "rewrite the .expected files of testdata
 
 const definitions = "../testdata/definitions"
 
-func TestLoadGoodFixtures(t *testing.T) {
-	set, diags := Load(filepath.Join(definitions, "good"))
-	if len(diags) != 0 {
-		t.Fatalf("good fixtures have diagnostics:\n%s", diags)
+// TestLoadGoodDefinitions loads the good fixtures and the examples, each
+// directory as one set: no error, no warning.
+func TestLoadGoodDefinitions(t *testing.T) {
+	tests := []struct {
+		name, dir, summary string
+	}{
+		{"good fixtures", filepath.Join(definitions, "good"), "9 SLOs, 2 hypotheses, 3 experiments; 0 errors, 0 warnings"},
+		{"examples", "../examples/definitions", "8 SLOs, 2 hypotheses, 2 experiments; 0 errors, 0 warnings"},
 	}
-	got := Summarize(set, diags).String()
-	if want := "9 SLOs, 2 hypotheses, 3 experiments; 0 errors, 0 warnings"; got != want {
-		t.Errorf("summary = %q, want %q", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, diags := Load(tt.dir)
+			if len(diags) != 0 {
+				t.Fatalf("diagnostics:\n%s", diags)
+			}
+			if got := Summarize(set, diags).String(); got != tt.summary {
+				t.Errorf("summary = %q, want %q", got, tt.summary)
+			}
+		})
 	}
 }
 
