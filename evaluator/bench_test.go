@@ -1,0 +1,109 @@
+package evaluator_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/slo"
+)
+
+// constQuerier answers every query at once with one series: errors 1/s,
+// totals 100/s. It counts queries so the benchmark can report them.
+type constQuerier struct {
+	instant, ranges atomic.Int64
+}
+
+func (c *constQuerier) value(q string) model.SampleValue {
+	if strings.Contains(q, `code=~"5.."`) {
+		return 1
+	}
+	return 100
+}
+
+func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.Value, error) {
+	c.instant.Add(1)
+	return model.Vector{{Metric: model.Metric{}, Value: c.value(q), Timestamp: model.TimeFromUnixNano(ts.UnixNano())}}, nil
+}
+
+func (c *constQuerier) QueryRange(_ context.Context, q string, r evaluator.Range) (model.Value, error) {
+	c.ranges.Add(1)
+	ss := &model.SampleStream{Metric: model.Metric{}}
+	for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
+		ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: c.value(q)})
+	}
+	return model.Matrix{ss}, nil
+}
+
+func benchSet(n int) *slo.Set {
+	set := &slo.Set{}
+	for i := range n {
+		job := fmt.Sprintf("svc-%d", i)
+		set.SLOs = append(set.SLOs, &slo.SLO{
+			Name: job + "-availability", Service: job, Objective: 99.9, Window: 30 * 24 * time.Hour,
+			Indicator: slo.Indicator{Ratio: &slo.RatioIndicator{
+				Errors: fmt.Sprintf(`sum(rate(http_requests_total{job=%q,code=~"5.."}[{{.window}}]))`, job),
+				Total:  fmt.Sprintf(`sum(rate(http_requests_total{job=%q}[{{.window}}]))`, job),
+			}},
+			Alerting: slo.Alerting{Enabled: true, Page: slo.AlertTier{Enabled: true}, Ticket: slo.AlertTier{Enabled: true}},
+		})
+	}
+	return set
+}
+
+// BenchmarkEvaluationCycle measures one steady-state evaluation cycle (the
+// newest slice of every SLO, windows summed from the buffers, alert
+// tiers), after the backfill, against a Querier that costs nothing: what
+// is left is slogate's own CPU.
+func BenchmarkEvaluationCycle(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("slos=%d", n), func(b *testing.B) {
+			q := &constQuerier{}
+			at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+			ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := ev.SetDefinitions(benchSet(n)); err != nil {
+				b.Fatal(err)
+			}
+			ev.Evaluate(context.Background(), at) // backfill
+			q.instant.Store(0)
+			q.ranges.Store(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				at = at.Add(30 * time.Second)
+				ev.Evaluate(context.Background(), at)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(q.instant.Load())/float64(b.N)/float64(n), "instant-queries/slo")
+			b.ReportMetric(float64(q.ranges.Load())/float64(b.N)/float64(n), "range-queries/slo")
+			if st, _ := ev.SLO(benchSet(1).SLOs[0].Name); !st.Fresh {
+				b.Fatalf("SLO not fresh after the benchmark: %+v", st)
+			}
+		})
+	}
+}
+
+// BenchmarkBackfill measures filling the buffers of SLOs from nothing.
+func BenchmarkBackfill(b *testing.B) {
+	set := benchSet(100)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		q := &constQuerier{}
+		at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		ev, _ := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+		if err := ev.SetDefinitions(set); err != nil {
+			b.Fatal(err)
+		}
+		ev.Evaluate(context.Background(), at)
+	}
+}
