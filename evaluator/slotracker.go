@@ -18,8 +18,10 @@ import (
 // window. An evaluation asks Prometheus only for the slices it lacks, which
 // is the newest fine slice in steady state.
 const (
-	coarseStep = time.Hour
-	fineSpan   = 6 * time.Hour
+	// historySpan is how far back the charts of an SLO reach.
+	historySpan = 24 * time.Hour
+	coarseStep  = time.Hour
+	fineSpan    = 6 * time.Hour
 	// maxPoints keeps range queries under Prometheus's 11,000 points limit.
 	maxPoints = 10000
 	// DefaultMinRange is the shortest range a slice is measured over. A
@@ -73,11 +75,13 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 		}
 	}
 	return &sloTracker{
-		tails:    tails,
-		def:      def,
-		queries:  q,
-		fine:     newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
-		coarse:   newRing(coarseStep, int(span/coarseStep)+3),
+		tails:   tails,
+		def:     def,
+		queries: q,
+		fine:    newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
+		// A day more than the longest window, so that the UI can chart the
+		// budget of the last 24 hours from the same slices.
+		coarse:   newRing(coarseStep, int((span+historySpan)/coarseStep)+3),
 		span:     span,
 		minRange: max(minRange, interval),
 	}, nil
@@ -141,7 +145,7 @@ func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error
 	}
 	t.mu.Lock()
 	t.rollup(hour, firstFine)
-	coarseRuns := t.coarse.missingIn(t.coarse.sliceOf(now.Add(-t.span)), hour)
+	coarseRuns := t.coarse.missingIn(t.coarse.sliceOf(now.Add(-t.span-historySpan)), hour)
 	t.mu.Unlock()
 	for _, run := range coarseRuns {
 		keep(t.fetchRun(ctx, f, t.coarse, run))
