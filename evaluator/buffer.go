@@ -59,9 +59,6 @@ func (r *ring) get(k int64) (counts, bool) {
 // has reports whether slice k is held.
 func (r *ring) has(k int64) bool { return r.index[r.slot(k)] == k }
 
-// oldest is the oldest slice number a ring whose newest slice is newest can hold.
-func (r *ring) oldest(newest int64) int64 { return newest - int64(len(r.slots)) + 1 }
-
 // sum adds the slices overlapping (from, to]; a slice only partly inside is
 // weighted by the share of it that is inside (events are assumed evenly
 // spread within a slice). missing counts the slices that should be there

@@ -59,7 +59,7 @@ func latencyQueries(l *slo.LatencyIndicator) (sliQueries, error) {
 	name := vs.Name
 	var matchers []*labels.Matcher
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			if name == "" && m.Type == labels.MatchEqual {
 				name = m.Value
 			}
@@ -72,7 +72,7 @@ func latencyQueries(l *slo.LatencyIndicator) (sliQueries, error) {
 	}
 	rate := func(metric string, extra ...*labels.Matcher) string {
 		ms := append(append([]*labels.Matcher{}, matchers...), extra...)
-		sel := &parser.VectorSelector{Name: metric, LabelMatchers: append(ms, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, metric))}
+		sel := &parser.VectorSelector{Name: metric, LabelMatchers: append(ms, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, metric))}
 		call := &parser.Call{
 			Func: parser.Functions["rate"],
 			Args: parser.Expressions{&parser.MatrixSelector{VectorSelector: sel, Range: windowPlaceholder}},

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the database file inside storage.path.
@@ -98,7 +99,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	file := filepath.Join(path, FileName)
 	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage.path %s is locked by another slogate process (gave up after %s): %w", path, timeout, ErrLocked)
 	}
 	if err != nil {
@@ -430,7 +431,7 @@ func hint(err error) error {
 		h = "permission denied: storage.path must be writable by this user"
 	case errors.Is(err, syscall.ENOTDIR):
 		h = "part of the path is a file, not a directory"
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 		h = "the file is not a slogate database, or it is damaged"
 	default:
 		return err
