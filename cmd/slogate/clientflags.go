@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/slogate/slogate/client"
+)
+
+// Exit codes of the commands that ask a server (gate, run), fixed by the
+// design so that pipelines can branch on them.
+const (
+	exitPassed     = 0 // gate open; run passed
+	exitFailed     = 1 // the hypotheses did not hold or recover
+	exitGateClosed = 2
+	exitAborted    = 3 // the server aborted the run
+	exitUnknown    = 4 // unknown gate, or any error
+)
+
+// Environment variables of the client flags. They are read here rather
+// than through the service configuration: these commands have no config
+// file, and a token must never show up as a flag default in --help.
+const (
+	envServer    = "SLOGATE_SERVER"
+	envToken     = "SLOGATE_TOKEN"
+	envTokenFile = "SLOGATE_TOKEN_FILE"
+)
+
+// clientFlags are the flags of the commands that talk to `slogate serve`.
+type clientFlags struct {
+	fs        *pflag.FlagSet
+	server    string
+	token     string
+	tokenFile string
+	timeout   time.Duration
+}
+
+func (f *clientFlags) register(fs *pflag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.server, "server", client.DefaultServer, "base URL of slogate serve (env "+envServer+")")
+	fs.StringVar(&f.token, "token", "", "bearer token for starting, finishing and aborting runs (env "+envToken+")")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token; safer than --token, which other users can see in ps (env "+envTokenFile+")")
+	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "time limit of each request to the server")
+}
+
+// newClient builds the client from the flags, falling back to the
+// environment for each flag that was not given.
+func (f *clientFlags) newClient() (*client.Client, error) {
+	server := f.server
+	if !f.fs.Changed("server") {
+		if v := os.Getenv(envServer); v != "" {
+			server = v
+		}
+	}
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %s: must be positive", f.timeout)
+	}
+	token, err := f.resolveToken()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.Options{Server: server, Token: token, Timeout: f.timeout})
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	return c, nil
+}
+
+// resolveToken applies flags over environment: a token given on the
+// command line hides both variables, so that an exported SLOGATE_TOKEN_FILE
+// does not clash with a --token typed for one call.
+func (f *clientFlags) resolveToken() (string, error) {
+	token, file := f.token, f.tokenFile
+	tokenFrom, fileFrom := "--token", "--token-file"
+	if !f.fs.Changed("token") && !f.fs.Changed("token-file") {
+		token, file = os.Getenv(envToken), os.Getenv(envTokenFile)
+		tokenFrom, fileFrom = envToken, envTokenFile
+	}
+	switch {
+	case token != "" && file != "":
+		return "", fmt.Errorf("%s and %s both set; use one", tokenFrom, fileFrom)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", fileFrom, err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("%s: %s is empty", fileFrom, file)
+		}
+		return t, nil
+	}
+	return token, nil
+}
+
+// usageError makes bad flags and arguments exit 4 like any other error of
+// these commands, instead of cobra's 1, which would read as "failed".
+func usageError(_ *cobra.Command, err error) error {
+	return exitWith(exitUnknown, err)
+}
+
+// describeClientError turns a failed call into a message that says what to
+// do about it.
+func describeClientError(server string, err error) error {
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		if apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden {
+			return fmt.Errorf("%w (set --token or --token-file)", err)
+		}
+		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer from slogate at %s in time: %w (is it overloaded or behind a slow proxy? raise --timeout)", server, err)
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return fmt.Errorf("cannot reach slogate at %s: %v (is slogate serve running? set --server)", server, rootCause(err))
+}
+
+// rootCause is the innermost error of a chain: for a failed connection,
+// "connection refused" or "no such host" rather than the whole URL again.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
