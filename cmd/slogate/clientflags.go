@@ -46,7 +46,7 @@ type clientFlags struct {
 func (f *clientFlags) register(fs *pflag.FlagSet) {
 	f.fs = fs
 	fs.StringVar(&f.server, "server", client.DefaultServer, "base URL of slogate serve (env "+envServer+")")
-	fs.StringVar(&f.token, "token", "", "bearer token for starting, finishing and aborting runs (env "+envToken+")")
+	fs.StringVar(&f.token, "token", "", "bearer token sent to the server, which requires one for starting, finishing and aborting runs (env "+envToken+")")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token; safer than --token, which other users can see in ps (env "+envTokenFile+")")
 	fs.DurationVar(&f.timeout, "timeout", client.DefaultTimeout, "time limit of each request to the server")
 }
