@@ -142,6 +142,7 @@ type server struct {
 type serverOptions struct {
 	promURL   string
 	webConfig string // content of web.config-file, empty for none
+	amURL     string // Alertmanager to send alerts to, empty for none
 	scheme    string
 }
 
@@ -174,6 +175,9 @@ func startServer(t *testing.T, o serverOptions) *server {
 			"--storage.path=" + filepath.Join(dir, "data"),
 			"--log.format=json",
 		},
+	}
+	if o.amURL != "" {
+		s.args = append(s.args, "--alertmanager.urls="+o.amURL, "--alertmanager.resend-delay=2s")
 	}
 	if o.webConfig != "" {
 		path := filepath.Join(dir, "web.yml")

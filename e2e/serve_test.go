@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // TestRunLifecycle: a run that passes, a run aborted by its hypothesis with
@@ -19,7 +21,8 @@ import (
 // error budget. Mutating calls need the API token.
 func TestRunLifecycle(t *testing.T) {
 	shop := startShop(t)
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
+	am := testenv.StartAlertmanager(t, testenv.AMOptions{})
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), amURL: am.URL()})
 	srv.waitReady()
 
 	waitFor(t, "the gate to open", 60*time.Second, func() bool {
@@ -102,8 +105,36 @@ func TestRunLifecycle(t *testing.T) {
 	var runs struct{ Runs []runAnswer }
 	srv.do("GET", "/api/v1/experiments/break-shop/runs", false, nil, &runs)
 	if len(runs.Runs) < 2 || runs.Runs[0].State != "aborted" || !strings.Contains(runs.Runs[0].Reason, "hypothesis") {
-		t.Errorf("newest run: %+v, want aborted by the hypothesis", runs.Runs)
+		t.Fatalf("newest run: %+v, want aborted by the hypothesis", runs.Runs)
 	}
+
+	// The abort, the violated hypothesis and the budget burn reach the real
+	// Alertmanager.
+	want := map[string]map[string]string{
+		"ChaosExperimentAborted": {"experiment": "break-shop", "run": runs.Runs[0].ID},
+		"SteadyStateViolated":    {"hypothesis": "shop-steady"},
+		"SLOErrorBudgetBurn":     {"slo": "shop-availability", "service": "shop", "severity": "page", "team": "web"},
+	}
+	waitFor(t, "the alerts in Alertmanager", 30*time.Second, func() bool {
+		got := am.Alerts(t)
+		for name, labels := range want {
+			found := false
+			for _, a := range got {
+				if a.Labels["alertname"] != name {
+					continue
+				}
+				ok := true
+				for k, v := range labels {
+					ok = ok && a.Labels[k] == v
+				}
+				found = found || ok
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
 
 	// The burst spent the 1d budget of a service with one minute of
 	// traffic: once errors stop, the hypothesis passes again but the SLO

@@ -21,7 +21,9 @@ import (
 
 	"github.com/slogate/slogate/config"
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/alerts"
 	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/notifier"
 	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/web"
@@ -102,13 +104,33 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	defer st.Close()
 
+	nf, err := notifier.New(notifier.Options{
+		URLs:    cfg.Alertmanager.URLs, // none: alerts are only logged
+		Timeout: cfg.Alertmanager.Timeout, ResendDelay: cfg.Alertmanager.ResendDelay,
+		QueueCapacity: cfg.Alertmanager.QueueCapacity, EvaluationInterval: cfg.Evaluation.Interval,
+		Logger: logger, Registerer: o.registry,
+	})
+	if err != nil {
+		return exitWith(1, fmt.Errorf("alertmanager: %w", err))
+	}
+	alertOpts := alerts.Options{ExternalURL: cfg.Web.ExternalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
 	runs, err := chaos.New(chaos.Options{
-		Store: st, Statuses: ev, Logger: logger, Registerer: o.registry, OnTransition: o.onTransition,
+		Store: st, Statuses: ev, Logger: logger, Registerer: o.registry,
+		OnTransition: func(r *store.Run, from store.State) {
+			if r.State == store.StateAborted {
+				nf.Send(alerts.RunAborted(r, ev.Definitions().Experiment(r.Experiment), alertOpts))
+			}
+			if o.onTransition != nil {
+				o.onTransition(r, from)
+			}
+		},
 	})
 	if err != nil {
 		return exitWith(1, err)
 	}
+	// Runs first, so that an abort of this cycle is in the alerts built next.
 	ev.OnCycle(runs.OnCycle)
+	ev.OnCycle(func(context.Context, time.Time) { nf.Update(alerts.Build(ev, alertOpts)) })
 
 	var reloadMu sync.Mutex
 	reload := func(context.Context) error {
@@ -160,6 +182,10 @@ func runService(ctx context.Context, o serviceOptions) error {
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return srv.Run(ctx) }, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return nf.Run(ctx) }, func(error) { cancel() })
 	}
 	{
 		// The caller's context ends the service too (tests, the demo).
