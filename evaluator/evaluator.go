@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,8 @@ type Evaluator struct {
 	observers  []func(ctx context.Context, at time.Time)
 	lastGood   time.Time
 	shardedOut int
+	// pendingLogged is the backfill count last logged (guarded by cycleMu).
+	pendingLogged int
 }
 
 // New validates opts and returns an Evaluator with no definitions.
@@ -169,15 +172,21 @@ func (e *Evaluator) SetDefinitions(set *slo.Set) error {
 	defer e.cycleMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	pending := 0
 	for name, st := range slos {
 		if old, ok := e.slos[name]; ok {
 			st.tracker.adopt(old.tracker)
 			st.alertSince = old.alertSince
 			if old.tracker.queries.key() == st.tracker.queries.key() {
 				st.status.Alerts = old.status.Alerts
+				st.backfilled = old.backfilled
 			}
 		}
+		if !st.backfilled {
+			pending++
+		}
 	}
+	e.metrics.backfillPending.Set(float64(pending))
 	for name, st := range hyps {
 		st.adopt(e.hyps[name])
 	}
@@ -263,13 +272,34 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 	// semaphore already bounds the load, so a small pool is enough.
 	work := make(chan *sloState)
 	workers := min(len(slos), 4*e.opts.MaxConcurrency)
+	pending := 0
+	for _, st := range slos {
+		if !st.backfilled {
+			pending++
+		}
+	}
+	if pending > 0 && pending != e.pendingLogged {
+		e.logger.Info("backfilling SLO windows from Prometheus", zap.Int("slos", pending))
+	}
+	e.pendingLogged = pending
+	var backfilled atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for st := range work {
-				e.spreadDelay(ctx, st.tracker.def.Name)
+				wasBackfilled := st.backfilled
+				if wasBackfilled {
+					e.spreadDelay(ctx, st.tracker.def.Name)
+				}
 				s := st.evaluate(ctx, f, at)
+				if !wasBackfilled && s.Error == "" && s.Fresh {
+					st.backfilled = true
+					e.metrics.backfillPending.Dec()
+					if n := int(backfilled.Add(1)); n == pending || n%max(1, pending/10) == 0 {
+						e.logger.Info("backfill progress", zap.Int("done", n), zap.Int("of", pending), zap.Duration("elapsed", time.Since(start)))
+					}
+				}
 				resMu.Lock()
 				sloResults[st.tracker.def.Name] = s
 				resMu.Unlock()

@@ -14,6 +14,8 @@ type selfMetrics struct {
 	evalDuration  prometheus.Histogram
 	missed        prometheus.Counter
 	lastSuccess   prometheus.Gauge
+	// backfillPending is what the log's backfill progress says, as a metric.
+	backfillPending prometheus.Gauge
 }
 
 func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
@@ -36,6 +38,10 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 		missed: f.NewCounter(prometheus.CounterOpts{
 			Name: "slogate_evaluation_iterations_missed_total",
 			Help: "Evaluation cycles skipped because the previous one overran the interval.",
+		}),
+		backfillPending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "slogate_slo_backfill_pending",
+			Help: "SLOs whose windows are not completely fetched from Prometheus yet (backfill at start and after a reload).",
 		}),
 		lastSuccess: f.NewGauge(prometheus.GaugeOpts{
 			Name: "slogate_last_successful_evaluation_timestamp_seconds",

@@ -15,6 +15,8 @@ type sloState struct {
 	status  SLOStatus
 	// alertSince remembers when each severity started firing.
 	alertSince map[slo.Severity]time.Time
+	// backfilled is set once every slice of the windows has been fetched.
+	backfilled bool
 }
 
 func newSLOState(def *slo.SLO, interval, minRange time.Duration) (*sloState, error) {

@@ -1,0 +1,148 @@
+package evaluator_test
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/embedded"
+	"github.com/slogate/slogate/slo"
+)
+
+// gathered returns "name{slo}" for every series of the per-definition
+// metrics in reg.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			for _, lp := range m.Label {
+				if lp.GetName() == "slo" || lp.GetName() == "hypothesis" {
+					out[mf.GetName()+"/"+lp.GetValue()]++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCollectorFollowsDefinitions: every fixed metric name is exported per
+// definition, and the series of a removed definition disappear on reload.
+func TestCollectorFollowsDefinitions(t *testing.T) {
+	q := &constQuerier{}
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: reg, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := benchSet(2)
+	set.SLOs[0].Labels = map[string]string{"team": "web"}
+	set.Hypotheses = []*slo.Hypothesis{hypothesis(slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown)}
+	if err := ev.SetDefinitions(set); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	got := gathered(t, reg)
+	a, b := set.SLOs[0].Name, set.SLOs[1].Name
+	for _, name := range []string{"slogate_slo_info", "slogate_slo_objective_ratio", "slogate_slo_sli_ratio", "slogate_slo_burn_rate", "slogate_slo_error_budget_remaining_ratio", "slogate_slo_alert_firing", "slogate_slo_data_fresh"} {
+		if got[name+"/"+a] == 0 || got[name+"/"+b] == 0 {
+			t.Errorf("%s: series %v, want some for both SLOs", name, got)
+		}
+	}
+	if got["slogate_slo_sli_ratio/"+a] != len(slo.Windows(set.SLOs[0].Window)) {
+		t.Errorf("slogate_slo_sli_ratio has %d windows, want %d", got["slogate_slo_sli_ratio/"+a], len(slo.Windows(set.SLOs[0].Window)))
+	}
+	if got["slogate_hypothesis_verdict/h"] != 3 {
+		t.Errorf("slogate_hypothesis_verdict state set has %d series, want 3", got["slogate_hypothesis_verdict/h"])
+	}
+
+	if err := ev.SetDefinitions(&slo.Set{SLOs: set.SLOs[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	got = gathered(t, reg)
+	var left []string
+	for k := range got {
+		if strings.HasSuffix(k, "/"+a) || strings.HasSuffix(k, "/h") {
+			left = append(left, k)
+		}
+	}
+	sort.Strings(left)
+	if len(left) > 0 {
+		t.Errorf("series of removed definitions still exported: %v", left)
+	}
+	if got["slogate_slo_info/"+b] == 0 {
+		t.Errorf("the remaining SLO lost its series: %v", got)
+	}
+}
+
+// TestNativeHistogramLatency: a latency SLI over a native histogram uses
+// histogram_fraction and matches the share of fast requests.
+func TestNativeHistogramLatency(t *testing.T) {
+	opts := tsdb.DefaultOptions()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	end := time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC)
+	ls := labels.FromStrings("__name__", "rpc_duration_seconds", "job", "api")
+	app := db.Appender(context.Background())
+	var fast, slow float64
+	for ts := end.Add(-26 * time.Hour); !ts.After(end); ts = ts.Add(time.Minute) {
+		fast += 95
+		slow += 5
+		// Schema 0: bucket -3 is (0.0625, 0.125], bucket 1 is (1, 2].
+		fh := &histogram.FloatHistogram{
+			Schema: 0, Count: fast + slow, Sum: fast*0.1 + slow*1.5,
+			PositiveSpans:   []histogram.Span{{Offset: -3, Length: 1}, {Offset: 3, Length: 1}},
+			PositiveBuckets: []float64{fast, slow},
+		}
+		if _, err := app.AppendHistogram(0, ls, ts.UnixMilli(), nil, fh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := embedded.New(embedded.Options{Storage: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := end.Add(-time.Minute)
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &slo.Set{SLOs: []*slo.SLO{{
+		Name: "api-latency", Service: "api", Objective: 90, Window: 24 * time.Hour,
+		Indicator: slo.Indicator{Latency: &slo.LatencyIndicator{Histogram: `rpc_duration_seconds{job="api"}`, Threshold: 0.25, Native: true}},
+	}}}
+	if err := ev.SetDefinitions(set); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	st, _ := ev.SLO("api-latency")
+	if !st.Fresh || st.Error != "" {
+		t.Fatalf("status: %+v", st)
+	}
+	if math.Abs(float64(st.SLI)-0.95) > 0.95e-3 {
+		t.Errorf("SLI %v, want 0.95 (95 of 100 requests under 0.25s)", st.SLI)
+	}
+	if math.Abs(float64(st.BudgetRemaining)-0.5) > 1e-2 {
+		t.Errorf("budget remaining %v, want 0.5 (5%% slow of a 10%% budget)", st.BudgetRemaining)
+	}
+}
