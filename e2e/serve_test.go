@@ -160,6 +160,18 @@ func TestReloadAndOutage(t *testing.T) {
 	srv.waitReady()
 	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
 
+	// A changed file is picked up without asking (fsnotify).
+	second := strings.Replace(strings.SplitN(definitions, "---", 2)[0], "name: shop-availability", "name: shop-availability-strict", 1)
+	second = strings.Replace(second, "objective: 99", "objective: 99.9", 1)
+	if err := os.WriteFile(filepath.Join(srv.dir, "definitions.yaml"), []byte(definitions+"---\n"+second), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var slos struct{ SLOs []struct{ Name string } }
+	waitFor(t, "the changed definitions file to be reloaded", 20*time.Second, func() bool {
+		srv.do("GET", "/api/v1/slos", false, nil, &slos)
+		return len(slos.SLOs) == 2
+	})
+
 	bad := strings.Replace(definitions, "objective: 99", "objectiv: 99", 1)
 	if err := os.WriteFile(filepath.Join(srv.dir, "definitions.yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
@@ -168,9 +180,8 @@ func TestReloadAndOutage(t *testing.T) {
 	if code := srv.do("POST", "/-/reload", true, nil, &rejected); code != http.StatusUnprocessableEntity || !strings.Contains(rejected.Error, "definitions.yaml:6:3") || !strings.Contains(rejected.Error, "objectiv") {
 		t.Fatalf("bad reload: status %d error %q, want 422 naming definitions.yaml:6:3 and the field", code, rejected.Error)
 	}
-	var slos struct{ SLOs []struct{ Name string } }
-	if srv.do("GET", "/api/v1/slos", false, nil, &slos); len(slos.SLOs) != 1 || slos.SLOs[0].Name != "shop-availability" {
-		t.Errorf("after a bad reload: SLOs %+v, want the old shop-availability", slos.SLOs)
+	if srv.do("GET", "/api/v1/slos", false, nil, &slos); len(slos.SLOs) != 2 || slos.SLOs[0].Name != "shop-availability" {
+		t.Errorf("after a bad reload: SLOs %+v, want the previous two", slos.SLOs)
 	}
 	if _, code := srv.gate(); code != http.StatusOK {
 		t.Errorf("after a bad reload the gate answers %d, want the old definitions still working (200)", code)
