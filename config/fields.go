@@ -100,7 +100,7 @@ var fields = []field{
 		ptr:   func(c *Config) any { return &c.Web.DashboardURL }},
 
 	{key: "storage.path", kind: kindString, def: "data/", path: true,
-		usage: "Directory of the embedded database holding chaos runs and evaluator snapshots.",
+		usage: "Directory of the embedded database holding chaos runs and their verdict timelines.",
 		ptr:   func(c *Config) any { return &c.Storage.Path }},
 
 	{key: "log.level", kind: kindString, def: "info",

@@ -104,6 +104,17 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	defer st.Close()
 
+	listener := o.listener
+	if listener == nil {
+		if listener, err = net.Listen("tcp", cfg.Web.ListenAddress); err != nil {
+			return exitWith(1, fmt.Errorf("web.listen-address %s: %w", cfg.Web.ListenAddress, err))
+		}
+	}
+	defer listener.Close()
+	externalURL := cfg.Web.ExternalURL
+	if externalURL == "" {
+		externalURL = baseURL(listener, cfg.Web.ConfigFile != "")
+	}
 	nf, err := notifier.New(notifier.Options{
 		URLs:    cfg.Alertmanager.URLs, // none: alerts are only logged
 		Timeout: cfg.Alertmanager.Timeout, ResendDelay: cfg.Alertmanager.ResendDelay,
@@ -113,7 +124,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	if err != nil {
 		return exitWith(1, fmt.Errorf("alertmanager: %w", err))
 	}
-	alertOpts := alerts.Options{ExternalURL: cfg.Web.ExternalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
+	alertOpts := alerts.Options{ExternalURL: externalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
 	runs, err := chaos.New(chaos.Options{
 		Store: st, Statuses: ev, Logger: logger, Registerer: o.registry,
 		OnTransition: func(r *store.Run, from store.State) {
@@ -157,19 +168,12 @@ func runService(ctx context.Context, o serviceOptions) error {
 	if err != nil {
 		return exitWith(1, fmt.Errorf("web.api-token-file: %w", err))
 	}
-	listener := o.listener
-	if listener == nil {
-		if listener, err = net.Listen("tcp", cfg.Web.ListenAddress); err != nil {
-			return exitWith(1, fmt.Errorf("web.listen-address %s: %w", cfg.Web.ListenAddress, err))
-		}
-	}
 	srv, err := web.New(web.Options{
 		Evaluator: ev, Runs: runs, Gatherer: o.registry, Logger: logger, Reload: reload,
 		Listener: listener, WebConfigFile: cfg.Web.ConfigFile, APIToken: token,
 		MaxBodyBytes: cfg.Web.MaxBodyBytes, ExternalURL: cfg.Web.ExternalURL,
 	})
 	if err != nil {
-		listener.Close()
 		return exitWith(1, err)
 	}
 	svc := &service{evaluator: ev, runs: runs, server: srv, baseURL: baseURL(listener, cfg.Web.ConfigFile != ""), reload: reload}
