@@ -1,0 +1,133 @@
+package web
+
+import (
+	"errors"
+	"html/template"
+	"time"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/store"
+)
+
+type runRow struct {
+	ID, Experiment, State, Started, Duration, BudgetSpent, Reason string
+	Active                                                        bool
+}
+
+type runsPage struct {
+	Experiment string
+	Runs       []runRow
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+func runsView(exp string, runs []*store.Run) runsPage {
+	v := runsPage{Experiment: exp}
+	for _, r := range runs {
+		v.Runs = append(v.Runs, runRowOf(r))
+	}
+	return v
+}
+
+func runRowOf(r *store.Run) runRow {
+	row := runRow{
+		ID: r.ID, Experiment: r.Experiment, State: string(r.State), Reason: r.Reason,
+		Started:     fmtTime(r.StartedAt),
+		BudgetSpent: fmtPct(evaluator.Num(r.BudgetSpent), 2),
+		Active:      !r.State.Terminal(),
+	}
+	if r.EndedAt != nil {
+		row.Duration = fmtDur(r.EndedAt.Sub(r.StartedAt))
+	} else {
+		row.Duration = fmtDur(time.Since(r.StartedAt)) + " so far"
+	}
+	return row
+}
+
+type timelineRow struct {
+	At, Subject, Value, Verdict, Message string
+	// State marks a run state change rather than a measurement.
+	State bool
+}
+
+type runPage struct {
+	Run      runRow
+	Finished string
+	Ended    string
+	Timeline []timelineRow
+	Strip    template.HTML
+}
+
+func runView(r *store.Run) runPage {
+	v := runPage{Run: runRowOf(r), Finished: "–", Ended: "–"}
+	if r.FinishedAt != nil {
+		v.Finished = fmtTime(*r.FinishedAt)
+	}
+	if r.EndedAt != nil {
+		v.Ended = fmtTime(*r.EndedAt)
+	}
+	var rows []stripRow
+	index := map[string]int{}
+	var marks []stripMark
+	end := r.StartedAt
+	for _, e := range r.Timeline {
+		subject := timelineSubject(e)
+		row := timelineRow{At: e.At.UTC().Format("15:04:05"), Subject: subject, Verdict: e.Verdict, Message: e.Message, Value: "–"}
+		if e.Value != nil {
+			row.Value = timelineValue(e)
+		}
+		if e.At.After(end) {
+			end = e.At
+		}
+		if subject == "" {
+			row.State = true
+			marks = append(marks, stripMark{At: e.At, Label: e.Verdict})
+		} else {
+			i, ok := index[subject]
+			if !ok {
+				i = len(rows)
+				index[subject] = i
+				rows = append(rows, stripRow{Label: subject})
+			}
+			title := e.At.UTC().Format("15:04:05") + " " + subject + ": " + e.Verdict
+			if e.Value != nil {
+				title += " (value " + row.Value + ")"
+			}
+			if e.Message != "" {
+				title += " — " + e.Message
+			}
+			rows[i].Entries = append(rows[i].Entries, stripCell{At: e.At, Verdict: e.Verdict, Title: title})
+		}
+		v.Timeline = append(v.Timeline, row)
+	}
+	if r.EndedAt != nil {
+		end = *r.EndedAt
+	} else if now := time.Now(); now.After(end) {
+		end = now
+	}
+	if len(rows) > 0 || len(marks) > 1 {
+		v.Strip = verdictStrip(rows, marks, r.StartedAt, end)
+	}
+	return v
+}
+
+// timelineSubject names what an entry measured: a probe, an SLO's budget
+// spend, a whole hypothesis; "" for a state change of the run.
+func timelineSubject(e store.TimelineEntry) string {
+	switch {
+	case e.Probe != "":
+		return e.Hypothesis + "/" + e.Probe
+	case e.Hypothesis != "":
+		return e.Hypothesis
+	case e.SLO != "":
+		return "budget spent: " + e.SLO
+	}
+	return ""
+}
+
+func timelineValue(e store.TimelineEntry) string {
+	if e.SLO != "" && e.Probe == "" && e.Hypothesis == "" {
+		return fmtPct(evaluator.Num(*e.Value), 3)
+	}
+	return fmtFloat(*e.Value)
+}
