@@ -1,0 +1,370 @@
+package web
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/html"
+
+	"github.com/slogate/slogate/evaluator"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, http.Header, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body, err := io.ReadAll(rec.Result().Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec.Code, rec.Result().Header, string(body)
+}
+
+func TestUIPages(t *testing.T) {
+	f := newFixture(t)
+	h := f.server.Handler()
+	cases := []struct {
+		name     string
+		path     string
+		code     int
+		refresh  bool
+		contains []string
+		count    map[string]int
+	}{
+		{
+			name: "overview", path: "/", code: 200, refresh: true,
+			contains: []string{
+				`href="/slos/checkout-availability"`, "payments-availability", "search-availability", "inventory-availability", "catalog-uptime",
+				"FIRING", "no fresh data", "context deadline exceeded", // the stale SLO's error, in its title
+				`class="fill red"`, `class="fill orange"`, `class="fill green"`,
+				`href="/api/v1/slos"`, `href="/metrics"`, "Hypotheses &amp; gates",
+				"kill-checkout-pod", "drain-inventory", "gates open / closed / unknown",
+			},
+			count: map[string]int{`<tr data-slo=`: 5, `<svg class="bar"`: 5, `class="badge firing page"`: 1, `class="badge firing ticket"`: 1},
+		},
+		{
+			name: "slo", path: "/slos/checkout-availability", code: 200, refresh: true,
+			contains: []string{
+				"<svg", "<polyline", "page 14.4", "Error budget remaining, last 24h", "Burn rate over 5m, last 6h",
+				"burn rate &gt; 14.4 over 1h and 5m", "SLO window", `href="/api/v1/slos/checkout-availability"`,
+				"gate 25%", "kill-checkout-pod", "team=payments",
+				// html/template escaped the description and a label.
+				"Checkout &lt;API&gt; &amp; &#34;cart&#34; requests", "tier=&lt;1&gt;",
+			},
+			count: map[string]int{`<svg class="chart"`: 3},
+		},
+		{
+			name: "stale slo", path: "/slos/inventory-availability", code: 200, refresh: true,
+			contains: []string{"no fresh data", "context deadline exceeded", ">no data</text>", "no data in this period"},
+		},
+		{
+			name: "unknown slo", path: "/slos/no-such-slo", code: 404,
+			contains: []string{"404 Not Found", "no-such-slo", `href="/api/v1/slos/no-such-slo"`},
+		},
+		{
+			name: "hypotheses", path: "/hypotheses", code: 200, refresh: true,
+			contains: []string{
+				`id="h-checkout-steady"`, `id="exp-kill-checkout-pod"`,
+				`class="badge green verdict">pass`, `class="badge red verdict">fail`, `class="badge amber verdict">unknown`,
+				`class="badge red">closed`, `class="badge green">open`, `class="badge amber">unknown`,
+				"✓ within", "✗ outside", "no data", "upstream unavailable", "between 0 and 0.5",
+				"budgetRemaining &gt;= 0.5", `href="/api/v1/experiments"`, "run-active",
+			},
+		},
+		{
+			name: "runs", path: "/runs", code: 200, refresh: true,
+			contains: []string{f.running, f.passed, f.aborted, `class="badge red">aborted`, `class="badge green">passed`, `class="badge blue">running`, "wrong cluster"},
+			count:    map[string]int{`<td class="nowrap mono"><a href="/runs/`: 3},
+		},
+		{
+			name: "runs of an experiment", path: "/runs?experiment=slow-search", code: 200, refresh: true,
+			contains: []string{f.running, `href="/api/v1/experiments/slow-search/runs"`},
+			count:    map[string]int{`<td class="nowrap mono"><a href="/runs/`: 1},
+		},
+		{
+			name: "finished run", path: "/runs/" + f.passed, code: 200,
+			contains: []string{`id="timeline"`, `class="chart strip"`, `class="v-green"`, "search-steady/p99-latency", "budget spent: catalog-uptime", "recovering", "hypotheses hold after the experiment"},
+		},
+		{
+			name: "running run", path: "/runs/" + f.running, code: 200, refresh: true,
+			contains: []string{`id="state">running`, "run started: gate open"},
+		},
+		{
+			name: "unknown run", path: "/runs/nope", code: 404,
+			contains: []string{"404 Not Found", `There is no run &#34;nope&#34;`},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, hdr, body := get(t, h, tc.path)
+			if code != tc.code {
+				t.Fatalf("status %d, want %d:\n%s", code, tc.code, body)
+			}
+			if ct := hdr.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(body, s) {
+					t.Errorf("body lacks %q", s)
+				}
+			}
+			for s, n := range tc.count {
+				if got := strings.Count(body, s); got != n {
+					t.Errorf("%q occurs %d times, want %d", s, got, n)
+				}
+			}
+			if got := strings.Contains(body, `http-equiv="refresh" content="10"`); got != tc.refresh {
+				t.Errorf("auto-refresh %v, want %v", got, tc.refresh)
+			}
+			if strings.Contains(body, "<script") {
+				t.Error("the page has a script; the UI must work without JavaScript")
+			}
+			checkWellFormed(t, body)
+		})
+	}
+}
+
+// voidElements have no end tag in HTML.
+var voidElements = map[string]bool{"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true,
+	"img": true, "input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true}
+
+// checkWellFormed is stricter than an HTML parser, which repairs anything:
+// every element the templates open must be closed, in order. A template
+// that forgets a </td> inside a range would otherwise go unnoticed until a
+// browser shows a broken table.
+func checkWellFormed(t *testing.T, body string) {
+	t.Helper()
+	z := html.NewTokenizer(strings.NewReader(body))
+	var stack []string
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			if z.Err() != io.EOF {
+				t.Fatalf("tokenizing: %v", z.Err())
+			}
+			if len(stack) > 0 {
+				t.Errorf("unclosed elements at the end: %v", stack)
+			}
+			if _, err := html.Parse(strings.NewReader(body)); err != nil {
+				t.Errorf("parsing: %v", err)
+			}
+			return
+		case html.StartTagToken:
+			name, _ := z.TagName()
+			if !voidElements[string(name)] {
+				stack = append(stack, string(name))
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			if len(stack) == 0 || stack[len(stack)-1] != string(name) {
+				t.Fatalf("</%s> closes %v", name, stack)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+func TestUIExternalURLPrefixesLinks(t *testing.T) {
+	f := newFixture(t)
+	srv, err := New(Options{Evaluator: f.ev, Runs: f.runs, Gatherer: prometheus.NewRegistry(), ExternalURL: "https://ops.example.com/slogate/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := get(t, srv.Handler(), "/")
+	for _, s := range []string{`href="/slogate/slos/checkout-availability"`, `href="/slogate/api/v1/slos"`, `href="/slogate/hypotheses"`, `href="/slogate/metrics"`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("body lacks %q", s)
+		}
+	}
+	if regexp.MustCompile(`href="/(slos|runs|hypotheses|api)`).MatchString(body) {
+		t.Error("a link ignores the external URL's path")
+	}
+}
+
+func TestPathEscapesEachSegment(t *testing.T) {
+	cases := []struct {
+		base  string
+		parts []string
+		want  string
+	}{
+		{"", nil, "/"},
+		{"", []string{"slos", "a/b c?d"}, "/slos/a%2Fb%20c%3Fd"},
+		{"/pre", []string{"runs", "x"}, "/pre/runs/x"},
+		{"/pre", nil, "/pre"},
+	}
+	for _, tc := range cases {
+		p := &pageData{Base: tc.base}
+		if got := p.Path(tc.parts...); got != tc.want {
+			t.Errorf("Path(%q) with base %q = %q, want %q", tc.parts, tc.base, got, tc.want)
+		}
+		// The mux must route the escaped name back to the same SLO name.
+		if len(tc.parts) == 2 && tc.base == "" {
+			u, _ := url.Parse(p.Path(tc.parts...))
+			if u.Path != "/"+tc.parts[0]+"/"+tc.parts[1] {
+				t.Errorf("%q decodes to %q", p.Path(tc.parts...), u.Path)
+			}
+		}
+	}
+}
+
+func series(start time.Time, step time.Duration, values ...float64) []evaluator.Point {
+	out := make([]evaluator.Point, len(values))
+	for i, v := range values {
+		out[i] = evaluator.Point{At: start.Add(time.Duration(i) * step), Value: evaluator.Num(v)}
+	}
+	return out
+}
+
+func TestLineChart(t *testing.T) {
+	nan := math.NaN()
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	thr := []threshold{{Value: 14.4, Label: "page 14.4", Class: "thr-page"}, {Value: 1, Label: "ticket 1", Class: "thr-ticket"}}
+	cases := []struct {
+		name      string
+		chart     lineChart
+		polylines int
+		contains  []string
+		lacks     []string
+	}{
+		{
+			name:      "NaN breaks the line and is shaded, never drawn as zero",
+			chart:     lineChart{Title: "burn", Points: series(t0, time.Hour, 0.5, 0.7, nan, nan, 0.4, 0.3), Thresholds: thr, Include: []float64{0}},
+			polylines: 2,
+			contains:  []string{`class="gap"`, "ticket 1", "page 14.4 (above the scale)", "10:00", "15:00 UTC"},
+		},
+		{
+			name:      "an isolated point is a dot",
+			chart:     lineChart{Title: "burn", Points: series(t0, time.Hour, nan, 2, nan), Include: []float64{0}},
+			polylines: 0,
+			contains:  []string{`<circle class="dot"`},
+		},
+		{
+			name:      "all unknown reads no data",
+			chart:     lineChart{Title: "burn", Points: series(t0, time.Hour, nan, nan, nan)},
+			polylines: 0,
+			contains:  []string{">no data</text>"},
+			lacks:     []string{"<circle"},
+		},
+		{
+			name:      "thresholds within the data are drawn",
+			chart:     lineChart{Title: "burn", Points: series(t0, 5*time.Minute, 20, 30, 25), Thresholds: thr, Include: []float64{0}},
+			polylines: 1,
+			contains:  []string{"page 14.4</text>", "ticket 1</text>", ">50</text>", ">0</text>"},
+			lacks:     []string{"(above the scale)"},
+		},
+		{
+			name: "a negative budget extends the axis below zero",
+			chart: lineChart{Title: "budget <b>", Points: series(t0, time.Hour, 0.2, -0.3, -1.7), Include: []float64{0}, FixedMax: ptr(1.0),
+				Format: func(v float64) string { return fmtPct(evaluator.Num(v), 0) }},
+			polylines: 1,
+			contains:  []string{">100%</text>", ">-200%</text>", ">0%</text>", "budget &lt;b&gt;"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			svg := string(tc.chart.SVG())
+			if got := strings.Count(svg, "<polyline"); got != tc.polylines {
+				t.Errorf("%d polylines, want %d:\n%s", got, tc.polylines, svg)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(svg, s) {
+					t.Errorf("svg lacks %q:\n%s", s, svg)
+				}
+			}
+			for _, s := range tc.lacks {
+				if strings.Contains(svg, s) {
+					t.Errorf("svg has %q", s)
+				}
+			}
+			if strings.Contains(svg, "NaN") || strings.Contains(svg, "Inf") {
+				t.Errorf("a non-number leaked into the markup:\n%s", svg)
+			}
+			checkWellFormed(t, svg)
+		})
+	}
+}
+
+func TestBudgetBar(t *testing.T) {
+	cases := []struct {
+		value    float64
+		contains []string
+		lacks    []string
+	}{
+		{0.8, []string{`class="fill green" x="20" y="0" width="64.0"`}, []string{`class="over"`}},
+		{0.1, []string{`class="fill orange"`}, nil},
+		{-0.5, []string{`class="fill red" x="10.0" y="0" width="10.0"`}, []string{`class="over"`}},
+		{-3, []string{`class="fill red" x="0.0" y="0" width="20.0"`, `class="over"`, "-300.00%"}, nil},
+		{math.NaN(), []string{"error budget remaining: –"}, []string{`class="fill`}},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.value), func(t *testing.T) {
+			svg := string(budgetBar(evaluator.Num(tc.value)))
+			for _, s := range tc.contains {
+				if !strings.Contains(svg, s) {
+					t.Errorf("svg lacks %q:\n%s", s, svg)
+				}
+			}
+			for _, s := range tc.lacks {
+				if strings.Contains(svg, s) {
+					t.Errorf("svg has %q:\n%s", s, svg)
+				}
+			}
+		})
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	durs := map[time.Duration]string{0: "0s", 1500 * time.Millisecond: "2s", 90 * time.Minute: "1h30m", 26*time.Hour + 30*time.Second: "1d2h1m", -time.Second: "0s"}
+	for d, want := range durs {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%s) = %q, want %q", d, got, want)
+		}
+	}
+	decimals := map[float64]int{99: 2, 99.9: 2, 99.95: 3, 99.995: 4}
+	for obj, want := range decimals {
+		if got := sliDecimals(obj); got != want {
+			t.Errorf("sliDecimals(%v) = %d, want %d", obj, got, want)
+		}
+	}
+	nice := map[float64]float64{0.7: 1, 1.1: 2, 2.2: 2.5, 14.4: 20, 36: 50, 0: 0}
+	for v, want := range nice {
+		if got := niceCeil(v); math.Abs(got-want) > 1e-9 {
+			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
+		}
+	}
+	if got := fmtBurn(evaluator.Num(1.004)); got != "1.00" {
+		t.Errorf("fmtBurn(1.004) = %q", got)
+	}
+	if got := fmtBurn(evaluator.Num(math.NaN())); got != "–" {
+		t.Errorf("fmtBurn(NaN) = %q", got)
+	}
+}
+
+func TestVerdictStrip(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	rows := []stripRow{
+		{Label: "h/<probe>", Entries: []stripCell{{At: at(0), Verdict: "pass"}, {At: at(30), Verdict: "fail", Title: "value 7 & more"}}},
+		{Label: "a-very-long-hypothesis-name/and-a-probe", Entries: []stripCell{{At: at(0), Verdict: "unknown"}}},
+	}
+	svg := string(verdictStrip(rows, []stripMark{{At: at(0), Label: "running"}, {At: at(60), Label: "aborted"}}, at(0), at(60)))
+	for _, s := range []string{`class="v-green"`, `class="v-red"`, `class="v-amber"`, "h/&lt;probe&gt;", "value 7 &amp; more",
+		"a-very-long-hypothesis-name…", ">running</text>", ">aborted</text>", "10:01:00 UTC (1m)"} {
+		if !strings.Contains(svg, s) {
+			t.Errorf("strip lacks %q:\n%s", s, svg)
+		}
+	}
+	checkWellFormed(t, svg)
+}
