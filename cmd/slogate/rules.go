@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slogate/slogate/rules"
+	"github.com/slogate/slogate/slo"
+)
+
+func init() { subcommands = append(subcommands, newRulesCmd) }
+
+func newRulesCmd() *cobra.Command {
+	var style, output string
+	cmd := &cobra.Command{
+		Use:   "rules PATH...",
+		Short: "Print Prometheus recording and alerting rules equivalent to the SLOs",
+		Long: `rules loads definitions like slogate check and prints a Prometheus rule file
+that records each SLO's error ratios and budget and fires its multi-window
+multi-burn-rate alerts, for Prometheus to evaluate them itself. Hypotheses
+and experiments have no rule equivalent and are ignored.
+
+Per SLO there is a recording group slogate-<slo> and an alerting group
+slogate-<slo>-alerts. Recorded series carry the labels slo, service and the
+SLO's labels:
+
+  slo:sli_error:ratio_rate<window>   error ratio over 5m, 30m, 1h, 2h, 6h,
+                                     1d, 3d and the SLO window
+  slo:objective:ratio                objective as a ratio (0.999)
+  slo:error_budget:ratio             1 - objective
+  slo:error_budget_remaining:ratio   1 - ratio over the SLO window / budget
+
+--style picks how the windows are computed:
+
+  sloth    (default) each window straight from the indicator queries, like
+           Sloth; exact, but Prometheus reads the whole window (a month of
+           samples for a 30d SLO) at every evaluation. The groups run at the
+           global evaluation_interval.
+  buckets  slo:sli_events:increase5m{type="bad"|"total"}, the events of the
+           last 5 minutes, recorded by a group slogate-<slo>-buckets that runs
+           every 5m; every window is a sum_over_time of those buckets, in
+           groups that run every 30s. Cheap whatever the traffic, 5-minute
+           resolution, and a window is only complete once the buckets cover
+           it (30 days after loading for a 30d SLO, unless backfilled with
+           promtool tsdb create-blocks-from rules).
+
+Diagnostics of the definitions go to stderr; with errors nothing is written
+and the exit code is 1. The output passes promtool check rules.`,
+		Example: `  slogate rules examples/definitions > slogate.rules.yml
+  slogate rules slos/ --style buckets --output /etc/prometheus/rules/slogate.yml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st := rules.Style(style)
+			if st != rules.StyleSloth && st != rules.StyleBuckets {
+				return fmt.Errorf("--style: unknown style %q; use sloth or buckets", style)
+			}
+			set, diags := slo.Load(args...)
+			stderr := cmd.ErrOrStderr()
+			if _, err := io.WriteString(stderr, diags.String()); err != nil {
+				return fmt.Errorf("writing diagnostics: %w", err)
+			}
+			if diags.HasErrors() {
+				fmt.Fprintln(stderr, slo.Summarize(set, diags))
+				return exitWith(1, nil) // the diagnostics said it all
+			}
+			if len(set.SLOs) == 0 {
+				fmt.Fprintln(stderr, "slogate: warning: the definitions hold no SLO; the rule file has no groups")
+			}
+			out, err := rules.Render(set, rules.Options{Style: st})
+			if err != nil {
+				return fmt.Errorf("generating rules: %w", err)
+			}
+			if output == "" || output == "-" {
+				_, err := cmd.OutOrStdout().Write(out)
+				return err
+			}
+			return writeFileAtomic(output, out)
+		},
+	}
+	cmd.Flags().StringVar(&style, "style", string(rules.StyleSloth), "how windows are recorded: sloth or buckets")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the rules to this file instead of stdout (replaced atomically)")
+	return cmd
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the
+// same directory, so that a Prometheus reloading meanwhile never reads half
+// a rule file.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	return nil
+}
