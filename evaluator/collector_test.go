@@ -2,19 +2,23 @@ package evaluator_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/embedded"
+	"github.com/slogate/slogate/internal/synth"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -144,5 +148,72 @@ func TestNativeHistogramLatency(t *testing.T) {
 	}
 	if math.Abs(float64(st.BudgetRemaining)-0.5) > 1e-2 {
 		t.Errorf("budget remaining %v, want 0.5 (5%% slow of a 10%% budget)", st.BudgetRemaining)
+	}
+}
+
+type memSnapshots map[string][]byte
+
+func (m memSnapshots) PutSnapshot(k string, d []byte) error {
+	m[k] = append([]byte(nil), d...)
+	return nil
+}
+func (m memSnapshots) GetSnapshot(k string) ([]byte, error) {
+	d, ok := m[k]
+	if !ok {
+		return nil, errors.New("not found")
+	}
+	return d, nil
+}
+
+// countingQuerier counts the points range queries asked for.
+type countingQuerier struct {
+	evaluator.Querier
+	points atomic.Int64
+}
+
+func (c *countingQuerier) QueryRange(ctx context.Context, q string, r evaluator.Range) (model.Value, error) {
+	c.points.Add(int64(r.End.Sub(r.Start)/r.Step) + 1)
+	return c.Querier.QueryRange(ctx, q, r)
+}
+
+// TestSnapshotRestart: a restart with a snapshot fetches only the slices
+// since the snapshot, and gives the same numbers.
+func TestSnapshotRestart(t *testing.T) {
+	tr := synth.History(time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC), time.Minute)
+	db := openTSDB(t, tr)
+	emb, err := embedded.New(embedded.Options{Storage: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := memSnapshots{}
+	at := tr.End.Add(-10 * time.Minute)
+	start := func() (*evaluator.Evaluator, *countingQuerier) {
+		q := &countingQuerier{Querier: emb}
+		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Snapshots: snaps, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.SetDefinitions(testSLOs()); err != nil {
+			t.Fatal(err)
+		}
+		return ev, q
+	}
+	first, cold := start()
+	first.Evaluate(context.Background(), at)
+	if err := first.SaveSnapshots(); err != nil {
+		t.Fatal(err)
+	}
+	at = at.Add(5 * time.Minute) // "restarted" five minutes later
+	first.Evaluate(context.Background(), at)
+	want, _ := first.SLO("availability")
+
+	second, warm := start()
+	second.Evaluate(context.Background(), at)
+	got, _ := second.SLO("availability")
+	if !got.Fresh || math.Abs(float64(got.SLI)-float64(want.SLI)) > 1e-9 {
+		t.Errorf("after the restart: SLI %v fresh %v, want %v as without restart", got.SLI, got.Fresh, want.SLI)
+	}
+	if warm.points.Load()*20 > cold.points.Load() {
+		t.Errorf("restart with a snapshot fetched %d range points, a cold start %d: want far fewer", warm.points.Load(), cold.points.Load())
 	}
 }

@@ -43,6 +43,11 @@ type Options struct {
 	// × slice length); it must be at least twice the scrape interval.
 	// Default DefaultMinRange.
 	MinRange time.Duration
+	// Snapshots, when set, keeps the slice buffers across restarts: saved
+	// every SnapshotInterval (default 5m) and when Run ends, restored for
+	// SLOs that appear in SetDefinitions.
+	Snapshots        SnapshotStore
+	SnapshotInterval time.Duration
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -91,6 +96,9 @@ func New(opts Options) (*Evaluator, error) {
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.SnapshotInterval <= 0 {
+		opts.SnapshotInterval = 5 * time.Minute
 	}
 	if opts.MinRange <= 0 {
 		opts.MinRange = DefaultMinRange
@@ -167,6 +175,15 @@ func (e *Evaluator) SetDefinitions(set *slo.Set) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	e.mu.RLock()
+	fresh := map[string]*sloState{}
+	for name, st := range slos {
+		if _, ok := e.slos[name]; !ok {
+			fresh[name] = st
+		}
+	}
+	e.mu.RUnlock()
+	e.restoreSnapshots(fresh)
 
 	e.cycleMu.Lock()
 	defer e.cycleMu.Unlock()
@@ -230,6 +247,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	e.Evaluate(ctx, next.Add(-e.opts.Interval))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	defer e.saveSnapshots()
+	lastSnapshot := e.opts.Now()
 	for {
 		wait := next.Sub(e.opts.Now())
 		timer.Reset(max(wait, 0))
@@ -239,6 +258,10 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		e.Evaluate(ctx, next)
+		if e.opts.Now().Sub(lastSnapshot) >= e.opts.SnapshotInterval {
+			e.saveSnapshots()
+			lastSnapshot = e.opts.Now()
+		}
 		now := e.opts.Now()
 		next = next.Add(e.opts.Interval)
 		if now.After(next) {
@@ -365,6 +388,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 	}
 	for _, fn := range observers {
 		fn(ctx, at)
+	}
+}
+
+func (e *Evaluator) saveSnapshots() {
+	if err := e.SaveSnapshots(); err != nil {
+		e.logger.Warn("saving the snapshot of SLO windows", zap.Error(err))
 	}
 }
 

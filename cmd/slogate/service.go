@@ -82,11 +82,18 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return exitWith(1, fmt.Errorf("definitions rejected:\n%s", diags.Errors().String()))
 	}
 
+	st, err := store.Open(cfg.Storage.Path, store.Options{})
+	if err != nil {
+		return exitWith(1, fmt.Errorf("storage.path: %w", err))
+	}
+	defer st.Close()
+
 	ev, err := evaluator.New(evaluator.Options{
 		Querier: o.querier, Logger: logger, Registerer: o.registry,
 		Interval: cfg.Evaluation.Interval, MaxConcurrency: cfg.Evaluation.MaxConcurrency,
 		MinRange: cfg.Evaluation.MinRange, Spread: 0.25,
 		ShardIndex: cfg.Shard.Index, ShardCount: cfg.Shard.Count,
+		Snapshots: st,
 	})
 	if err != nil {
 		return exitWith(1, err)
@@ -97,12 +104,6 @@ func runService(ctx context.Context, o serviceOptions) error {
 	reloadOK.Set(1)
 	reloadTime.SetToCurrentTime()
 	logger.Info("definitions loaded", zap.Int("slos", len(set.SLOs)), zap.Int("hypotheses", len(set.Hypotheses)), zap.Int("experiments", len(set.Experiments)))
-
-	st, err := store.Open(cfg.Storage.Path, store.Options{})
-	if err != nil {
-		return exitWith(1, fmt.Errorf("storage.path: %w", err))
-	}
-	defer st.Close()
 
 	listener := o.listener
 	if listener == nil {
