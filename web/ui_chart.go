@@ -43,7 +43,7 @@ const (
 	chartW, chartH             = 640, 210
 	padL, padR, padT, padB     = 56, 12, 26, 28
 	plotW, plotH               = chartW - padL - padR, chartH - padT - padB
-	stripLabelW, stripRowH     = 190, 20
+	stripLabelW, stripRowH     = 230, 20
 	stripW, stripTop, stripBot = 960, 20, 26
 )
 
@@ -151,9 +151,12 @@ func (c lineChart) thresholds(b *strings.Builder, lo, hi float64, y func(float64
 		th := c.Thresholds[i]
 		label := th.Label
 		if th.Value < lo || th.Value > hi {
-			label += " (above the scale)"
+			label += " (off scale)"
 		}
-		w := float64(len([]rune(label)))*6.1 + 6
+		w := float64(len([]rune(label)))*5.8 + 6
+		if x-w-30 < 0 {
+			break // no room left; the lines themselves stay drawn
+		}
 		fmt.Fprintf(b, `<text class="legend %s" x="%.1f" y="%d" text-anchor="end">%s</text>`, esc(th.Class), x, padT-9, esc(label))
 		x -= w
 		fmt.Fprintf(b, `<line class="thr %s" x1="%.1f" x2="%.1f" y1="%d" y2="%d"/>`, esc(th.Class), x-16, x-2, padT-13, padT-13)
@@ -299,8 +302,8 @@ func verdictStrip(rows []stripRow, marks []stripMark, from, to time.Time) templa
 	for i, r := range rows {
 		top := float64(stripTop + i*stripRowH)
 		label := r.Label
-		if len([]rune(label)) > 28 {
-			label = string([]rune(label)[:27]) + "…"
+		if len([]rune(label)) > 34 {
+			label = string([]rune(label)[:33]) + "…"
 		}
 		fmt.Fprintf(&b, `<text class="rowlabel" x="%g" y="%.1f" text-anchor="end"><title>%s</title>%s</text>`, plotX-6, top+14, esc(r.Label), esc(label))
 		fmt.Fprintf(&b, `<rect class="track" x="%g" y="%.1f" width="%g" height="%d"/>`, plotX, top+3, plotWidth, stripRowH-6)

@@ -242,7 +242,7 @@ func TestLineChart(t *testing.T) {
 			name:      "NaN breaks the line and is shaded, never drawn as zero",
 			chart:     lineChart{Title: "burn", Points: series(t0, time.Hour, 0.5, 0.7, nan, nan, 0.4, 0.3), Thresholds: thr, Include: []float64{0}},
 			polylines: 2,
-			contains:  []string{`class="gap"`, "ticket 1", "page 14.4 (above the scale)", "10:00", "15:00 UTC"},
+			contains:  []string{`class="gap"`, "ticket 1", "page 14.4 (off scale)", "10:00", "15:00 UTC"},
 		},
 		{
 			name:      "an isolated point is a dot",
@@ -262,7 +262,7 @@ func TestLineChart(t *testing.T) {
 			chart:     lineChart{Title: "burn", Points: series(t0, 5*time.Minute, 20, 30, 25), Thresholds: thr, Include: []float64{0}},
 			polylines: 1,
 			contains:  []string{"page 14.4</text>", "ticket 1</text>", ">50</text>", ">0</text>"},
-			lacks:     []string{"(above the scale)"},
+			lacks:     []string{"(off scale)"},
 		},
 		{
 			name: "a negative budget extends the axis below zero",
@@ -357,11 +357,11 @@ func TestVerdictStrip(t *testing.T) {
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	rows := []stripRow{
 		{Label: "h/<probe>", Entries: []stripCell{{At: at(0), Verdict: "pass"}, {At: at(30), Verdict: "fail", Title: "value 7 & more"}}},
-		{Label: "a-very-long-hypothesis-name/and-a-probe", Entries: []stripCell{{At: at(0), Verdict: "unknown"}}},
+		{Label: "a-very-long-hypothesis-name/and-a-long-probe", Entries: []stripCell{{At: at(0), Verdict: "unknown"}}},
 	}
 	svg := string(verdictStrip(rows, []stripMark{{At: at(0), Label: "running"}, {At: at(60), Label: "aborted"}}, at(0), at(60)))
 	for _, s := range []string{`class="v-green"`, `class="v-red"`, `class="v-amber"`, "h/&lt;probe&gt;", "value 7 &amp; more",
-		"a-very-long-hypothesis-name…", ">running</text>", ">aborted</text>", "10:01:00 UTC (1m)"} {
+		"a-very-long-hypothesis-name/and-a…", ">running</text>", ">aborted</text>", "10:01:00 UTC (1m)"} {
 		if !strings.Contains(svg, s) {
 			t.Errorf("strip lacks %q:\n%s", s, svg)
 		}

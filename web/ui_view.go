@@ -249,11 +249,11 @@ type windowRow struct {
 }
 
 type tierRow struct {
-	Severity          string
-	Long, Short       string
-	Factor            string
-	LongBurn, ShortBN cell
-	Firing, Enabled   bool
+	Severity            string
+	Long, Short         string
+	Factor              string
+	LongBurn, ShortBurn cell
+	Firing, Enabled     bool
 }
 
 type chartView struct {
@@ -300,7 +300,7 @@ func (s *Server) sloView(st evaluator.SLOStatus) sloPage {
 	for _, t := range tiers {
 		r := tierRow{Severity: string(t.Severity), Long: windowLabel(t.Long), Short: windowLabel(t.Short),
 			Factor: strconv.FormatFloat(t.Factor, 'f', -1, 64)}
-		r.LongBurn, r.ShortBN = tierBurn(st, t.Long, t.Factor), tierBurn(st, t.Short, t.Factor)
+		r.LongBurn, r.ShortBurn = tierBurn(st, t.Long, t.Factor), tierBurn(st, t.Short, t.Factor)
 		for _, a := range st.Alerts {
 			if string(a.Severity) == r.Severity {
 				r.Enabled = a.Enabled
