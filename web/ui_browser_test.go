@@ -123,7 +123,7 @@ func TestUIInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	shots := t.TempDir()
 
-	open := func(path string) {
+	open := func(t *testing.T, path string) {
 		t.Helper()
 		run(t, ctx, "navigate to "+path, chromedp.Navigate(ts.URL+path))
 		// Laid out wider than the window means a horizontal scrollbar.
@@ -146,7 +146,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 
 	t.Run("overview", func(t *testing.T) {
-		open("/")
+		open(t, "/")
 		if got := run(t, ctx, "title", chromedp.Title()); got != "Overview · slogate" {
 			t.Errorf("title %q", got)
 		}
@@ -175,7 +175,7 @@ func TestUIInBrowser(t *testing.T) {
 	})
 
 	t.Run("slo", func(t *testing.T) {
-		open("/slos/checkout-availability")
+		open(t, "/slos/checkout-availability")
 		if got := text(t, ctx, "h1"); !strings.HasPrefix(got, "checkout-availability") {
 			t.Errorf("heading %q", got)
 		}
@@ -200,7 +200,7 @@ func TestUIInBrowser(t *testing.T) {
 	})
 
 	t.Run("hypotheses", func(t *testing.T) {
-		open("/hypotheses")
+		open(t, "/hypotheses")
 		if n := count(t, ctx, "section.hypothesis"); n != 3 {
 			t.Errorf("%d hypotheses, want 3", n)
 		}
@@ -220,7 +220,7 @@ func TestUIInBrowser(t *testing.T) {
 	})
 
 	t.Run("runs", func(t *testing.T) {
-		open("/runs")
+		open(t, "/runs")
 		if n := count(t, ctx, "#runs tbody tr"); n != 3 {
 			t.Errorf("%d runs, want 3", n)
 		}
@@ -228,7 +228,7 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("first run %q, want the newest %q", got, f.running)
 		}
 		screenshot(t, ctx, shots, "runs.png")
-		open("/runs/" + f.aborted)
+		open(t, "/runs/" + f.aborted)
 		if got := text(t, ctx, "#state"); got != "aborted" {
 			t.Errorf("state %q", got)
 		}
