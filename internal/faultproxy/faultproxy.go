@@ -1,0 +1,390 @@
+// Package faultproxy is a loopback HTTP proxy for tests that puts faults
+// between slogate and a real Prometheus: it hangs, answers late, answers
+// with errors, drops connections or rewrites answers, switched at run time
+// while the client keeps using the same URL.
+//
+// The proxy is transparent in Pass mode, including when the upstream is
+// down: a refused upstream connection resets the client's connection, so the
+// client sees what it would see talking to the dead server directly (a
+// connection error) rather than a 502 a real reverse proxy would invent.
+//
+// Every handler returns when the proxy closes, and the proxy keeps no
+// upstream connection open between requests, so a test that closes it (and
+// its client's connections) can check for leaked goroutines.
+package faultproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// maxRequestBody bounds the request body the proxy buffers to read the
+// query from; PromQL forms are tiny.
+const maxRequestBody = 1 << 20
+
+type kind int
+
+const (
+	kindPass kind = iota
+	kindHang
+	kindSlow
+	kindStatus
+	kindDrop
+	kindRewrite
+)
+
+// mode is one fault setting. It is replaced, never changed; changed is
+// closed when the next one takes over, which releases hanging requests.
+type mode struct {
+	kind    kind
+	delay   time.Duration
+	code    int
+	body    []byte
+	rewrite func(query string, body []byte) []byte
+	changed chan struct{}
+}
+
+// Proxy forwards HTTP requests to one upstream, with a switchable fault.
+type Proxy struct {
+	upstream  *url.URL
+	srv       *httptest.Server
+	transport *http.Transport
+	requests  atomic.Int64
+
+	mu   sync.Mutex
+	mode *mode
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New starts a proxy on 127.0.0.1 forwarding to upstream (a base URL like
+// http://127.0.0.1:9090), in Pass mode. It is closed when the test ends.
+func New(t testing.TB, upstream string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		t.Fatalf("faultproxy: upstream %q: must be an http or https base URL", upstream)
+	}
+	p := &Proxy{
+		upstream: u,
+		// No keep-alive upstream: no idle connection goroutine outlives a
+		// request, and a restarted upstream is dialled anew at once.
+		transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		mode:      &mode{kind: kindPass, changed: make(chan struct{})},
+		closed:    make(chan struct{}),
+	}
+	p.srv = httptest.NewServer(p)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// URL is the proxy's base URL, to be used in place of the upstream's.
+func (p *Proxy) URL() string { return p.srv.URL }
+
+// Requests is how many requests reached the proxy so far, whatever the
+// mode; a test can check that its fault was actually exercised.
+func (p *Proxy) Requests() int64 { return p.requests.Load() }
+
+// Pass forwards requests unchanged. Requests hanging in Hang mode go on to
+// the upstream.
+func (p *Proxy) Pass() { p.set(&mode{kind: kindPass}) }
+
+// Hang accepts requests and never answers them, until the mode changes (then
+// they are handled by the new mode), the client gives up or the proxy
+// closes.
+func (p *Proxy) Hang() { p.set(&mode{kind: kindHang}) }
+
+// Slow forwards requests after waiting d, unless the client gives up first.
+func (p *Proxy) Slow(d time.Duration) { p.set(&mode{kind: kindSlow, delay: d}) }
+
+// Status answers every request with code and body, without asking the
+// upstream. A body that is valid JSON is sent as application/json, like
+// Prometheus's own error answers.
+func (p *Proxy) Status(code int, body string) {
+	p.set(&mode{kind: kindStatus, code: code, body: []byte(body)})
+}
+
+// Drop resets every connection as soon as a request arrives on it, as a
+// crashing server or a stateful firewall would.
+func (p *Proxy) Drop() { p.set(&mode{kind: kindDrop}) }
+
+// Rewrite forwards requests and passes every successful answer's body
+// through fn with the request's PromQL query (the "query" parameter; empty
+// for other endpoints). See RewriteVector and ForQuery for Prometheus
+// answers.
+func (p *Proxy) Rewrite(fn func(query string, body []byte) []byte) {
+	p.set(&mode{kind: kindRewrite, rewrite: fn})
+}
+
+func (p *Proxy) set(m *mode) {
+	m.changed = make(chan struct{})
+	p.mu.Lock()
+	old := p.mode
+	p.mode = m
+	p.mu.Unlock()
+	close(old.changed)
+}
+
+func (p *Proxy) current() *mode {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mode
+}
+
+// CloseClientConnections closes every connection clients hold to the proxy,
+// idle or busy, so that their keep-alive goroutines end and the next request
+// dials anew. The proxy keeps serving.
+func (p *Proxy) CloseClientConnections() { p.srv.CloseClientConnections() }
+
+// Close stops the proxy: hanging and waiting handlers return (their
+// connections are reset) and Close returns once every handler has.
+// Closing twice does nothing.
+func (p *Proxy) Close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.srv.Close()
+		p.transport.CloseIdleConnections()
+	})
+}
+
+// ServeHTTP applies the current mode to one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.requests.Add(1)
+	// Read the body first: net/http notices a client that hangs up only
+	// once the body is consumed, and a hanging handler must notice it.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+	if err != nil {
+		reset(w)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	ctx := r.Context()
+	for {
+		m := p.current()
+		switch m.kind {
+		case kindHang:
+			select {
+			case <-m.changed:
+				continue
+			case <-ctx.Done():
+			case <-p.closed:
+				reset(w)
+			}
+			return
+		case kindSlow:
+			timer := time.NewTimer(m.delay)
+			select {
+			case <-timer.C:
+				p.forward(w, r, body, nil)
+			case <-ctx.Done():
+				timer.Stop()
+			case <-p.closed:
+				timer.Stop()
+				reset(w)
+			}
+			return
+		case kindStatus:
+			ct := "text/plain; charset=utf-8"
+			if json.Valid(m.body) {
+				ct = "application/json"
+			}
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Length", strconv.Itoa(len(m.body)))
+			w.WriteHeader(m.code)
+			_, _ = w.Write(m.body)
+			return
+		case kindDrop:
+			reset(w)
+			return
+		case kindRewrite:
+			p.forward(w, r, body, m.rewrite)
+			return
+		default:
+			p.forward(w, r, body, nil)
+			return
+		}
+	}
+}
+
+// forward sends r to the upstream and its answer back, through rewrite if
+// it is set.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rewrite func(string, []byte) []byte) {
+	rp := &httputil.ReverseProxy{
+		Transport: p.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(p.upstream)
+			pr.Out.Host = p.upstream.Host
+			// Let the proxy's transport negotiate compression itself, so
+			// that a rewrite sees plain JSON.
+			pr.Out.Header.Del("Accept-Encoding")
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client gave up; nobody to answer
+			}
+			// The upstream is unreachable (or answered garbage): the
+			// client sees its connection fail, as without the proxy.
+			reset(w)
+		},
+	}
+	if rewrite != nil {
+		query := queryOf(r, body)
+		rp.ModifyResponse = func(resp *http.Response) error {
+			if resp.StatusCode/100 != 2 {
+				return nil
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			b = rewrite(query, b)
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.ContentLength = int64(len(b))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			resp.Header.Del("Content-Encoding")
+			return nil
+		}
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// queryOf returns the PromQL query of a Prometheus API request, sent in the
+// URL or, for POST, in the form body.
+func queryOf(r *http.Request, body []byte) string {
+	if q := r.URL.Query().Get("query"); q != "" {
+		return q
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return ""
+	}
+	return form.Get("query")
+}
+
+// reset closes the client's connection with a TCP reset, without an answer.
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not hijackable (HTTP/2): aborting the handler is the closest.
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// Sample is one element of an instant vector in a Prometheus query answer.
+type Sample struct {
+	Metric map[string]string
+	// Time is the timestamp as Prometheus wrote it (Unix seconds).
+	Time json.Number
+	// Value is the value as Prometheus writes it: "0.25", "NaN", "+Inf".
+	Value string
+}
+
+// MarshalJSON writes s as Prometheus does: {"metric":{...},"value":[t,"v"]}.
+func (s Sample) MarshalJSON() ([]byte, error) {
+	metric := s.Metric
+	if metric == nil {
+		metric = map[string]string{}
+	}
+	return json.Marshal(struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}{metric, [2]any{s.Time, s.Value}})
+}
+
+// UnmarshalJSON reads a Prometheus vector element.
+func (s *Sample) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Metric map[string]string `json:"metric"`
+		Value  []json.RawMessage `json:"value"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	if len(raw.Value) != 2 {
+		return errors.New("faultproxy: sample value is not a [time, value] pair")
+	}
+	var ts json.Number
+	if err := json.Unmarshal(raw.Value[0], &ts); err != nil {
+		return err
+	}
+	var v string
+	if err := json.Unmarshal(raw.Value[1], &v); err != nil {
+		return err
+	}
+	s.Metric, s.Time, s.Value = raw.Metric, ts, v
+	return nil
+}
+
+// RewriteVector decodes the vector of a successful query answer, lets fn
+// change its samples and encodes the answer again, keeping every other
+// field (warnings, stats). Other answers (errors, scalars, matrices,
+// garbage) come back unchanged.
+func RewriteVector(body []byte, fn func([]Sample) []Sample) []byte {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return body
+	}
+	var status string
+	if err := json.Unmarshal(top["status"], &status); err != nil || status != "success" {
+		return body
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(top["data"], &data); err != nil {
+		return body
+	}
+	var resultType string
+	if err := json.Unmarshal(data["resultType"], &resultType); err != nil || resultType != "vector" {
+		return body
+	}
+	var samples []Sample
+	if err := json.Unmarshal(data["result"], &samples); err != nil {
+		return body
+	}
+	samples = fn(samples)
+	if samples == nil {
+		samples = []Sample{} // Prometheus writes an empty vector as []
+	}
+	var err error
+	if data["result"], err = json.Marshal(samples); err != nil {
+		return body
+	}
+	if top["data"], err = json.Marshal(data); err != nil {
+		return body
+	}
+	out, err := json.Marshal(top)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// ForQuery returns a Rewrite function that applies fn to the vector answers
+// of exactly query and passes every other answer through.
+func ForQuery(query string, fn func([]Sample) []Sample) func(string, []byte) []byte {
+	return func(q string, body []byte) []byte {
+		if q != query {
+			return body
+		}
+		return RewriteVector(body, fn)
+	}
+}
