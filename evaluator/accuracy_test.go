@@ -175,4 +175,18 @@ func TestAccuracyEmbedded(t *testing.T) {
 			}
 		})
 	}
+
+	// The charts of the last day come from the same slices, the part older
+	// than the fine slices from the hourly ones.
+	h, ok := ev.History("availability")
+	if !ok || len(h.BurnRate1h) < 24 || len(h.BudgetRemaining) < 24 || len(h.BurnRate5m) < 60 {
+		t.Fatalf("history: %d/%d/%d points", len(h.BudgetRemaining), len(h.BurnRate1h), len(h.BurnRate5m))
+	}
+	for _, series := range [][]evaluator.Point{h.BudgetRemaining, h.BurnRate1h, h.BurnRate5m} {
+		for _, p := range series {
+			if !p.Value.Valid() {
+				t.Errorf("history point at %s has no value", p.At)
+			}
+		}
+	}
 }

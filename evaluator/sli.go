@@ -116,8 +116,13 @@ func fill(tmpl string, window time.Duration) string {
 		return ""
 	}
 	w := model.Duration(window).String()
-	r := strings.NewReplacer("{{.window}}", w, "{{ .window }}", w, "{{ .window}}", w, "{{.window }}", w)
-	return r.Replace(tmpl)
+	if !strings.Contains(tmpl, "window") {
+		return tmpl
+	}
+	for _, marker := range []string{"{{.window}}", "{{ .window }}", "{{ .window}}", "{{.window }}"} {
+		tmpl = strings.ReplaceAll(tmpl, marker, w)
+	}
+	return tmpl
 }
 
 // sliceCounts turns the per-second rates measured over one slice into event

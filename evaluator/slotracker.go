@@ -43,6 +43,9 @@ type sloTracker struct {
 	span   time.Duration // longest window read from coarse slices
 	// minRange is the shortest range in the queries of a slice.
 	minRange time.Duration
+	// latest is the newest fine slice asked for; spans older than the fine
+	// ring reaches are read from coarse slices (charts of the last day).
+	latest int64
 	// tails hold fine slices at the start of each window longer than
 	// fineSpan: there the window cuts through a coarse slice, and weighting
 	// that hour by the share inside the window is wrong whenever its events
@@ -126,6 +129,9 @@ type fetcher interface {
 func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error {
 	newest := t.fine.sliceOf(now)
 	firstFine := t.fine.sliceOf(now.Add(-fineSpan - coarseStep))
+	t.mu.Lock()
+	t.latest = max(t.latest, newest)
+	t.mu.Unlock()
 	var firstErr error
 	keep := func(err error) {
 		if err != nil && firstErr == nil {
@@ -210,7 +216,7 @@ func (t *sloTracker) fetchRun(ctx context.Context, f fetcher, r *ring, run [2]in
 func (t *sloTracker) fetchSlices(ctx context.Context, f fetcher, r *ring, a, b int64) error {
 	q := t.queries
 	templates := []string{q.bad, q.good, q.total, q.raw}
-	var series [4]map[int64]float64
+	var series [4]*slicePoints
 	for i, tmpl := range templates {
 		if tmpl == "" {
 			continue
@@ -226,7 +232,7 @@ func (t *sloTracker) fetchSlices(ctx context.Context, f fetcher, r *ring, a, b i
 		if err != nil {
 			return fmt.Errorf("slo %q: %w", t.def.Name, err)
 		}
-		series[i], err = pointsBySlice(v, r)
+		series[i], err = pointsBySlice(v, r, a, b)
 		if err != nil {
 			return fmt.Errorf("slo %q: query %q: %w", t.def.Name, query, err)
 		}
@@ -234,25 +240,44 @@ func (t *sloTracker) fetchSlices(ctx context.Context, f fetcher, r *ring, a, b i
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k := a; k <= b; k++ {
-		bad, hasBad := series[0][k]
-		good, hasGood := series[1][k]
-		total, hasTotal := series[2][k]
-		raw, hasRaw := series[3][k]
+		bad, hasBad := series[0].get(k)
+		good, hasGood := series[1].get(k)
+		total, hasTotal := series[2].get(k)
+		raw, hasRaw := series[3].get(k)
 		r.put(k, q.sliceCounts(r.step, bad, good, total, raw, hasBad, hasGood, hasTotal, hasRaw))
 	}
 	return nil
 }
 
+// slicePoints are the values of slices a..b, summed over the series of an
+// answer; has marks the slices with a value.
+type slicePoints struct {
+	a   int64
+	v   []float64
+	has []bool
+}
+
+func (p *slicePoints) get(k int64) (float64, bool) {
+	if p == nil || k < p.a || k >= p.a+int64(len(p.v)) {
+		return 0, false
+	}
+	return p.v[k-p.a], p.has[k-p.a]
+}
+
 // pointsBySlice sums the series of an instant or range answer per slice.
-func pointsBySlice(v model.Value, r *ring) (map[int64]float64, error) {
-	out := map[int64]float64{}
+func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
+	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1)}
 	add := func(ts model.Time, val model.SampleValue) {
 		f := float64(val)
 		if math.IsNaN(f) {
 			return
 		}
 		k := r.sliceOf(ts.Time())
-		out[k] += f
+		if k < a || k > b {
+			return
+		}
+		out.v[k-a] += f
+		out.has[k-a] = true
 	}
 	switch val := v.(type) {
 	case model.Vector:
@@ -286,7 +311,7 @@ func (t *sloTracker) windowCounts(w time.Duration, now time.Time) (c counts, mis
 }
 
 func (t *sloTracker) windowCountsLocked(from, to time.Time) (counts, time.Duration) {
-	if to.Sub(from) <= fineSpan {
+	if to.Sub(from) <= fineSpan && t.fine.sliceOf(from.Add(1)) >= t.latest-int64((fineSpan+coarseStep)/t.fine.step) {
 		c, m := t.fine.sum(from, to)
 		return c, time.Duration(m * float64(t.fine.step))
 	}
