@@ -3,6 +3,7 @@ package evaluator_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -63,18 +64,26 @@ func benchSet(n int) *slo.Set {
 // tiers), after the backfill, against a Querier that costs nothing: what
 // is left is slogate's own CPU.
 func BenchmarkEvaluationCycle(b *testing.B) {
-	for _, n := range []int{100, 1000} {
+	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("slos=%d", n), func(b *testing.B) {
 			q := &constQuerier{}
 			at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+			set := benchSet(n)
+			// Heap held per SLO: buffers, statuses and definitions, after backfill.
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
 			ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := ev.SetDefinitions(benchSet(n)); err != nil {
+			if err := ev.SetDefinitions(set); err != nil {
 				b.Fatal(err)
 			}
 			ev.Evaluate(context.Background(), at) // backfill
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heapPerSLO := float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc)) / float64(n)
 			q.instant.Store(0)
 			q.ranges.Store(0)
 			b.ReportAllocs()
@@ -84,6 +93,7 @@ func BenchmarkEvaluationCycle(b *testing.B) {
 				ev.Evaluate(context.Background(), at)
 			}
 			b.StopTimer()
+			b.ReportMetric(heapPerSLO, "heap-bytes/slo")
 			b.ReportMetric(float64(q.instant.Load())/float64(b.N)/float64(n), "instant-queries/slo")
 			b.ReportMetric(float64(q.ranges.Load())/float64(b.N)/float64(n), "range-queries/slo")
 			if st, _ := ev.SLO(benchSet(1).SLOs[0].Name); !st.Fresh {
