@@ -90,7 +90,14 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger) error 
 	now := time.Now()
 	start := time.Now()
 	logger.Info("writing 30 days of simulated history into the embedded TSDB")
-	if err := sim.Backfill(ctx, now.Add(-30*24*time.Hour-2*time.Hour), now, time.Minute); err != nil {
+	// Minute resolution for the month, then the live resolution for the
+	// hours that the short windows read (rate() over evaluation.min-range
+	// needs samples as dense as the live ones).
+	recent := now.Add(-9 * time.Hour).Truncate(time.Minute)
+	if err := sim.Backfill(ctx, now.Add(-30*24*time.Hour-2*time.Hour), recent, time.Minute); err != nil {
+		return exitWith(1, err)
+	}
+	if err := sim.Backfill(ctx, recent, now, demoStep); err != nil {
 		return exitWith(1, err)
 	}
 	logger.Info("history written", zap.Duration("took", time.Since(start)))
