@@ -1,0 +1,389 @@
+// Package backtest evaluates definitions over history: what the burn-rate
+// alerts of each SLO and the verdicts of each hypothesis would have been,
+// step by step, had slogate been running then. It asks Prometheus range
+// queries only, so it works on any stretch of retained history.
+//
+// The arithmetic is the evaluator's (and the generated rules'): an SLO
+// window's error ratio is the query rules.ErrorRatioQuery builds, alerts
+// follow slo.BurnTiers, probes are judged with their tolerance, series
+// policy, onNoData and failAfter/passAfter. Two things differ by nature:
+// the resolution is the step (an alert that fired at 14:03 shows up at the
+// next step), and a query that fails aborts the backtest instead of being
+// judged with onError, because an error now says nothing about the past.
+package backtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/rules"
+	"github.com/slogate/slogate/slo"
+)
+
+// Querier is what a backtest needs from Prometheus. The evaluator's
+// HTTP client (evaluator/promapi) implements it.
+type Querier interface {
+	QueryRange(ctx context.Context, query string, r evaluator.Range) (model.Value, error)
+}
+
+// MaxPoints is the most steps one range query asks for. Prometheus refuses
+// more than 11,000 points per series; longer ranges are split.
+const MaxPoints = 10000
+
+// DefaultStep is the resolution of a backtest unless told otherwise.
+const DefaultStep = 5 * time.Minute
+
+// Options configure Run.
+type Options struct {
+	Querier Querier
+	// From and To bound the backtest; From is rounded down to a multiple
+	// of Step so that steps fall on round times, and the last step is the
+	// last one not after To.
+	From, To time.Time
+	Step     time.Duration // default DefaultStep
+	// MaxPoints overrides the package's MaxPoints (tests).
+	MaxPoints int
+	// Progress, if set, is called after every range query with the number
+	// of queries done, their total and what was asked.
+	Progress func(done, total int, what string)
+}
+
+// Report is the outcome of a backtest.
+type Report struct {
+	From       time.Time          `json:"from"`
+	To         time.Time          `json:"to"`
+	Step       string             `json:"step"`
+	SLOs       []SLOReport        `json:"slos"`
+	Hypotheses []HypothesisReport `json:"hypotheses"`
+}
+
+// SLOReport is what an SLO went through.
+type SLOReport struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	// BudgetRemainingAtEnd is the error budget remaining over the SLO
+	// window at the last step; NaN (null in JSON) without data.
+	BudgetRemainingAtEnd evaluator.Num `json:"budgetRemainingAtEnd"`
+	// Alerts are the burn-rate alerts that would have fired, in time order.
+	Alerts []Alert `json:"alerts"`
+}
+
+// Alert is one firing interval of a burn-rate alert tier.
+type Alert struct {
+	Severity slo.Severity `json:"severity"`
+	FiredAt  time.Time    `json:"firedAt"`
+	// ResolvedAt is nil while the alert still fires at the last step.
+	ResolvedAt *time.Time `json:"resolvedAt"`
+	// Condition is the first tier condition that held when it fired.
+	Condition string `json:"condition"`
+}
+
+// HypothesisReport is the verdict timeline of a hypothesis.
+type HypothesisReport struct {
+	Name    string   `json:"name"`
+	Changes []Change `json:"changes"`
+}
+
+// Change is a change of a hypothesis' debounced verdict. The first change
+// leaves unknown, the verdict of a hypothesis never evaluated.
+type Change struct {
+	At     time.Time         `json:"at"`
+	From   evaluator.Verdict `json:"from"`
+	To     evaluator.Verdict `json:"to"`
+	Reason string            `json:"reason"`
+}
+
+// Run backtests the SLOs and hypotheses of set. Experiments have no
+// history of their own and are left out.
+func Run(ctx context.Context, set *slo.Set, opts Options) (*Report, error) {
+	if opts.Querier == nil {
+		return nil, errors.New("backtest: a Querier is required")
+	}
+	if opts.Step <= 0 {
+		opts.Step = DefaultStep
+	}
+	if opts.MaxPoints <= 0 {
+		opts.MaxPoints = MaxPoints
+	}
+	from := opts.From.Truncate(opts.Step)
+	if !opts.To.After(from) {
+		return nil, fmt.Errorf("backtest: the end %s is not after the start %s", opts.To.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	steps := int(opts.To.Sub(from)/opts.Step) + 1
+	r := &run{opts: opts, from: from, steps: steps}
+	r.plan(set)
+
+	rep := &Report{From: from, To: r.at(steps - 1), Step: model.Duration(opts.Step).String(),
+		SLOs: []SLOReport{}, Hypotheses: []HypothesisReport{}}
+	for _, o := range set.SLOs {
+		sr, err := r.slo(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		rep.SLOs = append(rep.SLOs, sr)
+	}
+	for _, h := range set.Hypotheses {
+		hr, err := r.hypothesis(ctx, set, h)
+		if err != nil {
+			return nil, err
+		}
+		rep.Hypotheses = append(rep.Hypotheses, hr)
+	}
+	return rep, nil
+}
+
+// run is one backtest in progress.
+type run struct {
+	opts  Options
+	from  time.Time
+	steps int
+
+	total, done int
+	// ratios caches the error ratio series of SLO windows, which both the
+	// SLO and the SLO probes of hypotheses read.
+	ratios map[ratioKey]points
+}
+
+type ratioKey struct {
+	slo    string
+	window time.Duration
+}
+
+func (r *run) at(k int) time.Time { return r.from.Add(time.Duration(k) * r.opts.Step) }
+
+// chunks is how many range queries one series over the backtest takes.
+func (r *run) chunks() int { return (r.steps + r.opts.MaxPoints - 1) / r.opts.MaxPoints }
+
+// plan counts the range queries ahead, for the progress report.
+func (r *run) plan(set *slo.Set) {
+	r.ratios = map[ratioKey]points{}
+	windows := map[ratioKey]bool{}
+	for _, o := range set.SLOs {
+		for _, w := range sloWindows(o) {
+			windows[ratioKey{o.Name, w}] = true
+		}
+	}
+	queries := len(windows)
+	for _, h := range set.Hypotheses {
+		for _, p := range h.Probes {
+			switch {
+			case p.SLO == "":
+				queries++
+			case p.BurnRate != nil && !windows[ratioKey{p.SLO, p.BurnRate.Window}]:
+				windows[ratioKey{p.SLO, p.BurnRate.Window}] = true
+				queries++
+			}
+		}
+	}
+	r.total = queries * r.chunks()
+}
+
+// sloWindows are the windows an SLO's alerts and budget read.
+func sloWindows(o *slo.SLO) []time.Duration {
+	seen := map[time.Duration]bool{o.Window: true}
+	out := []time.Duration{o.Window}
+	for _, t := range slo.BurnTiers(o.Window) {
+		for _, w := range []time.Duration{t.Long, t.Short} {
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// points are the values of a series by step; ok is false where the
+// series had no point. A point may hold NaN (0/0), which is not the same
+// as no point.
+type points struct {
+	v  []float64
+	ok []bool
+}
+
+func newPoints(n int) points { return points{v: make([]float64, n), ok: make([]bool, n)} }
+
+// series is one series of a range answer.
+type series struct {
+	labels model.Metric
+	points
+}
+
+// query runs a range query over the backtest, split into chunks of at most
+// MaxPoints steps.
+func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
+	byKey := map[model.Fingerprint]*series{}
+	var order []model.Fingerprint
+	for first := 0; first < r.steps; first += r.opts.MaxPoints {
+		last := min(first+r.opts.MaxPoints, r.steps) - 1
+		v, err := r.opts.Querier.QueryRange(ctx, q, evaluator.Range{Start: r.at(first), End: r.at(last), Step: r.opts.Step})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		m, ok := v.(model.Matrix)
+		if !ok && v != nil {
+			return nil, fmt.Errorf("%s: query %q: expected a matrix, got %s", what, q, v.Type())
+		}
+		for _, s := range m {
+			fp := s.Metric.Fingerprint()
+			ser, ok := byKey[fp]
+			if !ok {
+				ser = &series{labels: s.Metric, points: newPoints(r.steps)}
+				byKey[fp] = ser
+				order = append(order, fp)
+			}
+			for _, p := range s.Values {
+				if k, ok := r.stepOf(p.Timestamp.Time()); ok {
+					ser.v[k], ser.ok[k] = float64(p.Value), true
+				}
+			}
+		}
+		r.done++
+		if r.opts.Progress != nil {
+			r.opts.Progress(r.done, r.total, what)
+		}
+	}
+	out := make([]series, 0, len(order))
+	for _, fp := range order {
+		out = append(out, *byKey[fp])
+	}
+	// Label order, as the evaluator sorts series: the first series within
+	// or out of tolerance does not depend on the backend's order.
+	sort.Slice(out, func(i, j int) bool { return out[i].labels.Before(out[j].labels) })
+	return out, nil
+}
+
+// stepOf maps a point's timestamp to its step, tolerating the rounding of
+// timestamps to milliseconds.
+func (r *run) stepOf(ts time.Time) (int, bool) {
+	d := ts.Sub(r.from)
+	k := int((d + r.opts.Step/2) / r.opts.Step)
+	if d < -r.opts.Step/2 || k >= r.steps {
+		return 0, false
+	}
+	return k, true
+}
+
+// ratio returns the error ratio of o over w at every step. The query is
+// summed, so it has one series at most; no series is no data.
+func (r *run) ratio(ctx context.Context, o *slo.SLO, w time.Duration) (points, error) {
+	key := ratioKey{o.Name, w}
+	if p, ok := r.ratios[key]; ok {
+		return p, nil
+	}
+	q, err := rules.ErrorRatioQuery(o, w)
+	if err != nil {
+		return points{}, fmt.Errorf("slo %q: %w", o.Name, err)
+	}
+	ss, err := r.query(ctx, q, fmt.Sprintf("slo %s, window %s", o.Name, model.Duration(w)))
+	if err != nil {
+		return points{}, err
+	}
+	p := newPoints(r.steps)
+	if len(ss) > 0 {
+		p = ss[0].points
+	}
+	r.ratios[key] = p
+	return p, nil
+}
+
+// burnRate is the burn rate at step k: the error ratio over the budget. A
+// NaN ratio (0/0) had no events and burns nothing, as in the evaluator.
+func burnRate(p points, k int, budget float64) (float64, bool) {
+	if !p.ok[k] {
+		return math.NaN(), false
+	}
+	if math.IsNaN(p.v[k]) {
+		return 0, true
+	}
+	return p.v[k] / budget, true
+}
+
+// budgetRemaining is 1 - burn rate over the SLO window.
+func budgetRemaining(p points, k int, budget float64) (float64, bool) {
+	b, ok := burnRate(p, k, budget)
+	return 1 - b, ok
+}
+
+func tierEnabled(o *slo.SLO, sev slo.Severity) bool {
+	if !o.Alerting.Enabled {
+		return false
+	}
+	if sev == slo.SeverityPage {
+		return o.Alerting.Page.Enabled
+	}
+	return o.Alerting.Ticket.Enabled
+}
+
+// slo replays the SLO's burn-rate alerts: at every step a severity fires
+// when one of its tiers burns faster than its factor over both windows.
+// A step where a window has no data and nothing fires keeps the previous
+// state, as the evaluator does on a hole, rather than resolving an alert
+// on a scrape gap.
+func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
+	rep := SLOReport{Name: o.Name, Service: o.Service, BudgetRemainingAtEnd: evaluator.Num(math.NaN()), Alerts: []Alert{}}
+	ratios := map[time.Duration]points{}
+	for _, w := range sloWindows(o) {
+		p, err := r.ratio(ctx, o, w)
+		if err != nil {
+			return rep, err
+		}
+		ratios[w] = p
+	}
+	budget := o.ErrorBudget()
+	if b, ok := budgetRemaining(ratios[o.Window], r.steps-1, budget); ok {
+		rep.BudgetRemainingAtEnd = evaluator.Num(b)
+	}
+	tiers := slo.BurnTiers(o.Window)
+	for _, sev := range []slo.Severity{slo.SeverityPage, slo.SeverityTicket} {
+		if !tierEnabled(o, sev) {
+			continue
+		}
+		var open *Alert
+		for k := 0; k < r.steps; k++ {
+			firing, known, cond := false, true, ""
+			for _, t := range tiers {
+				if t.Severity != sev {
+					continue
+				}
+				long, okL := burnRate(ratios[t.Long], k, budget)
+				short, okS := burnRate(ratios[t.Short], k, budget)
+				if !okL || !okS {
+					known = false
+					continue
+				}
+				if long > t.Factor && short > t.Factor && !firing {
+					firing = true
+					cond = fmt.Sprintf("burn rate %s over %s and %s over %s > %s",
+						formatValue(long), model.Duration(t.Long), formatValue(short), model.Duration(t.Short), formatValue(t.Factor))
+				}
+			}
+			switch {
+			case !known && !firing:
+			case firing && open == nil:
+				open = &Alert{Severity: sev, FiredAt: r.at(k), Condition: cond}
+			case !firing && open != nil:
+				at := r.at(k)
+				open.ResolvedAt = &at
+				rep.Alerts = append(rep.Alerts, *open)
+				open = nil
+			}
+		}
+		if open != nil {
+			rep.Alerts = append(rep.Alerts, *open)
+		}
+	}
+	sort.SliceStable(rep.Alerts, func(i, j int) bool { return rep.Alerts[i].FiredAt.Before(rep.Alerts[j].FiredAt) })
+	return rep, nil
+}
+
+// formatValue prints a measured value with four significant digits.
+func formatValue(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }

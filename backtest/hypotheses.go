@@ -1,0 +1,239 @@
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/slo"
+)
+
+// judgement is one probe at one step, before debouncing.
+type judgement struct {
+	verdict evaluator.Verdict
+	// what says why, e.g. "error-rate = 0.031 not < 0.01" or
+	// "error-rate: no data".
+	what string
+}
+
+// hypothesis replays a hypothesis step by step: every probe is judged at
+// every step, the raw verdict is fail if a probe fails, else unknown if a
+// probe is unknown, else pass, and the verdict follows it after failAfter
+// (passAfter) steps in a row, as in the evaluator.
+func (r *run) hypothesis(ctx context.Context, set *slo.Set, h *slo.Hypothesis) (HypothesisReport, error) {
+	rep := HypothesisReport{Name: h.Name, Changes: []Change{}}
+	probes := make([][]judgement, len(h.Probes))
+	for i, p := range h.Probes {
+		var err error
+		if p.SLO != "" {
+			probes[i], err = r.sloProbe(ctx, set, h, p)
+		} else {
+			probes[i], err = r.queryProbe(ctx, h, p)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
+	verdict, raw := evaluator.Unknown, evaluator.Verdict("")
+	streak := 0
+	for k := 0; k < r.steps; k++ {
+		step := evaluator.Pass
+		for _, js := range probes {
+			switch js[k].verdict {
+			case evaluator.Fail:
+				step = evaluator.Fail
+			case evaluator.Unknown:
+				if step != evaluator.Fail {
+					step = evaluator.Unknown
+				}
+			}
+		}
+		if step == raw {
+			streak++
+		} else {
+			raw, streak = step, 1
+		}
+		next := verdict
+		switch step {
+		case evaluator.Unknown:
+			next = evaluator.Unknown
+		case evaluator.Fail:
+			if streak >= max(h.FailAfter, 1) {
+				next = evaluator.Fail
+			}
+		case evaluator.Pass:
+			if streak >= max(h.PassAfter, 1) {
+				next = evaluator.Pass
+			}
+		}
+		if next != verdict {
+			rep.Changes = append(rep.Changes, Change{At: r.at(k), From: verdict, To: next, Reason: reason(probes, k, step)})
+			verdict = next
+		}
+	}
+	return rep, nil
+}
+
+// reason lists the probes that made the raw verdict of step k: the failing
+// ones for fail, the unknown ones for unknown, all of them for pass.
+func reason(probes [][]judgement, k int, raw evaluator.Verdict) string {
+	var parts []string
+	for _, js := range probes {
+		if raw == evaluator.Pass || js[k].verdict == raw {
+			parts = append(parts, js[k].what)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func policyVerdict(p slo.Policy) evaluator.Verdict {
+	switch p {
+	case slo.PolicyPass:
+		return evaluator.Pass
+	case slo.PolicyFail:
+		return evaluator.Fail
+	}
+	return evaluator.Unknown
+}
+
+// judge compares a value with a tolerance.
+func judge(name string, v float64, tol *slo.Tolerance) judgement {
+	if tol.Holds(v) {
+		return judgement{evaluator.Pass, fmt.Sprintf("%s = %s %s", name, formatValue(v), tol)}
+	}
+	return judgement{evaluator.Fail, fmt.Sprintf("%s = %s not %s", name, formatValue(v), tol)}
+}
+
+// queryProbe judges a PromQL probe at every step. No series and NaN are
+// no data (onNoData); several series follow the hypothesis' series policy.
+func (r *run) queryProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe) ([]judgement, error) {
+	ss, err := r.query(ctx, p.Query, fmt.Sprintf("hypothesis %s, probe %s", h.Name, p.Name))
+	if err != nil {
+		return nil, err
+	}
+	noData := policyVerdict(h.OnNoData)
+	out := make([]judgement, r.steps)
+	for k := range out {
+		var present []series
+		for _, s := range ss {
+			if s.ok[k] {
+				present = append(present, s)
+			}
+		}
+		switch {
+		case len(present) == 0:
+			out[k] = judgement{noData, p.Name + ": no data"}
+		case len(present) == 1 && math.IsNaN(present[0].v[k]):
+			out[k] = judgement{noData, p.Name + ": NaN"}
+		case len(present) == 1:
+			out[k] = judge(p.Name, present[0].v[k], p.Tolerance)
+		default:
+			out[k] = judgeSeries(p, h, present, k)
+		}
+	}
+	return out, nil
+}
+
+// judgeSeries applies the series policy as the evaluator does: with "all"
+// the first series out of tolerance fails the probe, with "any" the first
+// one within tolerance passes it; series without a number count as no data
+// when nothing else decides.
+func judgeSeries(p *slo.Probe, h *slo.Hypothesis, ss []series, k int) judgement {
+	var first, decisive *series
+	nan := false
+	for i := range ss {
+		s := &ss[i]
+		v := s.v[k]
+		if math.IsNaN(v) {
+			nan = true
+			continue
+		}
+		if first == nil {
+			first = s
+		}
+		holds := p.Tolerance.Holds(v)
+		if decisive == nil && holds == (h.Series == slo.SeriesAny) {
+			decisive = s
+		}
+	}
+	name := func(s *series) string { return p.Name + labelString(s.labels) }
+	switch {
+	case decisive != nil:
+		return judge(name(decisive), decisive.v[k], p.Tolerance)
+	case nan || first == nil:
+		return judgement{policyVerdict(h.OnNoData), fmt.Sprintf("%s: %d series, some NaN", p.Name, len(ss))}
+	}
+	j := judge(name(first), first.v[k], p.Tolerance)
+	j.what += fmt.Sprintf(" (%d series)", len(ss))
+	return j
+}
+
+func labelString(m model.Metric) string {
+	ls := model.LabelSet(m).Clone()
+	delete(ls, model.MetricNameLabel)
+	return ls.String()
+}
+
+// sloProbe judges a probe on an SLO's budget remaining and burn rate. Where
+// the SLO's window has no data the probe follows onNoData.
+func (r *run) sloProbe(ctx context.Context, set *slo.Set, h *slo.Hypothesis, p *slo.Probe) ([]judgement, error) {
+	o := set.SLO(p.SLO)
+	if o == nil {
+		return nil, fmt.Errorf("hypothesis %q: probe %q: SLO %q is not defined", h.Name, p.Name, p.SLO)
+	}
+	budget := o.ErrorBudget()
+	var full, burnWin points
+	var err error
+	if p.BudgetRemaining != nil {
+		if full, err = r.ratio(ctx, o, o.Window); err != nil {
+			return nil, err
+		}
+	}
+	if p.BurnRate != nil {
+		if burnWin, err = r.ratio(ctx, o, p.BurnRate.Window); err != nil {
+			return nil, err
+		}
+	}
+	noData := policyVerdict(h.OnNoData)
+	out := make([]judgement, r.steps)
+	for k := range out {
+		verdict := evaluator.Pass
+		var parts []string
+		missing := false
+		if p.BudgetRemaining != nil {
+			b, ok := budgetRemaining(full, k, budget)
+			if !ok {
+				missing = true
+			} else {
+				j := judge("budget remaining", b, p.BudgetRemaining)
+				parts = append(parts, j.what)
+				if j.verdict == evaluator.Fail {
+					verdict = evaluator.Fail
+				}
+			}
+		}
+		if p.BurnRate != nil {
+			b, ok := burnRate(burnWin, k, budget)
+			if !ok {
+				missing = true
+			} else {
+				below := &slo.Tolerance{Op: slo.OpLT, Value: p.BurnRate.Below}
+				j := judge("burn rate over "+model.Duration(p.BurnRate.Window).String(), b, below)
+				parts = append(parts, j.what)
+				if j.verdict == evaluator.Fail {
+					verdict = evaluator.Fail
+				}
+			}
+		}
+		if missing {
+			out[k] = judgement{noData, p.Name + ": no data for SLO " + o.Name}
+			continue
+		}
+		out[k] = judgement{verdict, p.Name + ": " + strings.Join(parts, ", ")}
+	}
+	return out, nil
+}

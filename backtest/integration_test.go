@@ -1,0 +1,168 @@
+package backtest_test
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/slogate/slogate/backtest"
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/promapi"
+	"github.com/slogate/slogate/internal/synth"
+	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/slo"
+)
+
+const shopDefs = `
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: shop-availability}
+spec:
+  service: shop
+  objective: 99.9
+  window: 30d
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code=~"5.."}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
+---
+apiVersion: slogate.dev/v1
+kind: Hypothesis
+metadata: {name: shop-steady}
+spec:
+  probes:
+    - name: error-rate
+      query: sum(rate(http_requests_total{job="shop",code="500"}[5m])) / sum(rate(http_requests_total{job="shop"}[5m]))
+      tolerance: "< 0.01"
+  failAfter: 2
+  passAfter: 2
+  onNoData: unknown
+`
+
+// TestBacktestPrometheus backtests a week of synthetic history in a real
+// Prometheus. The shop fails 0.2 % of requests, 20 times more from 14:00
+// to 15:00 UTC every third day, and was not scraped for 20 minutes five
+// days back. Against a 99.9 % objective the base rate burns the budget 2×,
+// so the slow ticket tier fires throughout; each incident burns 40×, so
+// the page fires once the 1h window is a third into it and resolves once
+// the 30m window of the 6h tier is nearly clean; the steady-state
+// hypothesis fails and recovers with each incident and is unknown during
+// the scrape gap.
+func TestBacktestPrometheus(t *testing.T) {
+	tr := synth.History(time.Now().Truncate(time.Hour).Add(-2*time.Hour+30*time.Minute), time.Minute)
+	var om bytes.Buffer
+	if err := tr.WriteOpenMetrics(&om, tr.End.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	testenv.Backfill(t, dataDir, &om)
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
+	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(path, []byte(shopDefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+
+	from, to := tr.End.Add(-7*24*time.Hour), tr.End
+	began := time.Now()
+	rep, err := backtest.Run(context.Background(), set, backtest.Options{Querier: q, From: from, To: to, Step: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backtested 7 days at 5m steps in %s", time.Since(began).Round(time.Millisecond))
+	var text bytes.Buffer
+	if err := backtest.WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", text.String())
+
+	// The incidents whose page alert has the time to fire and resolve
+	// inside the backtest.
+	var incidents []time.Time
+	for day := from.Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
+		if inc := day.Add(14 * time.Hour); (day.Unix()/86400)%3 == 0 && !inc.Before(from.Add(time.Hour)) && !inc.Add(3*time.Hour).After(to) {
+			incidents = append(incidents, inc)
+		}
+	}
+	if len(incidents) < 2 {
+		t.Fatalf("only %d incidents in the week: %v", len(incidents), incidents)
+	}
+
+	s := rep.SLOs[0]
+	var pages []backtest.Alert
+	for _, a := range s.Alerts {
+		switch a.Severity {
+		case slo.SeverityPage:
+			pages = append(pages, a)
+		case slo.SeverityTicket:
+			if !a.FiredAt.Equal(rep.From) || a.ResolvedAt != nil {
+				t.Errorf("ticket fired %s resolved %v: want it firing from the start to the end (the base rate burns 2×)", a.FiredAt, a.ResolvedAt)
+			}
+		}
+	}
+	for _, inc := range incidents {
+		found := false
+		for _, p := range pages {
+			if p.FiredAt.Before(inc) || !p.FiredAt.Before(inc.Add(time.Hour)) {
+				continue
+			}
+			found = true
+			if p.FiredAt.Before(inc.Add(10*time.Minute)) || p.FiredAt.After(inc.Add(45*time.Minute)) {
+				t.Errorf("incident %s: page fired at %s, want 10 to 45 minutes in", inc.Format(time.RFC3339), p.FiredAt.Format(time.RFC3339))
+			}
+			if p.ResolvedAt == nil || p.ResolvedAt.Before(inc.Add(time.Hour)) || p.ResolvedAt.After(inc.Add(90*time.Minute)) {
+				t.Errorf("incident %s: page resolved at %v, want within 30 minutes after its end", inc.Format(time.RFC3339), p.ResolvedAt)
+			}
+		}
+		if !found {
+			t.Errorf("incident %s: no page alert fired", inc.Format(time.RFC3339))
+		}
+	}
+	for _, p := range pages {
+		h := p.FiredAt.UTC()
+		if (h.Unix()/86400)%3 != 0 || h.Hour() != 14 {
+			t.Errorf("page alert at %s, outside any incident", h.Format(time.RFC3339))
+		}
+	}
+
+	direct := prom.QueryAt(t, `sum(rate(http_requests_total{job="shop",code=~"5.."}[30d])) / sum(rate(http_requests_total{job="shop"}[30d]))`, rep.To)
+	if want, got := 1-direct/0.001, float64(s.BudgetRemainingAtEnd); math.Abs(got-want) > 1e-9*math.Abs(want) {
+		t.Errorf("budget remaining at the end %g, from a direct query %g", got, want)
+	}
+
+	// The 5m error rate is over 1 % from 14:00 (its window holds the
+	// incident's first minute, which alone lifts it to 1.15 %) to 15:00
+	// (three minutes of the incident left in it): with failAfter and
+	// passAfter 2, fail at 14:05 and pass at 15:10.
+	changes := rep.Hypotheses[0].Changes
+	has := func(at time.Time, from, to evaluator.Verdict) bool {
+		for _, c := range changes {
+			if c.At.Equal(at) && c.From == from && c.To == to {
+				return true
+			}
+		}
+		return false
+	}
+	for _, inc := range incidents {
+		if !has(inc.Add(5*time.Minute), evaluator.Pass, evaluator.Fail) || !has(inc.Add(70*time.Minute), evaluator.Fail, evaluator.Pass) {
+			t.Errorf("incident %s: want pass → fail at 14:05 and fail → pass at 15:10; changes %+v", inc.Format(time.RFC3339), changes)
+		}
+	}
+	if !has(tr.GapFrom.Add(5*time.Minute), evaluator.Pass, evaluator.Unknown) {
+		t.Errorf("scrape gap from %s: want pass → unknown 5 minutes in; changes %+v", tr.GapFrom.Format(time.RFC3339), changes)
+	}
+	if want := 1 + 2*len(incidents) + 2; len(changes) < want {
+		t.Errorf("%d verdict changes, want at least %d (first pass, two per incident, in and out of the gap)", len(changes), want)
+	}
+}
