@@ -42,6 +42,8 @@ const (
 	kindSlow
 	kindStatus
 	kindDrop
+	kindHangup
+	kindCut
 	kindRewrite
 )
 
@@ -50,8 +52,9 @@ const (
 type mode struct {
 	kind    kind
 	delay   time.Duration
-	code    int
+	code    int // Status
 	body    []byte
+	cut     int // Cut: body bytes to send
 	rewrite func(query string, body []byte) []byte
 	changed chan struct{}
 }
@@ -121,6 +124,16 @@ func (p *Proxy) Status(code int, body string) {
 // crashing server or a stateful firewall would.
 func (p *Proxy) Drop() { p.set(&mode{kind: kindDrop}) }
 
+// Hangup closes every connection as soon as a request arrives on it, without
+// an answer but without a reset either (a FIN), as a server that exits or a
+// load balancer that gives up does.
+func (p *Proxy) Hangup() { p.set(&mode{kind: kindHangup}) }
+
+// Cut forwards requests but sends only the first n bytes of each answer's
+// body (its headers still announce all of it) and then closes the
+// connection, as a server that dies while answering does.
+func (p *Proxy) Cut(n int) { p.set(&mode{kind: kindCut, cut: max(n, 0)}) }
+
 // Rewrite forwards requests and passes every successful answer's body
 // through fn with the request's PromQL query (the "query" parameter; empty
 // for other endpoints). See RewriteVector and ForQuery for Prometheus
@@ -188,7 +201,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			timer := time.NewTimer(m.delay)
 			select {
 			case <-timer.C:
-				p.forward(w, r, body, nil)
+				p.forward(w, r, body, nil, false)
 			case <-ctx.Done():
 				timer.Stop()
 			case <-p.closed:
@@ -209,21 +222,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case kindDrop:
 			reset(w)
 			return
+		case kindHangup:
+			hangup(w, false)
+			return
+		case kindCut:
+			p.forward(w, r, body, func(_ string, b []byte) []byte { return b[:min(m.cut, len(b))] }, true)
+			hangup(w, false)
+			return
 		case kindRewrite:
-			p.forward(w, r, body, m.rewrite)
+			p.forward(w, r, body, m.rewrite, false)
 			return
 		default:
-			p.forward(w, r, body, nil)
+			p.forward(w, r, body, nil, false)
 			return
 		}
 	}
 }
 
 // forward sends r to the upstream and its answer back, through rewrite if
-// it is set.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rewrite func(string, []byte) []byte) {
+// it is set. With truncate, the answer still announces the length it had
+// before the rewrite.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rewrite func(string, []byte) []byte, truncate bool) {
 	rp := &httputil.ReverseProxy{
 		Transport: p.transport,
+		// Flush every write, so that a Cut answer's bytes are on the wire
+		// before the connection is closed.
+		FlushInterval: -1,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(p.upstream)
 			pr.Out.Host = p.upstream.Host
@@ -243,7 +267,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rew
 	if rewrite != nil {
 		query := queryOf(r, body)
 		rp.ModifyResponse = func(resp *http.Response) error {
-			if resp.StatusCode/100 != 2 {
+			if resp.StatusCode/100 != 2 && !truncate {
 				return nil
 			}
 			b, err := io.ReadAll(resp.Body)
@@ -251,10 +275,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rew
 			if err != nil {
 				return err
 			}
+			length := len(b)
 			b = rewrite(query, b)
+			if !truncate {
+				length = len(b)
+			}
 			resp.Body = io.NopCloser(bytes.NewReader(b))
-			resp.ContentLength = int64(len(b))
-			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			resp.ContentLength = int64(length)
+			resp.Header.Set("Content-Length", strconv.Itoa(length))
 			resp.Header.Del("Content-Encoding")
 			return nil
 		}
@@ -276,13 +304,20 @@ func queryOf(r *http.Request, body []byte) string {
 }
 
 // reset closes the client's connection with a TCP reset, without an answer.
-func reset(w http.ResponseWriter) {
+func reset(w http.ResponseWriter) { hangup(w, true) }
+
+// hangup closes the client's connection, after what was written so far,
+// with a reset (rst) or an orderly close.
+func hangup(w http.ResponseWriter, rst bool) {
 	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
+	switch {
+	case errors.Is(err, http.ErrHijacked):
+		return // closed already, e.g. by the upstream error handler
+	case err != nil:
 		// Not hijackable (HTTP/2): aborting the handler is the closest.
 		panic(http.ErrAbortHandler)
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
+	if tc, ok := conn.(*net.TCPConn); ok && rst {
 		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()

@@ -320,3 +320,32 @@ func waitRequests(t *testing.T, p *faultproxy.Proxy, n int64) {
 		}
 	}
 }
+
+// Hangup closes without a reset: the client sees the connection end (EOF),
+// not an answer and not a reset.
+func TestHangup(t *testing.T) {
+	up := newUpstream(t)
+	p := faultproxy.New(t, up.URL)
+	p.Hangup()
+	_, _, err := query(client(t, 5*time.Second), p.URL(), "up")
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("error %v, want EOF", err)
+	}
+}
+
+// Cut sends the status, the headers with the full length, and part of the
+// body: the client reads an unexpected EOF.
+func TestCut(t *testing.T) {
+	up := newUpstream(t)
+	p := faultproxy.New(t, up.URL)
+	p.Cut(10)
+	resp, err := client(t, 5*time.Second).PostForm(p.URL()+"/api/v1/query", url.Values{"query": {"up"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(vectorAnswer)) || string(b) != vectorAnswer[:10] || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %d length %d body %q err %v, want 200, the full length, 10 bytes and an unexpected EOF", resp.StatusCode, resp.ContentLength, b, err)
+	}
+}
