@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -100,7 +101,8 @@ func (c *Client) logWarnings(query string, w v1.Warnings) {
 }
 
 // classify maps client errors to failure reasons: a bad query is the user's
-// to fix, an unreachable or failing server is an outage.
+// to fix, an unreachable or failing server is an outage, an answer that is
+// not Prometheus's (a login page, a wrong URL) is a bad result.
 func classify(ctx context.Context, query string, err error) error {
 	reason := evaluator.ReasonOther
 	var apiErr *v1.Error
@@ -122,8 +124,15 @@ func classify(ctx context.Context, query string, err error) error {
 			reason = evaluator.ReasonBadQuery
 		case v1.ErrServer, v1.ErrExec:
 			reason = evaluator.ReasonServer
+		case v1.ErrBadResponse:
+			reason = evaluator.ReasonBadResult
 		}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH):
+		reason = evaluator.ReasonUnreachable
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The connection ended before the answer did: closed without a
+		// reset (a server exiting, a load balancer giving up) or cut short
+		// by a server dying mid-answer. As much an outage as a reset.
 		reason = evaluator.ReasonUnreachable
 	case errors.As(err, &netErr) && netErr.Timeout():
 		reason = evaluator.ReasonTimeout
