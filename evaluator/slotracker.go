@@ -243,7 +243,7 @@ func (t *sloTracker) fetchSlices(ctx context.Context, f fetcher, r *ring, a, b i
 		bad, hasBad := series[0].get(k)
 		good, hasGood := series[1].get(k)
 		total, hasTotal := series[2].get(k)
-		raw, hasRaw := series[3].get(k)
+		raw, hasRaw := series[3].mean(k)
 		r.put(k, q.sliceCounts(r.step, bad, good, total, raw, hasBad, hasGood, hasTotal, hasRaw))
 	}
 	return nil
@@ -255,6 +255,7 @@ type slicePoints struct {
 	a   int64
 	v   []float64
 	has []bool
+	n   []int // series with a value, to average raw error ratios
 }
 
 func (p *slicePoints) get(k int64) (float64, bool) {
@@ -264,9 +265,19 @@ func (p *slicePoints) get(k int64) (float64, bool) {
 	return p.v[k-p.a], p.has[k-p.a]
 }
 
+// mean is get averaged over the series: a raw error ratio answered per
+// instance must not add up to more than 1.
+func (p *slicePoints) mean(k int64) (float64, bool) {
+	v, ok := p.get(k)
+	if !ok || p.n[k-p.a] == 0 {
+		return 0, false
+	}
+	return v / float64(p.n[k-p.a]), true
+}
+
 // pointsBySlice sums the series of an instant or range answer per slice.
 func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
-	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1)}
+	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1), n: make([]int, b-a+1)}
 	add := func(ts model.Time, val model.SampleValue) {
 		f := float64(val)
 		if math.IsNaN(f) {
@@ -278,6 +289,7 @@ func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
 		}
 		out.v[k-a] += f
 		out.has[k-a] = true
+		out.n[k-a]++
 	}
 	switch val := v.(type) {
 	case model.Vector:

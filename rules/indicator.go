@@ -72,7 +72,7 @@ func newSLI(o *slo.SLO) (*sli, error) {
 		s.fromGood(good, total)
 	case ind.Raw != nil:
 		s.raw = true
-		s.ratio = s.template(ind.Raw.ErrorRatio)
+		s.ratio = s.templateAvg(ind.Raw.ErrorRatio)
 	default:
 		return nil, fmt.Errorf("slo %q: no indicator", o.Name)
 	}
@@ -90,6 +90,40 @@ func (s *sli) template(q string) func(time.Duration) (parser.Expr, error) {
 		}
 		return summed(e), nil
 	}
+}
+
+// templateAvg is template for a raw error ratio: several series (one per
+// instance, say) are averaged, as the evaluator does, since adding ratios
+// could exceed 1.
+func (s *sli) templateAvg(q string) func(time.Duration) (parser.Expr, error) {
+	return func(w time.Duration) (parser.Expr, error) {
+		filled := slo.FillWindow(q, w)
+		e, err := promql.ParseExpr(filled)
+		if err != nil {
+			return nil, fmt.Errorf("%w: slo %q: query %q: %w", ErrInternal, s.o.Name, filled, err)
+		}
+		return averaged(e), nil
+	}
+}
+
+// averaged makes e one series: an aggregation without grouping stays as it
+// is, a scalar becomes vector(e), anything else is wrapped in avg().
+func averaged(e parser.Expr) parser.Expr {
+	inner := e
+	for {
+		p, ok := inner.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		inner = p.Expr
+	}
+	if a, ok := inner.(*parser.AggregateExpr); ok && len(a.Grouping) == 0 && !a.Without {
+		return e
+	}
+	if e.Type() == parser.ValueTypeScalar {
+		return call("vector", e)
+	}
+	return &parser.AggregateExpr{Op: parser.AVG, Expr: e}
 }
 
 // fromGood sets bad = total - good and ratio = 1 - good/total.

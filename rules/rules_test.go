@@ -153,7 +153,7 @@ func TestErrorRatioQuery(t *testing.T) {
 		{
 			name: "raw",
 			ind:  slo.Indicator{Raw: &slo.RawIndicator{ErrorRatio: `1 - avg_over_time(up{job="a"}[{{.window}}])`}},
-			want: `sum(1 - avg_over_time(up{job="a"}[1h]))`,
+			want: `avg(1 - avg_over_time(up{job="a"}[1h]))`,
 		},
 		{
 			name: "scalar",
@@ -333,8 +333,8 @@ func TestBucketRules(t *testing.T) {
 		{
 			name:  "raw",
 			ind:   slo.Indicator{Raw: &slo.RawIndicator{ErrorRatio: `1 - avg_over_time(up[{{.window}}])`}},
-			bad:   `(clamp(sum(1 - avg_over_time(up[5m])), 0, 1) >= 0) * 300`,
-			total: `((clamp(sum(1 - avg_over_time(up[5m])), 0, 1) >= 0) * 0) + 300`,
+			bad:   `(clamp(avg(1 - avg_over_time(up[5m])), 0, 1) >= 0) * 300`,
+			total: `((clamp(avg(1 - avg_over_time(up[5m])), 0, 1) >= 0) * 0) + 300`,
 		},
 	}
 	for _, tt := range tests {
