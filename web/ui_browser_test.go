@@ -228,7 +228,7 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("first run %q, want the newest %q", got, f.running)
 		}
 		screenshot(t, ctx, shots, "runs.png")
-		open(t, "/runs/" + f.aborted)
+		open(t, "/runs/"+f.aborted)
 		if got := text(t, ctx, "#state"); got != "aborted" {
 			t.Errorf("state %q", got)
 		}
