@@ -564,7 +564,15 @@ func TestIntegrationsAgainstSlogate(t *testing.T) {
 
 	// runEnv is what the pipelines and Chaos Toolkit give slogate: the
 	// server and token as environment variables, slogate on the PATH.
-	runEnv := append(os.Environ(),
+	// The caller's own SLOGATE_* settings are left out: a SLOGATE_TOKEN_FILE
+	// next to SLOGATE_TOKEN would be refused as ambiguous.
+	var runEnv []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLOGATE_") && !strings.HasPrefix(kv, "PATH=") {
+			runEnv = append(runEnv, kv)
+		}
+	}
+	runEnv = append(runEnv,
 		"PATH="+filepath.Dir(srv.bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"SLOGATE_SERVER="+srv.url, "SLOGATE_TOKEN="+srv.token)
 	workdir := t.TempDir()
