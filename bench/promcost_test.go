@@ -1,0 +1,384 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/rules"
+	"github.com/slogate/slogate/slo"
+)
+
+// SLOCountsEnv chooses the SLO counts BenchmarkPrometheusCost measures: a
+// comma-separated list, default 100 (e.g. SLOGATE_BENCH_SLOS=100,1000).
+const SLOCountsEnv = "SLOGATE_BENCH_SLOS"
+
+const (
+	// queryConcurrency is the queries in flight: slogate's default
+	// evaluation.max-concurrency, used for every approach alike.
+	queryConcurrency = 8
+	// cpuTarget is the least Prometheus CPU a measurement spans:
+	// process_cpu_seconds_total moves in 10 ms clock ticks, so 3 s keep
+	// the rounding under 0.5 %.
+	cpuTarget = 3.0
+	// sliceCycles is how many cycles the evaluator is measured over: two
+	// hours, its steady-state period. Besides the newest slice every
+	// cycle, it refetches the start-edge slices of the 1d, 3d and 30d
+	// windows with one range query per template every two hours.
+	sliceCycles = int(evalSpan / cycle)
+)
+
+// approach is one way of keeping SLO windows current; measure returns its
+// cost per 30 s cycle.
+type approach struct {
+	name    string
+	measure func(b *testing.B, c *statClient, set *slo.Set) cost
+}
+
+var approaches = []approach{
+	{"slices", measureSlices},
+	{"naive", measureNaive},
+	{"sloth", measureSloth},
+	{"buckets", measureBuckets},
+}
+
+// cost is what one approach costs Prometheus per evaluation cycle.
+type cost struct {
+	cpu     float64 // process CPU seconds
+	samples float64 // samples read (totalQueryableSamples)
+	queries float64 // instant and range queries
+	wall    float64 // seconds of wall time (2 cores shared with the client)
+	cycles  int     // cycles (or rule group runs) measured, warm-ups excluded
+}
+
+func (c cost) plus(d cost) cost {
+	return cost{c.cpu + d.cpu, c.samples + d.samples, c.queries + d.queries, c.wall + d.wall, c.cycles + d.cycles}
+}
+
+func (c cost) scaled(f float64) cost {
+	return cost{c.cpu * f, c.samples * f, c.queries * f, c.wall * f, c.cycles}
+}
+
+// BenchmarkPrometheusCost measures what keeping the windows of N SLOs
+// (5m … 30d) current costs Prometheus per 30 s evaluation cycle, against a
+// real Prometheus holding a month of per-minute counters of every SLO:
+//
+//   - slices: slogate's evaluator itself, after its backfill: the newest
+//     slice of each SLO (two instant queries of the errors and total
+//     templates over evaluation.min-range), plus the start-edge slices of
+//     the long windows every two hours;
+//   - naive: the errors and total templates of every window, queried whole
+//     every cycle (16 instant queries per SLO);
+//   - sloth: every expression of `slogate rules --style sloth` (window
+//     ratios, objective, budget, alerts) as an instant query, which is what
+//     rule evaluation costs Prometheus each interval;
+//   - buckets: every expression of `slogate rules --style buckets`: the
+//     window and alert groups every cycle, the 5m bucket group every ten
+//     cycles (its cost divided by ten), reading a month of backfilled
+//     buckets.
+//
+// Reported per cycle: prom-cpu-ms (Prometheus's process_cpu_seconds_total
+// before and after at least 3 s of its CPU), samples (the sum of
+// totalQueryableSamples of stats=all) and queries. ns/op is the wall time
+// of a whole measurement, not of a cycle. N comes from SLOGATE_BENCH_SLOS.
+func BenchmarkPrometheusCost(b *testing.B) {
+	for _, n := range sloCounts(b) {
+		b.Run("slos="+strconv.Itoa(n), func(b *testing.B) { benchmarkPrometheusCost(b, n) })
+	}
+}
+
+func sloCounts(b *testing.B) []int {
+	b.Helper()
+	env := os.Getenv(SLOCountsEnv)
+	if env == "" {
+		return []int{100}
+	}
+	var out []int
+	for f := range strings.SplitSeq(env, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a comma-separated list of positive SLO counts, e.g. 100,1000", SLOCountsEnv, env)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func benchmarkPrometheusCost(b *testing.B, n int) {
+	dir := historyDir(b, n)
+	prom := testenv.StartPrometheus(b, testenv.PromOptions{DataDir: dir})
+	c := newStatClient(prom.URL())
+	defer c.close()
+	idle := settle(b, c)
+	set := benchSLOs(n)
+	// Go prints the logs of a parent benchmark only with -v, so the leaves
+	// log: each its own row, the last approach the whole table.
+	results := map[string]cost{}
+	for i, a := range approaches {
+		b.Run("approach="+a.name, func(b *testing.B) {
+			if i == 0 {
+				b.Logf("%s; Prometheus idle: %.1f ms CPU/s", historyInfo(n), idle*1000)
+			}
+			var sum cost
+			b.ResetTimer()
+			for range b.N {
+				sum = sum.plus(a.measure(b, c, set))
+			}
+			b.StopTimer()
+			per := sum.scaled(1 / float64(b.N))
+			per.cycles = sum.cycles
+			b.ReportMetric(per.cpu*1000, "prom-cpu-ms/cycle")
+			b.ReportMetric(per.samples, "samples/cycle")
+			b.ReportMetric(per.queries, "queries/cycle")
+			results[a.name] = per
+			if i == len(approaches)-1 {
+				b.Log(table(n, results))
+			} else {
+				b.Log(row(a.name, per, results))
+			}
+		})
+	}
+}
+
+// settle waits until Prometheus is idle (start-up work such as loading
+// blocks done) and returns its idle CPU, in seconds per second, which the
+// measurements include: the first approach logs it.
+func settle(b *testing.B, c *statClient) float64 {
+	b.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	prev := mustCPU(b, c)
+	quiet := 0
+	var idle float64
+	for quiet < 3 {
+		time.Sleep(time.Second)
+		cur := mustCPU(b, c)
+		delta := cur - prev
+		prev = cur
+		if delta <= 0.02 {
+			quiet++
+			idle += delta
+		} else {
+			quiet, idle = 0, 0
+		}
+		if time.Now().After(deadline) {
+			b.Logf("Prometheus still uses %.0f ms of CPU a second after 90 s; measuring anyway", delta*1000)
+			return delta
+		}
+	}
+	return idle / 3
+}
+
+func mustCPU(b *testing.B, c *statClient) float64 {
+	b.Helper()
+	v, err := c.cpuSeconds(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// cycleTime is the evaluation time of cycle k; cycles past the measured
+// span wrap around, so group runs measured more often than cycles exist
+// (the bucket group) still read full windows.
+func cycleTime(k int) time.Time {
+	return evalStart.Add(time.Duration(k%sliceCycles) * cycle)
+}
+
+// measureRuns runs run once to warm up (page cache, Prometheus's heap) and
+// to estimate its CPU, then as many times as reach cpuTarget, and returns
+// the cost of one run.
+func measureRuns(b *testing.B, c *statClient, run func(k int) error) cost {
+	b.Helper()
+	before := mustCPU(b, c)
+	if err := run(0); err != nil {
+		b.Fatal(err)
+	}
+	estimate := math.Max(mustCPU(b, c)-before, 0.01)
+	runs := min(max(int(math.Ceil(cpuTarget/estimate)), 2), 10*sliceCycles)
+	return measureN(b, c, runs, func(k int) error { return run(k + 1) })
+}
+
+// measureN returns the cost of one of runs runs.
+func measureN(b *testing.B, c *statClient, runs int, run func(k int) error) cost {
+	b.Helper()
+	c.reset()
+	start := time.Now()
+	before := mustCPU(b, c)
+	for k := range runs {
+		if err := run(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	after := mustCPU(b, c)
+	wall := time.Since(start)
+	if f := c.failures.Load(); f > 0 {
+		b.Fatalf("%d queries failed", f)
+	}
+	r := float64(runs)
+	return cost{
+		cpu:     (after - before) / r,
+		samples: float64(c.samples.Load()) / r,
+		queries: float64(c.instant.Load()+c.ranges.Load()) / r,
+		wall:    wall.Seconds() / r,
+		cycles:  runs,
+	}
+}
+
+// measureNaive queries every window of every SLO whole, every cycle.
+func measureNaive(b *testing.B, c *statClient, set *slo.Set) cost {
+	qs := naiveQueries(set)
+	return measureRuns(b, c, func(k int) error {
+		return c.runQueries(context.Background(), qs, cycleTime(k), queryConcurrency)
+	})
+}
+
+func measureSloth(b *testing.B, c *statClient, set *slo.Set) cost {
+	return measureRules(b, c, set, rules.StyleSloth)
+}
+
+func measureBuckets(b *testing.B, c *statClient, set *slo.Set) cost {
+	return measureRules(b, c, set, rules.StyleBuckets)
+}
+
+// measureRules evaluates the rule expressions of a style: each group
+// schedule is measured on its own and weighted by how often it runs, so
+// that the bucket group (every 10 cycles) costs a tenth of a run per cycle
+// without measuring ten cycles of the window groups.
+func measureRules(b *testing.B, c *statClient, set *slo.Set, style rules.Style) cost {
+	schedules, err := ruleSchedules(set, style)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total cost
+	for _, s := range schedules {
+		per := measureRuns(b, c, func(k int) error {
+			return c.runQueries(context.Background(), s.queries, cycleTime(k*s.every), queryConcurrency)
+		})
+		b.Logf("%s: %d rules every %d cycle(s): %.1f ms of Prometheus CPU a run (%d runs)",
+			style, len(s.queries), s.every, per.cpu*1000, per.cycles)
+		cycles := total.cycles + per.cycles
+		total = total.plus(per.scaled(1 / float64(s.every)))
+		total.cycles = cycles
+	}
+	return total
+}
+
+// measureSlices runs slogate's evaluator against Prometheus: one backfill
+// (not measured), then sliceCycles steady-state cycles with exactly the
+// queries it makes, counted by the statClient it queries through.
+func measureSlices(b *testing.B, c *statClient, set *slo.Set) cost {
+	b.Helper()
+	var now atomic.Int64
+	now.Store(evalStart.UnixNano())
+	ev, err := evaluator.New(evaluator.Options{
+		Querier:        c,
+		Interval:       cycle,
+		MaxConcurrency: queryConcurrency,
+		Registerer:     prometheus.NewRegistry(),
+		Now:            func() time.Time { return time.Unix(0, now.Load()) },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ev.SetDefinitions(set); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	c.reset()
+	ev.Evaluate(ctx, evalStart) // the backfill
+	if f := c.failures.Load(); f > 0 {
+		b.Fatalf("backfill: %d queries failed", f)
+	}
+	checkFresh(b, ev, set)
+
+	var rangeCycles []int
+	ranges := int64(0)
+	per := measureN(b, c, sliceCycles, func(k int) error {
+		at := evalStart.Add(time.Duration(k+1) * cycle)
+		now.Store(at.UnixNano())
+		ev.Evaluate(ctx, at)
+		if r := c.ranges.Load(); r > ranges {
+			rangeCycles = append(rangeCycles, k+1)
+			ranges = r
+		}
+		return nil
+	})
+	checkFresh(b, ev, set)
+	b.Logf("slices: %d cycles, range queries (start-edge slices) in cycles %v, %d in all",
+		per.cycles, rangeCycles, ranges)
+	return per
+}
+
+// checkFresh fails unless every SLO was evaluated from fresh data and has
+// an SLI over its window: a failed or empty measurement would be cheap.
+func checkFresh(b *testing.B, ev *evaluator.Evaluator, set *slo.Set) {
+	b.Helper()
+	for _, o := range set.SLOs {
+		st, ok := ev.SLO(o.Name)
+		if !ok || !st.Fresh || st.Error != "" || !st.SLI.Valid() {
+			b.Fatalf("SLO %s not evaluated from fresh data: %+v", o.Name, st)
+		}
+	}
+}
+
+// table shows the costs side by side, relative to slogate's slices.
+func table(n int, results map[string]cost) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Prometheus cost per %s cycle, %d SLOs, 30 days at %s:\n", cycle, n, scrapeInterval)
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "approach\tqueries\tsamples read\tPrometheus CPU\tCPU vs slices\tsamples vs slices\twall\truns measured\t")
+	for _, a := range approaches {
+		r, ok := results[a.name]
+		if !ok {
+			continue
+		}
+		cpuRatio, samplesRatio := ratios(r, results)
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.3f s\t%s\t%s\t%.2f s\t%d\t\n", a.name, r.queries, humanCount(r.samples),
+			r.cpu, cpuRatio, samplesRatio, r.wall, r.cycles)
+	}
+	_ = tw.Flush()
+	return sb.String()
+}
+
+// row is one approach's line of the table.
+func row(name string, r cost, results map[string]cost) string {
+	cpuRatio, samplesRatio := ratios(r, results)
+	return fmt.Sprintf("%s: %.1f queries, %s samples, %.3f s of Prometheus CPU per cycle (%s the CPU, %s the samples of slices), %.2f s wall, %d runs measured",
+		name, r.queries, humanCount(r.samples), r.cpu, cpuRatio, samplesRatio, r.wall, r.cycles)
+}
+
+// ratios are r's CPU and samples relative to the slices approach, "-"
+// when it was not measured (filtered out with -bench).
+func ratios(r cost, results map[string]cost) (cpu, samples string) {
+	base, ok := results["slices"]
+	f := func(v, ref float64) string {
+		if !ok || ref == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f×", v/ref)
+	}
+	return f(r.cpu, base.cpu), f(r.samples, base.samples)
+}
+
+func humanCount(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
