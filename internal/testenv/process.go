@@ -38,6 +38,8 @@ type process struct {
 	args    []string
 	logPath string
 	addr    string // host:port it serves HTTP on
+	// readyPath answers 200 once the child is ready; default /-/ready.
+	readyPath string
 
 	mu  sync.Mutex
 	run *run // nil before the first start
@@ -128,7 +130,11 @@ func (p *process) kill() {
 // or the timeout passes.
 func (p *process) waitReady(client *http.Client, timeout time.Duration) error {
 	r := p.current()
-	url := "http://" + p.addr + "/-/ready"
+	path := p.readyPath
+	if path == "" {
+		path = "/-/ready"
+	}
+	url := "http://" + p.addr + path
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
