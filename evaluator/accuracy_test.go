@@ -3,6 +3,7 @@ package evaluator_test
 import (
 	"context"
 	"math"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -21,6 +22,12 @@ import (
 // openTSDB returns a TSDB filled with the traffic's samples.
 func openTSDB(t testing.TB, tr synth.Traffic) *tsdb.DB {
 	t.Helper()
+	return openTSDBMulti(t, tr)
+}
+
+// openTSDBMulti returns a TSDB filled with the samples of several services.
+func openTSDBMulti(t testing.TB, trs ...synth.Traffic) *tsdb.DB {
+	t.Helper()
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = int64(90 * 24 * time.Hour / time.Millisecond)
 	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
@@ -28,44 +35,56 @@ func openTSDB(t testing.TB, tr synth.Traffic) *tsdb.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	app := db.Appender(context.Background())
-	n := 0
+	// The head accepts samples in time order only (across series too, once
+	// it spans hours): collect everything, then append by time.
+	type point struct {
+		ls labels.Labels
+		t  int64
+		v  float64
+	}
+	var points []point
 	add := func(ls labels.Labels, ts time.Time, v float64) {
-		if _, err := app.Append(0, ls, ts.UnixMilli(), v); err != nil {
-			t.Fatalf("append %s: %v", ls, err)
+		points = append(points, point{ls, ts.UnixMilli(), v})
+	}
+	for _, tr := range trs {
+		ok := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "200")
+		bad := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "500")
+		up := labels.FromStrings("__name__", "service_up", "job", tr.Job)
+		cnt := labels.FromStrings("__name__", "http_request_duration_seconds_count", "job", tr.Job)
+		var bucketLabels []labels.Labels
+		for i := 0; i <= len(synth.Buckets); i++ {
+			le := "+Inf"
+			if i < len(synth.Buckets) {
+				le = strconv.FormatFloat(synth.Buckets[i], 'f', -1, 64)
+			}
+			bucketLabels = append(bucketLabels, labels.FromStrings("__name__", "http_request_duration_seconds_bucket", "job", tr.Job, "le", le))
 		}
-		n++
-		if n%50000 == 0 {
+		tr.Samples(func(s synth.Sample) {
+			if s.Skip {
+				return
+			}
+			add(ok, s.T, s.Total-s.Errors)
+			add(bad, s.T, s.Errors)
+			add(up, s.T, s.Up)
+			add(cnt, s.T, s.Bucket[len(synth.Buckets)])
+			for i, ls := range bucketLabels {
+				add(ls, s.T, s.Bucket[i])
+			}
+		})
+	}
+	sort.SliceStable(points, func(i, j int) bool { return points[i].t < points[j].t })
+	app := db.Appender(context.Background())
+	for n, p := range points {
+		if _, err := app.Append(0, p.ls, p.t, p.v); err != nil {
+			t.Fatalf("append %s: %v", p.ls, err)
+		}
+		if n%50000 == 49999 {
 			if err := app.Commit(); err != nil {
 				t.Fatal(err)
 			}
 			app = db.Appender(context.Background())
 		}
 	}
-	ok := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "200")
-	bad := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "500")
-	up := labels.FromStrings("__name__", "service_up", "job", tr.Job)
-	cnt := labels.FromStrings("__name__", "http_request_duration_seconds_count", "job", tr.Job)
-	var bucketLabels []labels.Labels
-	for i := 0; i <= len(synth.Buckets); i++ {
-		le := "+Inf"
-		if i < len(synth.Buckets) {
-			le = strconv.FormatFloat(synth.Buckets[i], 'f', -1, 64)
-		}
-		bucketLabels = append(bucketLabels, labels.FromStrings("__name__", "http_request_duration_seconds_bucket", "job", tr.Job, "le", le))
-	}
-	tr.Samples(func(s synth.Sample) {
-		if s.Skip {
-			return
-		}
-		add(ok, s.T, s.Total-s.Errors)
-		add(bad, s.T, s.Errors)
-		add(up, s.T, s.Up)
-		add(cnt, s.T, s.Bucket[len(synth.Buckets)])
-		for i, ls := range bucketLabels {
-			add(ls, s.T, s.Bucket[i])
-		}
-	})
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -217,3 +217,74 @@ func TestSnapshotRestart(t *testing.T) {
 		t.Errorf("restart with a snapshot fetched %d range points, a cold start %d: want far fewer", warm.points.Load(), cold.points.Load())
 	}
 }
+
+// TestBatchingGivesTheSameNumbers: SLOs that differ only in their job are
+// asked as one grouped query per template once backfilled; every window
+// must come out exactly as when each SLO asks on its own.
+func TestBatchingGivesTheSameNumbers(t *testing.T) {
+	end := time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC)
+	var trs []synth.Traffic
+	set := &slo.Set{}
+	for i, job := range []string{"cart", "shop", "search"} {
+		tr := synth.History(end, time.Minute)
+		tr.Job = job
+		tr.BaseRPS = float64(10 + 5*i)
+		tr.ErrorRatio = 0.001 * float64(i+1)
+		trs = append(trs, tr)
+		set.SLOs = append(set.SLOs, &slo.SLO{
+			Name: job + "-availability", Service: job, Objective: 99.5, Window: 30 * 24 * time.Hour,
+			Indicator: slo.Indicator{Ratio: &slo.RatioIndicator{
+				Errors: `sum(rate(http_requests_total{job="` + job + `",code=~"5.."}[{{.window}}]))`,
+				Total:  `sum(rate(http_requests_total{job="` + job + `"}[{{.window}}]))`,
+			}},
+		})
+	}
+	db := openTSDBMulti(t, trs...)
+	emb, err := embedded.New(embedded.Options{Storage: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := end.Add(-20 * time.Minute)
+	start := func(disable bool) (*evaluator.Evaluator, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		ev, err := evaluator.New(evaluator.Options{Querier: emb, Interval: 30 * time.Second, Registerer: reg, DisableBatching: disable, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.SetDefinitions(set); err != nil {
+			t.Fatal(err)
+		}
+		return ev, reg
+	}
+	batched, reg := start(false)
+	single, _ := start(true)
+	for range 6 {
+		batched.Evaluate(context.Background(), at)
+		single.Evaluate(context.Background(), at)
+		at = at.Add(30 * time.Second)
+	}
+	for _, o := range set.SLOs {
+		b, _ := batched.SLO(o.Name)
+		s, _ := single.SLO(o.Name)
+		if !b.Fresh || len(b.Windows) != len(s.Windows) {
+			t.Fatalf("%s: batched status %+v", o.Name, b)
+		}
+		for i := range b.Windows {
+			bw, sw := b.Windows[i], s.Windows[i]
+			if math.Abs(float64(bw.Total-sw.Total)) > 1e-6*float64(sw.Total) || math.Abs(float64(bw.Bad-sw.Bad)) > 1e-6*math.Max(1, float64(sw.Bad)) {
+				t.Errorf("%s window %s: batched %v/%v, single %v/%v", o.Name, bw.Window, bw.Bad, bw.Total, sw.Bad, sw.Total)
+			}
+		}
+	}
+	saved := 0.0
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "slogate_queries_batched_total" {
+			saved = mf.Metric[0].GetCounter().GetValue()
+		}
+	}
+	// 5 steady cycles × 2 templates × (3 SLOs - 1 grouped query).
+	if saved != 20 {
+		t.Errorf("slogate_queries_batched_total = %v, want 20", saved)
+	}
+}

@@ -48,6 +48,9 @@ type Options struct {
 	// SLOs that appear in SetDefinitions.
 	Snapshots        SnapshotStore
 	SnapshotInterval time.Duration
+	// DisableBatching asks every SLO's newest slice on its own instead of
+	// grouping the SLOs whose queries differ only in label values.
+	DisableBatching bool
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -305,6 +308,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 		e.logger.Info("backfilling SLO windows from Prometheus", zap.Int("slos", pending))
 	}
 	e.pendingLogged = pending
+	if !e.opts.DisableBatching {
+		e.prefetchBatched(ctx, f, slos, at)
+	}
 	var backfilled atomic.Int64
 	for range workers {
 		wg.Add(1)

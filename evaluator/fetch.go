@@ -81,6 +81,19 @@ func (f *cycleFetcher) do(ctx context.Context, key, kind string, run func(contex
 	return c.v, c.err
 }
 
+// prime stores an answer obtained another way (a grouped query) under the
+// key of the query it answers, unless that query was already asked.
+func (f *cycleFetcher) prime(key string, v model.Value) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.calls[key]; ok {
+		return
+	}
+	c := &call{done: make(chan struct{}), v: v}
+	close(c.done)
+	f.calls[key] = c
+}
+
 func (f *cycleFetcher) failures() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -16,6 +16,7 @@ type selfMetrics struct {
 	lastSuccess   prometheus.Gauge
 	// backfillPending is what the log's backfill progress says, as a metric.
 	backfillPending prometheus.Gauge
+	batched         prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
@@ -38,6 +39,10 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 		missed: f.NewCounter(prometheus.CounterOpts{
 			Name: "slogate_evaluation_iterations_missed_total",
 			Help: "Evaluation cycles skipped because the previous one overran the interval.",
+		}),
+		batched: f.NewCounter(prometheus.CounterOpts{
+			Name: "slogate_queries_batched_total",
+			Help: "Queries not sent because they were answered by a grouped query of SLOs that differ only in label values.",
 		}),
 		backfillPending: f.NewGauge(prometheus.GaugeOpts{
 			Name: "slogate_slo_backfill_pending",

@@ -42,7 +42,9 @@ type sloTracker struct {
 	coarse *ring
 	span   time.Duration // longest window read from coarse slices
 	// minRange is the shortest range in the queries of a slice.
-	minRange time.Duration
+	minRange  time.Duration
+	batchOnce sync.Once
+	batch     []*batchShape
 	// latest is the newest fine slice asked for; spans older than the fine
 	// ring reaches are read from coarse slices (charts of the last day).
 	latest int64
