@@ -63,12 +63,17 @@ func didYouMean(name string, candidates []string) string {
 	return ""
 }
 
+// separators are dropped before names are compared. Built once: building a
+// Replacer costs far more than using it, and a hostile file can ask for a
+// suggestion for each of a million unknown keys.
+var separators = strings.NewReplacer("_", "", "-", "")
+
 // closest returns the candidate nearest to name by edit distance, if it is
 // near enough to be a typo; case and '_'/'-' differences count as exact
 // (error_ratio vs errorRatio).
 func closest(name string, candidates []string) string {
 	norm := func(s string) string {
-		return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
+		return strings.ToLower(separators.Replace(s))
 	}
 	best, bestDist, bestRaw := "", -1, 0
 	for _, c := range candidates {
