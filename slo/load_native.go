@@ -44,7 +44,9 @@ func (d *decoder) metadata(top *fields, root *yaml.Node, kind string, extra ...s
 		}
 	} else if m.nameNode != nil {
 		d.errorf(m.nameNode, "metadata.name: must not be empty")
-	} else {
+	} else if !mf.has("name") && !mf.bad {
+		// A name of the wrong type, or metadata that is not a mapping, was
+		// reported already: "required" would be wrong.
 		d.errorf(root, "%s: metadata.name is required", kind)
 	}
 	mf.annotations("annotations")
@@ -88,10 +90,11 @@ func (l *loader) native(d *decoder, root *yaml.Node) {
 	switch kind {
 	case KindSLO, KindHypothesis, KindExperiment:
 	case "":
-		if kindNode == nil {
-			d.errorf(root, "kind is required (SLO, Hypothesis or Experiment)")
-		} else {
+		switch {
+		case kindNode != nil:
 			d.errorf(kindNode, "kind: must not be empty")
+		case !top.has("kind"): // else present but not a string: reported by str
+			d.errorf(root, "kind is required (SLO, Hypothesis or Experiment)")
 		}
 		return
 	default:

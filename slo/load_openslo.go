@@ -35,7 +35,9 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	switch {
 	case kind == KindSLO || kind == kindSLI:
 	case kindNode == nil:
-		d.errorf(root, "kind is required (SLO or SLI)")
+		if !top.has("kind") { // else present but not a string: reported by str
+			d.errorf(root, "kind is required (SLO or SLI)")
+		}
 		return
 	case contains(openSLOIgnoredKinds, kind):
 		d.warnf(kindNode, "OpenSLO kind %q is ignored: slogate reads OpenSLO SLO and SLI documents", kind)
