@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -207,19 +208,27 @@ func (l *loader) file(name string, data []byte) {
 		return
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
+	documents := 0
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
+			if documents == 0 {
+				// Not an error (a placeholder file is legitimate), but a
+				// file truncated by a failed copy looks just like this, and
+				// reloading it drops every definition it held.
+				d.warnf(nil, "the file holds no definitions")
+			}
 			return
 		}
 		if err != nil {
-			l.syntaxError(name, err)
+			l.syntaxError(name, data, err)
 			return
 		}
-		if len(doc.Content) == 0 {
+		if len(doc.Content) == 0 || isNullNode(doc.Content[0]) {
 			continue
 		}
+		documents++
 		root := doc.Content[0]
 		if deep := tooDeep(root, 0); deep != nil {
 			d.errorf(deep, "the document nests deeper than %d levels", maxDepth)
@@ -229,18 +238,57 @@ func (l *loader) file(name string, data []byte) {
 	}
 }
 
-func (l *loader) syntaxError(name string, err error) {
-	line, msg := 1, err.Error()
+func (l *loader) syntaxError(name string, data []byte, err error) {
+	line, col, msg := 1, 1, err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		msg = m[2]
 		if m[1] != "" {
 			if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
 				line = n
 			}
+		} else if bl, bc, what, ok := badByte(data); ok {
+			// yaml.v3 reports bytes it cannot read without a position.
+			line, col, msg = bl, bc, what
 		}
-		msg = m[2]
 	}
-	l.diags = append(l.diags, Diagnostic{Pos: Pos{File: name, Line: line, Col: 1}, Severity: LevelError,
+	l.diags = append(l.diags, Diagnostic{Pos: Pos{File: name, Line: line, Col: col}, Severity: LevelError,
 		Message: "invalid YAML: " + msg})
+}
+
+// badByte finds the first character YAML does not allow in a file: bytes
+// that are not UTF-8, and control characters other than tab, line feed and
+// carriage return. Columns count characters, as yaml.v3's do. UTF-16 files
+// (which start with a byte order mark) are not scanned.
+func badByte(data []byte) (line, col int, what string, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return 0, 0, "", false
+	}
+	line, col = 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return line, col, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i]), true
+		case !yamlAllowed(r):
+			return line, col, fmt.Sprintf("control character %U is not allowed", r), true
+		case r == '\n':
+			line, col = line+1, 1
+		default:
+			col++
+		}
+		i += size
+	}
+	return 0, 0, "", false
+}
+
+// yamlAllowed is YAML 1.2's set of printable characters (c-printable).
+func yamlAllowed(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
+func isNullNode(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 // tooDeep returns the first node nested deeper than maxDepth. Aliases are
