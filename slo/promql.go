@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 )
@@ -151,10 +152,53 @@ func (d *decoder) query(n *yaml.Node, path string, templated bool) (string, bool
 		d.errorf(n, "%s: the query returns a %s; an instant vector or a scalar is needed", path, expr.Type())
 		return q, false
 	}
+	if msg := pointlessQuery(expr); msg != "" {
+		// Valid PromQL, so not an error, but it measures nothing useful
+		// (1/0, time()) or makes Prometheus read every series it holds
+		// each evaluation.
+		d.warnf(n, "%s: %s", path, msg)
+		return q, true
+	}
 	if templated && !hasWindow {
 		d.warnf(n, "%s: the query does not use {{.window}}: it returns the same value for every window", path)
 	}
 	return q, true
+}
+
+// pointlessQuery explains why a query that parses cannot measure anything
+// useful, or returns "".
+func pointlessQuery(expr parser.Expr) string {
+	selectors, all := 0, ""
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			selectors++
+			if all == "" && matchesEverything(vs.LabelMatchers) {
+				all = vs.String()
+			}
+		}
+		return nil
+	})
+	switch {
+	case selectors == 0:
+		return "the query reads no series, so its value says nothing about the system"
+	case all != "":
+		return fmt.Sprintf("the selector %s matches every series in Prometheus; name a metric or add a label matcher", all)
+	}
+	return ""
+}
+
+// matchesEverything reports whether a selector's matchers let any series
+// through: each of them (like __name__=~".+" or job!="") accepts names of
+// every shape tried here.
+func matchesEverything(ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		for _, v := range []string{"x", "http_requests_total", "up", "Z:9_a"} {
+			if !m.Matches(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // seriesSelector validates the histogram of a latency indicator: a plain
