@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	commoncfg "github.com/prometheus/common/config"
 	yamlv2 "go.yaml.in/yaml/v2"
@@ -82,12 +83,12 @@ func readFile(path string) (*fileValues, []error) {
 		nodes:  map[string]*yaml.Node{},
 		failed: map[string]bool{},
 	}
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
 	if err != nil {
 		fv.unreadable = true
-		return fv, []error{fmt.Errorf("read config file: %w", err)}
+		return fv, []error{err}
 	}
-	r := &fileReader{fv: fv}
+	r := &fileReader{fv: fv, data: data}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -114,13 +115,35 @@ func readFile(path string) (*fileValues, []error) {
 		r.walk(top, "", schema)
 	}
 	if n := fv.nodes["prometheus.http"]; n != nil {
-		r.decodeHTTP(data, n)
+		r.decodeHTTP(data, top, n)
 	}
 	return fv, r.errs
 }
 
+// MaxFileSize caps the config file. A real one is a few kilobytes; a huge
+// one (a generated list gone wrong, the wrong file) would otherwise take
+// seconds to minutes to parse before anything is reported.
+const MaxFileSize = 1 << 20
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: the config file is larger than %d MiB; slogate's configuration is expected to be small", path, MaxFileSize>>20)
+	}
+	return data, nil
+}
+
 type fileReader struct {
 	fv   *fileValues
+	data []byte
 	errs []error
 }
 
@@ -137,12 +160,48 @@ func (r *fileReader) keyErrorf(key string, n *yaml.Node, format string, args ...
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError rewrites "yaml: line 3: msg" as "file:3: msg".
+// syntaxError rewrites "yaml: line 3: msg" as "file:3: msg". Bytes that
+// yaml.v3 cannot read are reported without a line; they are located here.
 func (r *fileReader) syntaxError(err error) error {
 	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 		return fmt.Errorf("%s:%s: %s", r.fv.path, m[1], m[2])
 	}
+	if line, col, what, ok := badByte(r.data); ok {
+		return fmt.Errorf("%s:%d:%d: %s", r.fv.path, line, col, what)
+	}
 	return fmt.Errorf("%s: %w", r.fv.path, err)
+}
+
+// badByte finds the first character YAML does not allow in a file: bytes
+// that are not UTF-8, and control characters other than tab, line feed and
+// carriage return. Columns count characters, as yaml.v3's do. UTF-16 files
+// (which start with a byte order mark) are not scanned.
+func badByte(data []byte) (line, col int, what string, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return 0, 0, "", false
+	}
+	line, col = 1, 1
+	for i := 0; i < len(data); {
+		c, size := utf8.DecodeRune(data[i:])
+		switch {
+		case c == utf8.RuneError && size <= 1:
+			return line, col, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i]), true
+		case !yamlAllowed(c):
+			return line, col, fmt.Sprintf("control character %U is not allowed", c), true
+		case c == '\n':
+			line, col = line+1, 1
+		default:
+			col++
+		}
+		i += size
+	}
+	return 0, 0, "", false
+}
+
+// yamlAllowed is YAML 1.2's set of printable characters (c-printable).
+func yamlAllowed(c rune) bool {
+	return c == '\t' || c == '\n' || c == '\r' || c >= 0x20 && c <= 0x7e || c == 0x85 ||
+		c >= 0xa0 && c <= 0xd7ff || c >= 0xe000 && c <= 0xfffd || c >= 0x10000 && c <= 0x10ffff
 }
 
 func (r *fileReader) walk(m *yaml.Node, prefix string, sec *section) {
@@ -245,7 +304,7 @@ var (
 // decoded, not the subtree, so that yaml.v2 reports the file's own line
 // numbers; the rest of the file lands in catch-all maps and was checked by
 // walk already, so only messages about the subtree are kept.
-func (r *fileReader) decodeHTTP(data []byte, n *yaml.Node) {
+func (r *fileReader) decodeHTTP(data []byte, top, n *yaml.Node) {
 	var wrapper struct {
 		Prometheus struct {
 			HTTP commoncfg.HTTPClientConfig `yaml:"http"`
@@ -282,12 +341,38 @@ func (r *fileReader) decodeHTTP(data []byte, n *yaml.Node) {
 		if kept {
 			return
 		}
+	case strings.Contains(err.Error(), "excessive aliasing"):
+		// yaml.v2 expanded the aliases of the whole file, wherever they
+		// are ("billion laughs"): blaming prometheus.http would mislead.
+		r.fv.failed["prometheus.http"] = true
+		r.errorf(cmpOr(firstAlias(top), top), "anchors and aliases expand to too much data (%s)", strings.TrimPrefix(err.Error(), "yaml: "))
+		return
 	default:
 		// Validation by UnmarshalYAML (e.g. two kinds of authentication).
 		r.keyErrorf("prometheus.http", n, "%s", err)
 		return
 	}
 	r.fv.http = &wrapper.Prometheus.HTTP
+}
+
+// firstAlias returns the first alias (*name) of the subtree, or nil.
+func firstAlias(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		return n
+	}
+	for _, c := range n.Content {
+		if a := firstAlias(c); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b *yaml.Node) *yaml.Node {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // lastLine is the last line on which a node of the subtree starts.
