@@ -96,6 +96,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /-/ready", s.ready)
 	m.HandleFunc("POST /-/reload", s.mutating(s.reload))
 	m.HandleFunc("PUT /-/reload", s.mutating(s.reload))
+	m.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		// Else the mux answers 405 in plain text; API errors are JSON.
+		w.Header().Set("Allow", "POST, PUT")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s /-/reload: use POST", r.Method))
+	})
 
 	m.HandleFunc("GET /api/v1/slos", s.listSLOs)
 	m.HandleFunc("GET /api/v1/slos/{name}", s.getSLO)
