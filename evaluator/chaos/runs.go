@@ -55,7 +55,24 @@ type Manager struct {
 	mu      sync.Mutex // serialises run state changes
 	unknown map[string]int
 	changed chan struct{}
+
+	// storeErr is why a write of run state failed for a reason of the
+	// store itself (disk full, read-only file system), until a run is
+	// stored or checkStore succeeds. It has its own lock because Gate runs
+	// both with and without mu held.
+	storeMu  sync.Mutex
+	storeErr error
 }
+
+// While the store refuses writes, each evaluation writes (and removes)
+// storeCheckSize bytes under storeCheckKey to notice when it takes them
+// again. The check is far larger than a run start: a small write can
+// succeed on a full disk by reusing the database's free pages, and the gate
+// must not open again before a run really fits.
+const (
+	storeCheckKey  = "chaos/store-check"
+	storeCheckSize = 64 << 10
+)
 
 // New validates opts. The Manager starts supervising when the evaluator
 // calls OnCycle.
@@ -114,7 +131,60 @@ func (m *Manager) Gate(experiment string) (*GateAnswer, error) {
 		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
 		ans.Status = StatusClosed
 	}
+	if err := m.storeError(); err != nil {
+		// A run this answer let start could be neither recorded nor
+		// supervised: the start would fail, or a run already going would
+		// lose its timeline.
+		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: experiment, Message: "runs cannot be stored: " + err.Error()})
+		if ans.Status == StatusOpen {
+			ans.Status = StatusUnknown
+		}
+	}
 	return ans, nil
+}
+
+// storeFailed records a failed write of run state. Refusals about the run
+// itself (an active run already, a bad transition) say nothing about the
+// store.
+func (m *Manager) storeFailed(err error) {
+	for _, about := range []error{store.ErrRunActive, store.ErrExists, store.ErrNotFound, store.ErrInvalidTransition, store.ErrInvalidRun} {
+		if errors.Is(err, about) {
+			return
+		}
+	}
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storeErr == nil {
+		m.logger.Error("runs cannot be stored; gates are unknown until the store takes writes again", zap.Error(err))
+	}
+	m.storeErr = err
+}
+
+// storeOK records that the store took a run, or the check.
+func (m *Manager) storeOK() {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storeErr != nil {
+		m.logger.Info("runs can be stored again")
+	}
+	m.storeErr = nil
+}
+
+func (m *Manager) checkStore() {
+	if err := m.opts.Store.PutSnapshot(storeCheckKey, make([]byte, storeCheckSize)); err != nil {
+		m.storeFailed(err)
+		return
+	}
+	if err := m.opts.Store.DeleteSnapshot(storeCheckKey); err != nil {
+		m.logger.Warn("removing the store check", zap.Error(err))
+	}
+	m.storeOK()
+}
+
+func (m *Manager) storeError() error {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	return m.storeErr
 }
 
 // Start opens a run if the gate is open. A closed or unknown gate gives
@@ -135,11 +205,13 @@ func (m *Manager) Start(experiment string) (*store.Run, *GateAnswer, error) {
 		Timeline: []store.TimelineEntry{{At: now, Verdict: string(store.StateRunning), Message: "run started: gate open"}},
 	}
 	if err := m.opts.Store.CreateRun(r); err != nil {
+		m.storeFailed(err)
 		if errors.Is(err, store.ErrRunActive) {
 			return nil, ans, fmt.Errorf("%w: experiment %q: %v", ErrGateClosed, experiment, err)
 		}
 		return nil, ans, fmt.Errorf("storing run: %w", err)
 	}
+	m.storeOK()
 	m.logger.Info("run started", zap.String("run", r.ID), zap.String("experiment", experiment))
 	m.notify(r, "")
 	return r, ans, nil
@@ -217,6 +289,7 @@ func (m *Manager) transition(r *store.Run, to store.State, reason string, at tim
 	}
 	entries = append(entries, store.TimelineEntry{At: at, Verdict: string(to), Message: reason})
 	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {
+		m.storeFailed(err)
 		r.State = from
 		return fmt.Errorf("storing run %s: %w", r.ID, err)
 	}
@@ -252,6 +325,9 @@ func (m *Manager) OnCycle(_ context.Context, at time.Time) {
 		if err := m.supervise(r, at); err != nil {
 			m.logger.Error("supervising run", zap.String("run", r.ID), zap.Error(err))
 		}
+	}
+	if m.storeError() != nil {
+		m.checkStore()
 	}
 }
 
@@ -330,6 +406,7 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 		}
 	}
 	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {
+		m.storeFailed(err)
 		return fmt.Errorf("storing run %s: %w", r.ID, err)
 	}
 	m.notify(r, "")
