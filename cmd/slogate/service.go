@@ -84,7 +84,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 
 	st, err := store.Open(cfg.Storage.Path, store.Options{})
 	if err != nil {
-		return exitWith(1, fmt.Errorf("storage.path: %w", err))
+		return exitWith(1, err) // it names storage.path and the directory
 	}
 	defer st.Close()
 
