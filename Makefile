@@ -61,13 +61,10 @@ bench: ## Run the benchmarks (the table is kept in BENCHMARKS.md)
 	$(TEST_ENV) $(GO) test -run='^$$' -bench=. -benchmem ./...
 
 .PHONY: fuzz
-fuzz: ## Longer fuzz runs of every fuzz target
-	@if grep -rqs 'func FuzzLoad(' slo/; then \
-		echo "$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=2m ./slo"; \
-		$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=2m ./slo; \
-	else \
-		echo "no FuzzLoad in slo/ yet"; \
-	fi
+fuzz: ## Longer fuzz runs of every fuzz target (loader, tolerance parser, HTTP API)
+	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=2m ./slo
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTolerance$$' -fuzztime=1m ./slo
+	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=1m ./web
 
 .PHONY: soak
 soak: tools ## Run the soak tests (build tag soak; long)
