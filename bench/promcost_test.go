@@ -267,16 +267,20 @@ func measureRules(b *testing.B, c *statClient, set *slo.Set, style rules.Style) 
 		b.Fatal(err)
 	}
 	var total cost
+	var parts []string
 	for _, s := range schedules {
 		per := measureRuns(b, c, func(k int) error {
 			return c.runQueries(context.Background(), s.queries, cycleTime(k*s.every), queryConcurrency)
 		})
-		b.Logf("%s: %d rules every %d cycle(s): %.1f ms of Prometheus CPU a run (%d runs)",
-			style, len(s.queries), s.every, per.cpu*1000, per.cycles)
+		parts = append(parts, fmt.Sprintf("%d rules every %d cycle(s): %.1f ms of Prometheus CPU a run (%d runs)",
+			len(s.queries), s.every, per.cpu*1000, per.cycles))
 		cycles := total.cycles + per.cycles
 		total = total.plus(per.scaled(1 / float64(s.every)))
 		total.cycles = cycles
 	}
+	// One line: Go keeps only the first 10 lines of a benchmark's log,
+	// and the table comes after.
+	b.Logf("%s: %s", style, strings.Join(parts, "; "))
 	return total
 }
 
@@ -368,18 +372,18 @@ func table(n int, results map[string]cost) string {
 			continue
 		}
 		cpuRatio, samplesRatio := ratios(r, results)
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.3f s\t%s\t%s\t%.2f s\t%d\t\n", a.name, r.queries, humanCount(r.samples),
-			r.cpu, cpuRatio, samplesRatio, r.wall, r.cycles)
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", a.name, r.queries, humanCount(r.samples),
+			humanSeconds(r.cpu), cpuRatio, samplesRatio, humanSeconds(r.wall), r.cycles)
 	}
 	_ = tw.Flush()
-	return sb.String()
+	return strings.TrimRight(sb.String(), "\n")
 }
 
 // row is one approach's line of the table.
 func row(name string, r cost, results map[string]cost) string {
 	cpuRatio, samplesRatio := ratios(r, results)
-	return fmt.Sprintf("%s: %.1f queries, %s samples, %.3f s of Prometheus CPU per cycle (%s the CPU, %s the samples of slices), %.2f s wall, %d runs measured",
-		name, r.queries, humanCount(r.samples), r.cpu, cpuRatio, samplesRatio, r.wall, r.cycles)
+	return fmt.Sprintf("%s: %.1f queries, %s samples, %s of Prometheus CPU per cycle (%s the CPU, %s the samples of slices), %s wall, %d runs measured",
+		name, r.queries, humanCount(r.samples), humanSeconds(r.cpu), cpuRatio, samplesRatio, humanSeconds(r.wall), r.cycles)
 }
 
 // ratios are r's CPU and samples relative to the slices approach, "-"
@@ -393,6 +397,13 @@ func ratios(r cost, results map[string]cost) (cpu, samples string) {
 		return fmt.Sprintf("%.1f×", v/ref)
 	}
 	return f(r.cpu, base.cpu), f(r.samples, base.samples)
+}
+
+func humanSeconds(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.1f ms", v*1000)
+	}
+	return fmt.Sprintf("%.2f s", v)
 }
 
 func humanCount(v float64) string {
