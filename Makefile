@@ -58,7 +58,7 @@ lint: ## gofmt, go vet and staticcheck
 
 .PHONY: bench
 bench: ## Run the benchmarks (the table is kept in BENCHMARKS.md)
-	$(TEST_ENV) $(GO) test -run='^$$' -bench=. -benchmem ./...
+	$(TEST_ENV) $(GO) test -run='^$$' -bench=. -benchmem -timeout 60m ./...
 
 .PHONY: fuzz
 fuzz: ## Longer fuzz runs of every fuzz target (loader, tolerance parser, HTTP API)
