@@ -145,6 +145,11 @@ func TestRunLifecycle(t *testing.T) {
 		g, _ = srv.gate()
 		return g.Status == "closed" && g.hasReason("slo") && !g.hasReason("hypothesis")
 	})
+	// The API token never shows up in the log (failed and successful
+	// authentications included).
+	if b, err := os.ReadFile(srv.logPath); err != nil || bytes.Contains(b, []byte(srv.token)) {
+		t.Errorf("slogate's log contains the API token (or cannot be read: %v)", err)
+	}
 	out, err := exec.Command(slogateBinary(t), "gate", "break-shop", "--server", srv.url).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "budget") {
