@@ -77,9 +77,6 @@ spec:
 // is broken. It first causes the events that create series (a run that
 // ends, a page alert) so that their panels are checked too.
 func TestQueriesReturnData(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds slogate and starts Prometheus and Alertmanager")
-	}
 	qs := checkedQueries(t, loadDashboards(t))
 	if t.Failed() {
 		t.FailNow()

@@ -63,9 +63,6 @@ func TestHelperProcess(t *testing.T) {
 // Several rounds share one database, so recovery from a crash is itself
 // crashed into.
 func TestCrashSafety(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
 	dir := t.TempDir()
 	for round := range 5 {
 		exp := fmt.Sprintf("crash-%d", round)
