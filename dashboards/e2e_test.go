@@ -82,7 +82,7 @@ func TestQueriesReturnData(t *testing.T) {
 		t.FailNow()
 	}
 
-	bin := buildSlogate(t)
+	bin := testenv.SlogateBinary(t)
 	shop := startShop(t)
 	am := testenv.StartAlertmanager(t, testenv.AMOptions{})
 	port := testenv.FreePort(t)
@@ -233,18 +233,6 @@ func eventOnlyReason(expr string) (string, bool, error) {
 		}
 	}
 	return "", false, nil
-}
-
-// buildSlogate builds cmd/slogate as users run it.
-func buildSlogate(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "slogate")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/slogate")
-	cmd.Dir = testenv.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/slogate: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // shop is the synthetic service the SLO measures: request counters that

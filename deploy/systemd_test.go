@@ -111,12 +111,7 @@ func TestSystemdUnit(t *testing.T) {
 	if len(exec0) < 3 || filepath.Base(exec0[0]) != "slogate" || exec0[1] != "serve" || !slices.Contains(exec0, "--config=/etc/slogate/slogate.yaml") {
 		t.Fatalf("%s: ExecStart=%q, want slogate serve --config=/etc/slogate/slogate.yaml", path, exec0)
 	}
-	bin := filepath.Join(t.TempDir(), "slogate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/slogate")
-	build.Dir = testenv.RepoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.SlogateBinary(t)
 	help, err := exec.Command(bin, append(exec0[1:2], "--help")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("slogate serve --help: %v\n%s", err, help)

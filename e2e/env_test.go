@@ -23,33 +23,8 @@ import (
 	"github.com/slogate/slogate/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// slogateBinary builds cmd/slogate once per test binary.
-func slogateBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "slogate-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "slogate")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/slogate")
-		cmd.Dir = testenv.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/slogate: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// slogateBinary is the binary under test, built once per test process.
+func slogateBinary(t *testing.T) string { return testenv.SlogateBinary(t) }
 
 // shop is a synthetic service: a target whose request counters the test
 // drives, scraped every second by a real Prometheus.

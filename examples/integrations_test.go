@@ -772,12 +772,7 @@ func startGateServer(t *testing.T) *gateServer {
 	}()
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin", "slogate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/slogate")
-	build.Dir = testenv.RepoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/slogate: %v\n%s", err, out)
-	}
+	bin := testenv.SlogateBinary(t)
 	defs, tokenFile := filepath.Join(dir, "definitions.yaml"), filepath.Join(dir, "token")
 	s := &gateServer{token: "integration-token", bin: bin}
 	if err := os.WriteFile(defs, []byte(gateDefinitions), 0o644); err != nil {
