@@ -17,6 +17,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/slogate/slogate/slo"
 )
 
 // fileValues is what the config file says, key by key. The file is read
@@ -421,7 +423,7 @@ func suggest(prefix, name string, sec *section) string {
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
 	best, bestDist := "", len(name)/3+1
 	for _, sib := range sortedKeys(sec.children) {
-		if d := levenshtein(norm(name), norm(sib)); d < bestDist {
+		if d := slo.EditDistance(norm(name), norm(sib)); d < bestDist {
 			best, bestDist = sib, d
 		}
 	}
@@ -443,26 +445,6 @@ func suggest(prefix, name string, sec *section) string {
 		return fmt.Sprintf(" (did you mean %s?)", strings.Join(elsewhere, " or "))
 	}
 	return ""
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // yamlFieldNames lists the YAML keys of a struct, inlined structs included.

@@ -81,7 +81,7 @@ func closest(name string, candidates []string) string {
 			continue
 		}
 		// Ties on the forgiving distance go to the literally closest name.
-		d, raw := editDistance(norm(name), norm(c)), editDistance(name, c)
+		d, raw := EditDistance(norm(name), norm(c)), EditDistance(name, c)
 		if bestDist < 0 || d < bestDist || (d == bestDist && raw < bestRaw) {
 			best, bestDist, bestRaw = c, d, raw
 		}
@@ -96,9 +96,10 @@ func closest(name string, candidates []string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance, bounded in cost by the short
-// strings it is used on (field and definition names).
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance behind "did you mean"
+// suggestions (here and in the service configuration), bounded in cost by
+// the short strings it is used on (field, key and definition names).
+func EditDistance(a, b string) int {
 	if len(a) > 256 || len(b) > 256 {
 		if a == b {
 			return 0
