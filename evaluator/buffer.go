@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"math"
 	"time"
 )
 
@@ -9,19 +10,30 @@ type counts struct {
 	bad, total float64
 }
 
+// slot is one ring position, kept small because every SLO holds a few
+// thousand of them: float32 counts carry 24 bits of mantissa, a relative
+// error of 6e-8 per slice that the float64 sums do not accumulate, and the
+// slice number fits 32 bits for any interval of a second or more until 2106.
+type slot struct {
+	bad, total float32
+	k          uint32 // slice number held; 0 = empty
+}
+
 // ring holds the event counts of consecutive, aligned time slices: slice k
 // covers ((k-1)·step, k·step] in Unix time. A slot remembers which slice it
 // holds, so a slot left over from an older slice reads as missing and no
 // shifting is needed when time moves on.
 type ring struct {
 	step  time.Duration
-	slots []counts
-	index []int64 // slice number held by each slot; 0 = empty
+	slots []slot
 }
 
 func newRing(step time.Duration, capacity int) *ring {
-	return &ring{step: step, slots: make([]counts, capacity), index: make([]int64, capacity)}
+	return &ring{step: step, slots: make([]slot, capacity)}
 }
+
+// storable reports whether slice number k fits a slot.
+func storable(k int64) bool { return k > 0 && k <= math.MaxUint32 }
 
 // sliceOf returns the number of the slice whose end is at or after t.
 func (r *ring) sliceOf(t time.Time) int64 {
@@ -43,21 +55,34 @@ func (r *ring) slot(k int64) int {
 }
 
 func (r *ring) put(k int64, c counts) {
-	i := r.slot(k)
-	r.slots[i] = c
-	r.index[i] = k
+	if !storable(k) {
+		return
+	}
+	r.slots[r.slot(k)] = slot{bad: float32(c.bad), total: float32(c.total), k: uint32(k)}
 }
 
 func (r *ring) get(k int64) (counts, bool) {
-	i := r.slot(k)
-	if r.index[i] != k {
+	if !storable(k) {
 		return counts{}, false
 	}
-	return r.slots[i], true
+	s := r.slots[r.slot(k)]
+	if s.k != uint32(k) {
+		return counts{}, false
+	}
+	return counts{bad: float64(s.bad), total: float64(s.total)}, true
 }
 
 // has reports whether slice k is held.
-func (r *ring) has(k int64) bool { return r.index[r.slot(k)] == k }
+func (r *ring) has(k int64) bool { return storable(k) && r.slots[r.slot(k)].k == uint32(k) }
+
+// each calls fn for every slice held, in slot order.
+func (r *ring) each(fn func(k int64, c counts)) {
+	for _, s := range r.slots {
+		if s.k != 0 {
+			fn(int64(s.k), counts{bad: float64(s.bad), total: float64(s.total)})
+		}
+	}
+}
 
 // sum adds the slices overlapping (from, to]; a slice only partly inside is
 // weighted by the share of it that is inside (events are assumed evenly

@@ -112,11 +112,7 @@ func (t *sloTracker) adopt(old *sloTracker) {
 }
 
 func copyRing(dst, src *ring) {
-	for _, k := range src.index {
-		if c, ok := src.get(k); k != 0 && ok {
-			dst.put(k, c)
-		}
-	}
+	src.each(dst.put)
 }
 
 // fetcher runs queries for trackers: instant for one slice, range for runs.

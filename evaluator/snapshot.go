@@ -39,13 +39,11 @@ type trackerSnapshot struct {
 
 func snapRing(r *ring) ringSnapshot {
 	s := ringSnapshot{Step: r.step}
-	for i, k := range r.index {
-		if k != 0 {
-			s.Index = append(s.Index, k)
-			s.Bad = append(s.Bad, r.slots[i].bad)
-			s.Total = append(s.Total, r.slots[i].total)
-		}
-	}
+	r.each(func(k int64, c counts) {
+		s.Index = append(s.Index, k)
+		s.Bad = append(s.Bad, c.bad)
+		s.Total = append(s.Total, c.total)
+	})
 	return s
 }
 
