@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/slogate/slogate/internal/redact"
 )
 
 // DefaultServer is the address of a `slogate serve` with its default
@@ -161,13 +163,18 @@ func New(opts Options) (*Client, error) {
 	}
 	u, err := url.Parse(server)
 	if err != nil {
-		return nil, fmt.Errorf("server %q: %w", server, err)
+		// url.Error quotes the URL, password included: keep its cause only.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("server %q: %w", redact.URL(server), err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("server %q: want an http or https URL like %s", server, DefaultServer)
+		return nil, fmt.Errorf("server %q: want an http or https URL like %s", redact.URL(server), DefaultServer)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("server %q: want a base URL without query, fragment or user info", server)
+		return nil, fmt.Errorf("server %q: want a base URL without query, fragment or user info", redact.URL(server))
 	}
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("timeout %s: must not be negative", opts.Timeout)

@@ -20,6 +20,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/slogate/slogate/internal/redact"
 )
 
 // Config is the service configuration. Durations are time.Duration and
@@ -238,17 +240,18 @@ func (c *Config) problems() []problem {
 	return ps
 }
 
-// checkHTTPURL accepts absolute http(s) URLs with a host.
+// checkHTTPURL accepts absolute http(s) URLs with a host. Its messages quote
+// the URL with its password hidden.
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL: %s", s, stripURLErr(err))
+		return fmt.Errorf("%q is not a URL: %s", redact.URL(s), stripURLErr(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must start with http:// or https://", s)
+		return fmt.Errorf("%q must start with http:// or https://", redact.URL(s))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", s)
+		return fmt.Errorf("%q has no host", redact.URL(s))
 	}
 	return nil
 }

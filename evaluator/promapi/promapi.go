@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/internal/redact"
 )
 
 // Options configure a Client.
@@ -45,7 +46,7 @@ var _ evaluator.Querier = (*Client)(nil)
 func New(opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus.url %q: must be an http or https URL", opts.URL)
+		return nil, fmt.Errorf("prometheus.url %q: must be an http or https URL", redact.URL(opts.URL))
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
@@ -65,7 +66,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c, err := api.NewClient(api.Config{Address: opts.URL, RoundTripper: rt})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus.url %q: %w", opts.URL, err)
+		return nil, fmt.Errorf("prometheus.url %q: %w", redact.URL(opts.URL), err)
 	}
 	return &Client{api: v1.NewAPI(c), timeout: opts.Timeout, logger: opts.Logger}, nil
 }
