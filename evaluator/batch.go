@@ -150,11 +150,45 @@ func groupQuery(shapes []*batchShape) (query string, by []string) {
 	return agg.String(), by
 }
 
-// prefetchBatched asks the newest-slice queries of SLOs in steady state as
-// grouped queries and primes the cycle's cache with the split answers.
+// sliceRequest is what fetchSlices asks for slices a..b of a ring: an
+// instant query at the end of a single slice, a range query otherwise.
+type sliceRequest struct {
+	r    Range
+	span bool // a range query
+}
+
+func requestFor(r *ring, a, b int64) sliceRequest {
+	return sliceRequest{r: Range{Start: r.end(a), End: r.end(b), Step: r.step}, span: a != b}
+}
+
+func (q sliceRequest) cacheKey(query string) string {
+	if q.span {
+		return rangeKey(query, q.r)
+	}
+	return instantKey(query, q.r.End)
+}
+
+// prefetchBatched asks the queries of SLOs in steady state as grouped
+// queries and primes the cycle's cache with the split answers: the newest
+// slice every cycle, and the start-edge slices of the long windows, which
+// come due for every SLO in the same cycle of the hour.
 func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos map[string]*sloState, at time.Time) {
-	groups := map[string][]*batchShape{}
-	var ts time.Time
+	type group struct {
+		req    sliceRequest
+		shapes map[string]*batchShape // by query
+	}
+	groups := map[string]*group{}
+	add := func(req sliceRequest, shapes []*batchShape) {
+		for _, s := range shapes {
+			key := s.key + "\x02" + req.cacheKey("")
+			g := groups[key]
+			if g == nil {
+				g = &group{req: req, shapes: map[string]*batchShape{}}
+				groups[key] = g
+			}
+			g.shapes[s.query] = s
+		}
+	}
 	for _, st := range slos {
 		tr := st.tracker
 		if !st.backfilled {
@@ -167,51 +201,79 @@ func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos m
 		if !steady {
 			continue
 		}
-		ts = tr.fine.end(newest)
-		for _, s := range tr.batchShapes() {
-			groups[s.key] = append(groups[s.key], s)
+		shapes := tr.batchShapes()
+		add(requestFor(tr.fine, newest, newest), shapes)
+		for _, rr := range tr.tailRuns(at, newest) {
+			for _, c := range rr.chunks() {
+				add(requestFor(rr.ring, c[0], c[1]), shapes)
+			}
 		}
 	}
-	for _, shapes := range groups {
-		uniq := map[string]*batchShape{}
-		for _, s := range shapes {
-			uniq[s.query] = s
-		}
-		members := make([]*batchShape, 0, len(uniq))
-		for _, q := range sortedKeys(uniq) {
-			members = append(members, uniq[q])
+	for _, key := range sortedKeys(groups) {
+		g := groups[key]
+		members := make([]*batchShape, 0, len(g.shapes))
+		for _, q := range sortedKeys(g.shapes) {
+			members = append(members, g.shapes[q])
 		}
 		query, by := groupQuery(members)
 		if query == "" {
 			continue
 		}
-		v, err := f.instant(ctx, query, ts)
+		var v model.Value
+		var err error
+		if g.req.span {
+			v, err = f.rangeQuery(ctx, query, g.req.r)
+		} else {
+			v, err = f.instant(ctx, query, g.req.r.End)
+		}
 		if err != nil {
 			// The members ask for themselves; their errors are counted then.
 			continue
 		}
-		vec, ok := v.(model.Vector)
+		answers, ok := splitAnswer(v, by)
 		if !ok {
 			continue
-		}
-		bySeries := map[string]*model.Sample{}
-		for _, s := range vec {
-			bySeries[tupleKey(s.Metric, by)] = s
 		}
 		for _, m := range members {
 			key := make(model.Metric, len(by))
 			for _, l := range by {
 				key[model.LabelName(l)] = model.LabelValue(m.eq[l])
 			}
-			var answer model.Vector
-			if s, ok := bySeries[tupleKey(key, by)]; ok {
-				answer = model.Vector{{Metric: model.Metric{}, Value: s.Value, Timestamp: s.Timestamp}}
-			} else {
-				answer = model.Vector{}
-			}
-			f.prime("instant\x00"+m.query+"\x00"+ts.String(), answer)
+			f.prime(g.req.cacheKey(m.query), answers(tupleKey(key, by)))
 		}
 		e.metrics.batched.Add(float64(len(members) - 1))
+	}
+}
+
+// splitAnswer indexes a grouped answer by its grouping labels; the function
+// returns the answer one member would have got on its own (an empty one for
+// a member with no series).
+func splitAnswer(v model.Value, by []string) (func(tuple string) model.Value, bool) {
+	switch val := v.(type) {
+	case model.Vector:
+		bySeries := map[string]*model.Sample{}
+		for _, s := range val {
+			bySeries[tupleKey(s.Metric, by)] = s
+		}
+		return func(tuple string) model.Value {
+			if s, ok := bySeries[tuple]; ok {
+				return model.Vector{{Metric: model.Metric{}, Value: s.Value, Timestamp: s.Timestamp}}
+			}
+			return model.Vector{}
+		}, true
+	case model.Matrix:
+		bySeries := map[string]*model.SampleStream{}
+		for _, s := range val {
+			bySeries[tupleKey(s.Metric, by)] = s
+		}
+		return func(tuple string) model.Value {
+			if s, ok := bySeries[tuple]; ok {
+				return model.Matrix{{Metric: model.Metric{}, Values: s.Values}}
+			}
+			return model.Matrix{}
+		}, true
+	default:
+		return nil, false
 	}
 }
 

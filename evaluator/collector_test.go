@@ -168,11 +168,12 @@ func (m memSnapshots) GetSnapshot(k string) ([]byte, error) {
 // countingQuerier counts the points range queries asked for.
 type countingQuerier struct {
 	evaluator.Querier
-	points atomic.Int64
+	points, ranges atomic.Int64
 }
 
 func (c *countingQuerier) QueryRange(ctx context.Context, q string, r evaluator.Range) (model.Value, error) {
 	c.points.Add(int64(r.End.Sub(r.Start)/r.Step) + 1)
+	c.ranges.Add(1)
 	return c.Querier.QueryRange(ctx, q, r)
 }
 
@@ -221,8 +222,10 @@ func TestSnapshotRestart(t *testing.T) {
 // TestBatchingGivesTheSameNumbers: SLOs that differ only in their job are
 // asked as one grouped query per template once backfilled; every window
 // must come out exactly as when each SLO asks on its own.
-func TestBatchingGivesTheSameNumbers(t *testing.T) {
-	end := time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC)
+// threeJobs are three SLOs that differ only in their job, over synthetic
+// history up to end in an embedded engine.
+func threeJobs(t *testing.T, end time.Time) (*slo.Set, evaluator.Querier) {
+	t.Helper()
 	var trs []synth.Traffic
 	set := &slo.Set{}
 	for i, job := range []string{"cart", "shop", "search"} {
@@ -244,6 +247,12 @@ func TestBatchingGivesTheSameNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return set, emb
+}
+
+func TestBatchingGivesTheSameNumbers(t *testing.T) {
+	end := time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC)
+	set, emb := threeJobs(t, end)
 	at := end.Add(-20 * time.Minute)
 	start := func(disable bool) (*evaluator.Evaluator, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
@@ -286,5 +295,58 @@ func TestBatchingGivesTheSameNumbers(t *testing.T) {
 	// 5 steady cycles × 2 templates × (3 SLOs - 1 grouped query).
 	if saved != 20 {
 		t.Errorf("slogate_queries_batched_total = %v, want 20", saved)
+	}
+}
+
+// TestBatchingGroupsStartEdgeSlices: the start-edge slices of the long
+// windows come due for every SLO in the same cycle, and SLOs that differ only
+// in label values get them with one grouped range query per template and
+// window instead of one each, with the same numbers.
+func TestBatchingGroupsStartEdgeSlices(t *testing.T) {
+	end := time.Date(2026, 11, 28, 7, 30, 0, 0, time.UTC)
+	set, emb := threeJobs(t, end)
+	at := time.Date(2026, 11, 28, 4, 10, 0, 0, time.UTC)
+	type run struct {
+		ev *evaluator.Evaluator
+		q  *countingQuerier
+	}
+	start := func(disable bool) run {
+		q := &countingQuerier{Querier: emb}
+		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), DisableBatching: disable, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ev.SetDefinitions(set); err != nil {
+			t.Fatal(err)
+		}
+		return run{ev, q}
+	}
+	batched, single := start(false), start(true)
+	for _, r := range []run{batched, single} {
+		r.ev.Evaluate(context.Background(), at) // the backfill
+		r.q.ranges.Store(0)
+	}
+	// Three hours of cycles: every tail comes due at least once.
+	for range 360 {
+		at = at.Add(30 * time.Second)
+		batched.ev.Evaluate(context.Background(), at)
+		single.ev.Evaluate(context.Background(), at)
+	}
+	b, s := batched.q.ranges.Load(), single.q.ranges.Load()
+	if s == 0 || b*3 != s {
+		t.Errorf("range queries in steady state: %d grouped, %d one per SLO; want a third", b, s)
+	}
+	for _, o := range set.SLOs {
+		bs, _ := batched.ev.SLO(o.Name)
+		ss, _ := single.ev.SLO(o.Name)
+		if !bs.Fresh || len(bs.Windows) != len(ss.Windows) {
+			t.Fatalf("%s: batched status %+v", o.Name, bs)
+		}
+		for i := range bs.Windows {
+			bw, sw := bs.Windows[i], ss.Windows[i]
+			if math.Abs(float64(bw.Total-sw.Total)) > 1e-6*float64(sw.Total) || math.Abs(float64(bw.Bad-sw.Bad)) > 1e-6*math.Max(1, float64(sw.Bad)) {
+				t.Errorf("%s window %s: batched %v/%v, single %v/%v", o.Name, bw.Window, bw.Bad, bw.Total, sw.Bad, sw.Total)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,16 +32,25 @@ func newCycleFetcher(q Querier, sem chan struct{}, m *selfMetrics) *cycleFetcher
 }
 
 func (f *cycleFetcher) instant(ctx context.Context, query string, ts time.Time) (model.Value, error) {
-	return f.do(ctx, "instant\x00"+query+"\x00"+ts.String(), "instant", func(ctx context.Context) (model.Value, error) {
+	return f.do(ctx, instantKey(query, ts), "instant", func(ctx context.Context) (model.Value, error) {
 		return f.q.Query(ctx, query, ts)
 	})
 }
 
 func (f *cycleFetcher) rangeQuery(ctx context.Context, query string, r Range) (model.Value, error) {
-	key := "range\x00" + query + "\x00" + r.Start.String() + "\x00" + r.End.String() + "\x00" + r.Step.String()
-	return f.do(ctx, key, "range", func(ctx context.Context) (model.Value, error) {
+	return f.do(ctx, rangeKey(query, r), "range", func(ctx context.Context) (model.Value, error) {
 		return f.q.QueryRange(ctx, query, r)
 	})
+}
+
+// instantKey and rangeKey name a query in the cycle's cache.
+func instantKey(query string, ts time.Time) string {
+	return "instant\x00" + query + "\x00" + strconv.FormatInt(ts.UnixNano(), 10)
+}
+
+func rangeKey(query string, r Range) string {
+	return "range\x00" + query + "\x00" + strconv.FormatInt(r.Start.UnixNano(), 10) + "\x00" +
+		strconv.FormatInt(r.End.UnixNano(), 10) + "\x00" + r.Step.String()
 }
 
 func (f *cycleFetcher) do(ctx context.Context, key, kind string, run func(context.Context) (model.Value, error)) (model.Value, error) {

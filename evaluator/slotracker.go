@@ -155,19 +155,44 @@ func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error
 		keep(t.fetchRun(ctx, f, t.coarse, run))
 	}
 
+	for _, tr := range t.tailRuns(now, newest) {
+		keep(t.fetchRun(ctx, f, tr.ring, tr.run))
+	}
+	return firstErr
+}
+
+// ringRun is a run of slices of one ring to fetch.
+type ringRun struct {
+	ring *ring
+	run  [2]int64
+}
+
+// tailRuns are the start-edge slices of the long windows that update fetches
+// at now: the missing ones of the partial hour at each window's start, and
+// the next hour with them, so a tail costs one query an hour.
+func (t *sloTracker) tailRuns(now time.Time, newest int64) []ringRun {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []ringRun
 	for w, tail := range t.tails {
 		from := now.Add(-w)
 		first, last := tail.sliceOf(from.Add(1)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
-		t.mu.Lock()
-		runs := tail.missingIn(first, last)
-		t.mu.Unlock()
-		for _, run := range runs {
-			// Fetch the next hour too, so the tail costs one query an hour.
+		for _, run := range tail.missingIn(first, last) {
 			run[1] = min(max(run[1], last+int64(coarseStep/tail.step)), newest)
-			keep(t.fetchRun(ctx, f, tail, run))
+			out = append(out, ringRun{ring: tail, run: run})
 		}
 	}
-	return firstErr
+	return out
+}
+
+// chunks splits a run into the pieces fetchRun asks for: at most maxPoints
+// slices each.
+func (rr ringRun) chunks() [][2]int64 {
+	var out [][2]int64
+	for a := rr.run[0]; a <= rr.run[1]; a += maxPoints {
+		out = append(out, [2]int64{a, min(rr.run[1], a+maxPoints-1)})
+	}
+	return out
 }
 
 // rollup builds coarse slices from complete hours of fine slices.
@@ -202,9 +227,8 @@ func (t *sloTracker) rollup(lastHour int64, firstFine int64) {
 // fetchRun fills slices run[0]..run[1] of r: one instant query per template
 // for a single slice, range queries (split below maxPoints) for longer runs.
 func (t *sloTracker) fetchRun(ctx context.Context, f fetcher, r *ring, run [2]int64) error {
-	for a := run[0]; a <= run[1]; a += maxPoints {
-		b := min(run[1], a+maxPoints-1)
-		if err := t.fetchSlices(ctx, f, r, a, b); err != nil {
+	for _, c := range (ringRun{ring: r, run: run}).chunks() {
+		if err := t.fetchSlices(ctx, f, r, c[0], c[1]); err != nil {
 			return err
 		}
 	}
@@ -331,8 +355,6 @@ func (t *sloTracker) windowCountsLocked(from, to time.Time) (counts, time.Durati
 	if tail, ok := t.tails[to.Sub(from)]; ok && !from.Truncate(coarseStep).Equal(from) {
 		edge := from.Truncate(coarseStep).Add(coarseStep)
 		ct, mt := tail.sum(from, edge)
-		if t.def.Name == "uptime" {
-		}
 		cf.bad += ct.bad
 		cf.total += ct.total
 		missing += mt * float64(tail.step)
