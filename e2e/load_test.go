@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,6 +83,12 @@ var expectedCodes = map[string][]int{
 // sets: no unexpected status, no 5xx but an unknown gate's 503, no failed
 // connection, and every reload accepted.
 func TestLoad(t *testing.T) {
+	runLoad(t, loadWorkers, loadRequests, 90*time.Second)
+}
+
+// runLoad is TestLoad with workers × requests calls, given at most timeout
+// (the soak build runs it for minutes).
+func runLoad(t *testing.T, workers, requests int, timeout time.Duration) {
 	shop := startShop(t)
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
 	srv.waitReady()
@@ -108,12 +115,12 @@ metadata: {name: break-shop-too}
 spec: {hypotheses: [shop-steady]}
 `}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLoadHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
 		loadHelperEnv+"=1", loadURLEnv+"="+srv.url, loadTokenEnv+"="+srv.token,
-		loadWorkersEnv+"="+strconv.Itoa(loadWorkers), loadCountEnv+"="+strconv.Itoa(loadRequests))
+		loadWorkersEnv+"="+strconv.Itoa(workers), loadCountEnv+"="+strconv.Itoa(requests))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -150,9 +157,9 @@ loop:
 
 	report := parseLoadReport(t, stdout.String())
 	t.Logf("%d requests from %d workers; %d reloads (%d rejected) meanwhile\n%s",
-		report.Requests, loadWorkers, reloads, rejected, report.table())
-	if report.Requests != loadWorkers*loadRequests {
-		t.Errorf("%d requests made, want %d", report.Requests, loadWorkers*loadRequests)
+		report.Requests, workers, reloads, rejected, report.table())
+	if report.Requests != workers*requests {
+		t.Errorf("%d requests made, want %d", report.Requests, workers*requests)
 	}
 	if report.Failed > 0 {
 		t.Errorf("%d requests without an answer, e.g.:\n%s", report.Failed, strings.Join(report.Failures, "\n"))
@@ -167,6 +174,7 @@ loop:
 	if reloads < 3 {
 		t.Errorf("only %d reloads during the load: the load was too short to overlap them", reloads)
 	}
+	report.logFigures(t, reloads, rejected)
 	if report.Endpoints["POST runs"].Codes[http.StatusCreated] == 0 {
 		t.Error("no run was started during the load")
 	}
@@ -354,5 +362,40 @@ func (r *loadReport) finish() {
 		slices.Sort(e.latencies)
 		at := func(q float64) time.Duration { return e.latencies[int(q*float64(len(e.latencies)-1))] }
 		e.P50, e.P90, e.P99, e.Max = at(0.5), at(0.9), at(0.99), at(1)
+	}
+}
+
+// logFigures logs the load's figures in the greppable form that
+// scripts/reliability.sh collects into RELIABILITY.md.
+func (r *loadReport) logFigures(t *testing.T, reloads, rejected int) {
+	t.Helper()
+	answered, unexpected, gate503, other5xx := 0, 0, 0, 0
+	names := slices.Sorted(maps.Keys(r.Endpoints))
+	for _, name := range names {
+		e := r.Endpoints[name]
+		for code, n := range e.Codes {
+			answered += n
+			if !slices.Contains(expectedCodes[name], code) {
+				unexpected += n
+			}
+			switch {
+			case code == http.StatusServiceUnavailable && name == "GET gate":
+				gate503 += n
+			case code >= 500:
+				other5xx += n
+			}
+		}
+	}
+	t.Logf("RELIABILITY kind=load requests=%d answered=%d no_answer=%d unexpected_status=%d status_5xx=%d unknown_gate_503=%d reloads=%d reloads_rejected=%d",
+		r.Requests, answered, r.Failed, unexpected, other5xx, gate503, reloads, rejected)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, name := range names {
+		e := r.Endpoints[name]
+		n := 0
+		for _, c := range e.Codes {
+			n += c
+		}
+		t.Logf("RELIABILITY kind=load-latency endpoint=%q count=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f",
+			name, n, ms(e.P50), ms(e.P99), ms(e.Max))
 	}
 }
