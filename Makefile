@@ -67,8 +67,13 @@ fuzz: ## Longer fuzz runs of every fuzz target (loader, tolerance parser, HTTP A
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=1m ./web
 
 .PHONY: soak
-soak: tools ## Run the soak tests (build tag soak; long)
-	$(TEST_ENV) $(GO) test -race -count=1 -timeout 3h -tags soak -run Soak ./...
+soak: tools ## Longer kill -9, load and fault tests (build tag soak), longer fuzzing: about 30 min
+	@# Tunable: SLOGATE_CRASH_ITERATIONS (60), SLOGATE_SOAK_LOAD (3m),
+	@# SLOGATE_SOAK_FAULTS (4m), SOAK_FUZZTIME (3m per fuzz target).
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 45m -tags soak -run Soak -v ./...
+	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(or $(SOAK_FUZZTIME),3m) ./slo
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTolerance$$' -fuzztime=$(or $(SOAK_FUZZTIME),3m) ./slo
+	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(or $(SOAK_FUZZTIME),3m) ./web
 
 .PHONY: clean
 clean: ## Remove build output and the test cache (keeps .bin/: rm -rf .bin to rebuild the tools)
