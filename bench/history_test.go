@@ -1,31 +1,81 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/slogate/slogate/internal/testenv"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
 	"github.com/slogate/slogate/rules"
 	"github.com/slogate/slogate/slo"
 )
 
-// The history every approach reads: per SLO two counters at 60 s
-// resolution over a month (the issue's reference measurement), and the 5m
-// buckets that the bucket-style rules would have recorded over the same
+// The history every approach reads: per SLO the counters of a month at
+// the resolution and series count of the data shape (by default the
+// issue's: 15 s scrapes, 5 instances × 4 status codes = 20 series), and the
+// 5m buckets that the bucket-style rules would have recorded over the same
 // month. It ends at a fixed date so that runs read the same data; the
 // TSDB's retention counts from the newest block, not from the wall clock.
 const (
-	scrapeInterval = time.Minute
-	bucketStep     = 5 * time.Minute
+	bucketStep = 5 * time.Minute
 	// evalSpan is how long the measured cycles may run: the evaluator is
 	// measured over two hours of cycles (see measureSlices).
 	evalSpan = 2 * time.Hour
+	// blockSpan is the time span of the TSDB blocks written: Prometheus's
+	// largest compaction range under the 60d retention testenv gives it
+	// (54h, 10 % of the retention caps the ranges at 6d), aligned the way it
+	// aligns them, so that it finds nothing to compact at start.
+	blockSpan = 54 * time.Hour
 )
+
+// ShapeEnv chooses the data shape: "issue" (default: 15 s resolution, 20
+// series per SLO) or "reference" (60 s, one series per status code, the
+// measurement the issue quotes).
+const ShapeEnv = "SLOGATE_BENCH_SHAPE"
+
+// shape is the resolution and series of every SLO's counters.
+type shape struct {
+	name      string
+	step      time.Duration // scrape interval
+	instances int
+	codes     []string // errors are the 5xx ones
+}
+
+var shapes = map[string]shape{
+	"issue":     {"issue", 15 * time.Second, 5, []string{"200", "404", "500", "503"}},
+	"reference": {"reference", time.Minute, 1, []string{"200", "500"}},
+}
+
+func (s shape) String() string {
+	return fmt.Sprintf("%s resolution, %d series per SLO (%d instances × codes %s)",
+		model.Duration(s.step), s.instances*len(s.codes), s.instances, strings.Join(s.codes, ","))
+}
+
+// dataShape is the shape chosen by ShapeEnv.
+func dataShape(tb testing.TB) shape {
+	tb.Helper()
+	name := os.Getenv(ShapeEnv)
+	if name == "" {
+		name = "issue"
+	}
+	s, ok := shapes[name]
+	if !ok {
+		tb.Fatalf("%s=%q: want issue (15s, 20 series per SLO) or reference (60s, 2 series per SLO)", ShapeEnv, name)
+	}
+	return s
+}
 
 var (
 	dataEnd = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -36,21 +86,35 @@ var (
 	dataStart = evalStart.Add(-30*24*time.Hour - time.Hour)
 )
 
-// minuteEvents is SLO i's traffic in the minute that ends at unix minute
-// m: 5 to 50 requests/s depending on the SLO, ±40 % over the day and
-// ±10 % noise; 0.1 % errors, and a 30-minute incident at 5 % every three
-// days, at a different time for each SLO. It is a pure function, so the
-// counters and the buckets computed from it agree exactly.
-func minuteEvents(i int, m int64) (good, bad float64) {
+// stepEvents are SLO i's requests on instance j in the scrape step of
+// length step that ends at t, by code (in sh.codes order): 5 to 50
+// requests/s per SLO depending on i, shared unevenly by the instances, ±40 %
+// over the day and ±10 % noise; 2 % 404s; 0.1 % errors (70 % 500, 30 % 503)
+// and a 30-minute incident at 5 % every three days, at a different time for
+// each SLO. It is a pure function, so the counters and the buckets computed
+// from it agree exactly.
+func stepEvents(sh shape, i, j int, t int64, out []float64) {
+	m := t / 60 // the minute, for the daily cycle and the incidents
 	base := 5 + float64((i*7919)%46)
+	weight := float64(j+1) / float64(sh.instances*(sh.instances+1)/2)
 	day := math.Sin(2 * math.Pi * float64(m+int64(i)*37) / 1440)
-	total := math.Round(base * 60 * (1 + 0.4*day) * (0.9 + 0.2*unit(i, m, 0)))
+	salt := uint64(j) * 8
+	total := math.Round(base * weight * sh.step.Seconds() * (1 + 0.4*day) * (0.9 + 0.2*unit(i, t, salt)))
 	ratio := 0.001
 	if (m+int64(i)*101)%4320 < 30 {
 		ratio = 0.05
 	}
-	bad = math.Floor(total*ratio + unit(i, m, 1))
-	return total - bad, bad
+	bad := math.Floor(total*ratio + unit(i, t, salt+1))
+	for c := range out {
+		out[c] = 0
+	}
+	if len(sh.codes) == 2 { // 200, 500
+		out[0], out[1] = total-bad, bad
+		return
+	}
+	notFound := math.Floor(total*0.02 + unit(i, t, salt+2))
+	unavailable := math.Floor(bad*0.3 + unit(i, t, salt+3))
+	out[0], out[1], out[2], out[3] = total-bad-notFound, notFound, bad-unavailable, unavailable
 }
 
 // unit is a deterministic pseudo-random number in [0, 1) (splitmix64).
@@ -132,72 +196,122 @@ func removeHistories() {
 	}
 }
 
-// buildHistory writes the counters and buckets of n SLOs as OpenMetrics
-// and backfills them into dir with promtool. It returns what it did.
+// buildHistory writes the counters and buckets of n SLOs into dir as TSDB
+// blocks, directly with the tsdb package: the OpenMetrics text and promtool
+// that testenv.Backfill uses would take most of an hour for the issue's
+// shape (a third of a billion samples at 100 SLOs). It returns what it did.
 func buildHistory(tb testing.TB, n int, dir string) string {
 	tb.Helper()
 	start := time.Now()
+	sh := dataShape(tb)
 	set := benchSLOs(n)
 	bucketLabels, err := bucketSeriesLabels(set)
 	if err != nil {
 		tb.Fatalf("bench: %v", err)
 	}
-	first, last := dataStart.Unix()/60, dataEnd.Unix()/60
-	om := testenv.NewOMWriter(tb)
-	samples := 0
-
-	om.Family("http_requests_total", testenv.OMCounter)
-	for i := range n {
-		for _, code := range []string{"200", "500"} {
-			lbls := map[string]string{"job": jobName(i), "code": code}
-			var c float64
-			for m := first; m <= last; m++ {
-				if m > first {
-					good, bad := minuteEvents(i, m)
-					if code == "200" {
-						c += good
-					} else {
-						c += bad
-					}
-				}
-				om.Sample(lbls, time.Unix(m*60, 0), c)
-				samples++
-			}
-		}
+	type series struct {
+		lbls labels.Labels
+		ref  storage.SeriesRef
+		v    float64
 	}
-
-	// The buckets the bucket-style rules record every 5m: the events of
-	// the five minutes before each bucket's timestamp.
-	perBucket := int64(bucketStep / scrapeInterval)
-	om.Family(rules.EventsMetric, testenv.OMGauge)
+	counters := make([][]series, n) // [slo][instance*codes+code]
+	buckets := make([][2]series, n) // [slo][bad, total]
 	for i, o := range set.SLOs {
-		for _, typ := range []string{rules.EventsBad, rules.EventsTotal} {
-			lbls := bucketLabels[o.Name][typ]
-			for end := first + perBucket; end <= last; end += perBucket {
-				var v float64
-				for m := end - perBucket + 1; m <= end; m++ {
-					good, bad := minuteEvents(i, m)
-					if typ == rules.EventsBad {
-						v += bad
-					} else {
-						v += good + bad
-					}
-				}
-				om.Sample(lbls, time.Unix(end*60, 0), v)
-				samples++
+		for j := range sh.instances {
+			for _, code := range sh.codes {
+				counters[i] = append(counters[i], series{lbls: labels.FromStrings(
+					"__name__", "http_requests_total", "job", jobName(i), "instance", fmt.Sprintf("10.0.%d.%d:8080", i/250, j), "code", code)})
 			}
 		}
+		for k, typ := range []string{rules.EventsBad, rules.EventsTotal} {
+			lbls := maps.Clone(bucketLabels[o.Name][typ])
+			lbls[labels.MetricName] = rules.EventsMetric
+			buckets[i][k].lbls = labels.FromMap(lbls)
+		}
 	}
-	path := om.Close()
-	written := time.Since(start)
-	size := int64(0)
-	if fi, err := os.Stat(path); err == nil {
-		size = fi.Size()
+	isError := make([]bool, len(sh.codes))
+	for c, code := range sh.codes {
+		isError[c] = strings.HasPrefix(code, "5")
 	}
-	testenv.BackfillFile(tb, dir, path)
-	_ = os.Remove(path) // hundreds of MB that nothing reads again
-	return fmt.Sprintf("history of %d SLOs: %d samples (%d MB of OpenMetrics) written in %s, backfilled by promtool in %s",
-		n, samples, size>>20, written.Round(time.Second), (time.Since(start) - written).Round(time.Second))
+
+	step, first, last := int64(sh.step/time.Second), dataStart.Unix(), dataEnd.Unix()
+	bucketSecs := int64(bucketStep / time.Second)
+	spanMs := blockSpan.Milliseconds()
+	ctx := context.Background()
+	events := make([]float64, len(sh.codes))
+	samples, blocks := 0, 0
+	logger := slog.New(slog.DiscardHandler)
+	for blockStart := first * 1000 / spanMs * spanMs; blockStart <= last*1000; blockStart += spanMs {
+		w, err := tsdb.NewBlockWriter(logger, dir, spanMs)
+		if err != nil {
+			tb.Fatalf("bench: %v", err)
+		}
+		app := w.Appender(ctx)
+		pending := 0
+		appendSample := func(s *series, t int64) {
+			ref, err := app.Append(s.ref, s.lbls, t*1000, s.v)
+			if err != nil {
+				tb.Fatalf("bench: append %s at %d: %v", s.lbls, t, err)
+			}
+			s.ref = ref
+			samples++
+			if pending++; pending >= 1<<20 {
+				if err := app.Commit(); err != nil {
+					tb.Fatalf("bench: %v", err)
+				}
+				app, pending = w.Appender(ctx), 0
+			}
+		}
+		// Series references belong to one block writer's head.
+		for i := range counters {
+			for k := range counters[i] {
+				counters[i][k].ref = 0
+			}
+			buckets[i][0].ref, buckets[i][1].ref = 0, 0
+		}
+		from, to := max(first, blockStart/1000), min(last, (blockStart+spanMs)/1000-1)
+		from += (step - (from-first)%step) % step
+		for t := from; t <= to; t += step {
+			for i := range counters {
+				for j := range sh.instances {
+					if t > first {
+						stepEvents(sh, i, j, t, events)
+					}
+					for c := range sh.codes {
+						s := &counters[i][j*len(sh.codes)+c]
+						s.v += events[c]
+						if t > first {
+							if isError[c] {
+								buckets[i][0].v += events[c]
+							}
+							buckets[i][1].v += events[c]
+						}
+						appendSample(s, t)
+					}
+				}
+				// The bucket rules record the events of the five minutes
+				// before each bucket's timestamp.
+				if t > first && (t-first)%bucketSecs == 0 {
+					for k := range buckets[i] {
+						appendSample(&buckets[i][k], t)
+						buckets[i][k].v = 0
+					}
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			tb.Fatalf("bench: %v", err)
+		}
+		if _, err := w.Flush(ctx); err != nil {
+			tb.Fatalf("bench: writing the block at %s: %v", time.UnixMilli(blockStart).UTC(), err)
+		}
+		if err := w.Close(); err != nil {
+			tb.Fatalf("bench: %v", err)
+		}
+		blocks++
+	}
+	return fmt.Sprintf("history of %d SLOs (%s): %d samples in %d blocks written in %s",
+		n, sh, samples, blocks, time.Since(start).Round(time.Second))
 }
 
 // bucketSeriesLabels are the labels of the bucket series of every SLO as

@@ -149,7 +149,7 @@ func benchmarkPrometheusCost(b *testing.B, n int) {
 			b.ReportMetric(per.queries, "queries/cycle")
 			results[a.name] = per
 			if i == len(approaches)-1 {
-				b.Log(table(n, results))
+				b.Log(table(n, dataShape(b).String(), results))
 			} else {
 				b.Log(row(a.name, per, results))
 			}
@@ -361,9 +361,9 @@ func checkFresh(b *testing.B, ev *evaluator.Evaluator, set *slo.Set) {
 }
 
 // table shows the costs side by side, relative to slogate's slices.
-func table(n int, results map[string]cost) string {
+func table(n int, shapeName string, results map[string]cost) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Prometheus cost per %s cycle, %d SLOs, 30 days at %s:\n", cycle, n, scrapeInterval)
+	fmt.Fprintf(&sb, "Prometheus cost per %s cycle, %d SLOs, 30 days of %s:\n", cycle, n, shapeName)
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "approach\tqueries\tsamples read\tPrometheus CPU\tCPU vs slices\tsamples vs slices\twall\truns measured\t")
 	for _, a := range approaches {
