@@ -319,7 +319,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 			for st := range work {
 				wasBackfilled := st.backfilled
 				if wasBackfilled {
-					e.spreadDelay(ctx, st.tracker.def.Name)
+					e.spreadDelay(ctx, start, st.tracker.def.Name)
 				}
 				s := st.evaluate(ctx, f, at)
 				if !wasBackfilled && s.Error == "" && s.Fresh {
@@ -403,7 +403,11 @@ func (e *Evaluator) saveSnapshots() {
 	}
 }
 
-func (e *Evaluator) spreadDelay(ctx context.Context, name string) {
+// spreadDelay waits until the SLO's offset into the cycle that started at
+// start. The offset counts from the cycle's start, not from when a worker
+// gets to the SLO: each worker evaluates many SLOs one after the other, and
+// offsets that added up made a cycle of 1,000 SLOs last minutes.
+func (e *Evaluator) spreadDelay(ctx context.Context, start time.Time, name string) {
 	if e.opts.Spread <= 0 {
 		return
 	}
@@ -411,7 +415,10 @@ func (e *Evaluator) spreadDelay(ctx context.Context, name string) {
 	if max <= 0 {
 		return
 	}
-	d := time.Duration(hashName(name) % uint64(max))
+	d := time.Until(start.Add(time.Duration(hashName(name) % uint64(max))))
+	if d <= 0 {
+		return
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
