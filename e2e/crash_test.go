@@ -133,7 +133,8 @@ func runKill9(t *testing.T, iterations int) {
 
 	for i := range iterations {
 		d.waitGateOpen()
-		duringReload := d.rng.IntN(2) == 0
+		// Both kinds of kill in every run, even a short one.
+		duringReload := i%2 == 1
 		d.operateAndKill(duringReload)
 		d.fig.kills++
 		if duringReload {
@@ -160,7 +161,7 @@ func (d *crashDriver) operateAndKill(duringReload bool) {
 	killed := make(chan struct{})
 	var steps int
 	if duringReload {
-		steps = 3 + d.rng.IntN(20)
+		steps = 10 + d.rng.IntN(60)
 	} else {
 		delay := time.Duration(300+d.rng.IntN(3000)) * time.Millisecond
 		go func() {
