@@ -1,0 +1,486 @@
+package bench
+
+// What the service benchmarks share: a real `slogate serve` process, the
+// synthetic traffic its SLOs are defined over, and readings of the process
+// (/proc) and of its /metrics.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slogate/slogate/internal/testenv"
+)
+
+// svcHTTP is the benchmarks' client for slogate's and Alertmanager's APIs.
+var svcHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// slogateProc is one `slogate serve` child process. It can be stopped
+// (SIGTERM, so that it saves its snapshot) and started again with the same
+// arguments, storage included.
+type slogateProc struct {
+	tb      testing.TB
+	args    []string
+	url     string
+	logPath string
+
+	cmd     *exec.Cmd
+	done    chan struct{}
+	started time.Time
+}
+
+// slogateOptions configures startSlogate.
+type slogateOptions struct {
+	promURL     string
+	amURL       string // empty: no Alertmanager
+	definitions string // YAML
+	interval    time.Duration
+	minRange    time.Duration // zero: slogate's default (2m)
+	storage     string        // zero: a new temporary directory
+}
+
+// startSlogate writes the definitions and starts slogate; it returns at once
+// (waitReady and waitBackfilled wait). The process is stopped when the
+// benchmark ends.
+func startSlogate(tb testing.TB, o slogateOptions) *slogateProc {
+	tb.Helper()
+	dir := tb.TempDir()
+	defs := filepath.Join(dir, "definitions.yaml")
+	if err := os.WriteFile(defs, []byte(o.definitions), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if o.storage == "" {
+		o.storage = filepath.Join(dir, "data")
+	}
+	port := testenv.FreePort(tb)
+	p := &slogateProc{
+		tb:      tb,
+		url:     fmt.Sprintf("http://127.0.0.1:%d", port),
+		logPath: filepath.Join(dir, "slogate.log"),
+		args: []string{"serve",
+			"--prometheus.url=" + o.promURL,
+			"--definitions=" + defs,
+			"--evaluation.interval=" + o.interval.String(),
+			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+			"--storage.path=" + o.storage,
+			"--log.format=json",
+		},
+	}
+	if o.minRange > 0 {
+		p.args = append(p.args, "--evaluation.min-range="+o.minRange.String())
+	}
+	if o.amURL != "" {
+		p.args = append(p.args, "--alertmanager.urls="+o.amURL)
+	}
+	p.start()
+	tb.Cleanup(func() {
+		p.stop()
+		if tb.Failed() {
+			tb.Logf("last lines of slogate's log %s:\n%s", p.logPath, fileTail(p.logPath, 30))
+		}
+	})
+	return p
+}
+
+func (p *slogateProc) start() {
+	p.tb.Helper()
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.tb.Fatal(err)
+	}
+	p.cmd = exec.Command(testenv.SlogateBinary(p.tb), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.started = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		p.tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	p.done = done
+	go func() {
+		_ = p.cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+}
+
+// stop sends SIGTERM and waits for the exit (SIGKILL after 30 s); the
+// evaluator saves its snapshot on the way out.
+func (p *slogateProc) stop() {
+	if p.cmd == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.tb.Errorf("slogate did not stop within 30s of SIGTERM")
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *slogateProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *slogateProc) pid() int { return p.cmd.Process.Pid }
+
+// waitFor polls cond every poll until it holds; it fails the benchmark
+// after timeout or when slogate exits.
+func (p *slogateProc) waitFor(what string, timeout, poll time.Duration, cond func() bool) {
+	p.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if p.exited() {
+			p.tb.Fatalf("slogate exited while waiting for %s; log:\n%s", what, fileTail(p.logPath, 30))
+		}
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("timed out after %s waiting for %s; log:\n%s", timeout, what, fileTail(p.logPath, 30))
+		}
+		time.Sleep(poll)
+	}
+}
+
+// metrics returns slogate's /metrics as series → value (the series as
+// written, e.g. `slogate_slo_backfill_pending` or `x{a="b"}`); nil when
+// slogate does not answer.
+func (p *slogateProc) metrics() map[string]float64 {
+	resp, err := svcHTTP.Get(p.url + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		// Only slogate's own metrics: the per-SLO series of 10,000 SLOs
+		// are millions of lines nobody here reads.
+		if !strings.HasPrefix(line, "slogate_evaluation_") && !strings.HasPrefix(line, "slogate_slo_backfill_pending") &&
+			!strings.HasPrefix(line, "slogate_query_") && !strings.HasPrefix(line, "slogate_alerts_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// metric reads one series; ok is false when slogate does not answer or
+// has no such series.
+func (p *slogateProc) metric(series string) (float64, bool) {
+	m := p.metrics()
+	v, ok := m[series]
+	return v, ok
+}
+
+// waitBackfilled waits until slogate answers and slogate_slo_backfill_pending
+// is 0, and returns the time since the process started.
+func (p *slogateProc) waitBackfilled(timeout time.Duration) time.Duration {
+	p.tb.Helper()
+	var took time.Duration
+	p.waitFor("slogate_slo_backfill_pending to reach 0", timeout, 100*time.Millisecond, func() bool {
+		v, ok := p.metric("slogate_slo_backfill_pending")
+		took = time.Since(p.started)
+		return ok && v == 0
+	})
+	return took
+}
+
+// cycleCount is the number of finished evaluation cycles so far.
+func (p *slogateProc) cycleCount() float64 {
+	v, _ := p.metric("slogate_evaluation_duration_seconds_count")
+	return v
+}
+
+// procStat is what /proc says about a process.
+type procStat struct {
+	cpu   float64 // user + system seconds
+	hwmKB float64 // peak resident set (VmHWM)
+	rssKB float64 // resident set now (VmRSS)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+func readProcStat(tb testing.TB, pid int) procStat {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatalf("reading slogate's CPU time: %v", err)
+	}
+	// The command name (field 2) may hold spaces; the fields after its
+	// closing parenthesis start with field 3.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	st := procStat{cpu: (utime + stime) / clockTicks}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatalf("reading slogate's memory: %v", err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(rest)
+		if len(fs) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fs[0], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "VmHWM":
+			st.hwmKB = v
+		case "VmRSS":
+			st.rssKB = v
+		}
+	}
+	return st
+}
+
+// traffic is the synthetic request counters of many services, exposed by a
+// testenv.Target: per service, http_requests_total-like counters by code,
+// advanced at scrape time by rate × elapsed time, so that 40,000 series
+// cost no goroutine. A service can be made to fail (a share of its
+// requests answered 500) at any moment.
+type traffic struct {
+	mu       sync.Mutex
+	last     time.Time
+	services []*service
+	codes    []string // "200", "404", "500", "503": the first half good
+	// scrapes are the times of every collection, for "when did Prometheus
+	// first have the failing data".
+	scrapes []time.Time
+}
+
+// service is one SLO's traffic.
+type service struct {
+	metric   string // metric name, with _total
+	name     string // value of the service label
+	rps      float64
+	errShare float64 // share of requests answered 5xx
+	desc     *prometheus.Desc
+	values   []float64 // per code
+}
+
+// newTraffic registers the services' counters on target. codes is 2 or 4:
+// 200 and 500, or 200, 404, 500 and 503.
+func newTraffic(target *testenv.Target, codes int) *traffic {
+	tr := &traffic{last: time.Now(), codes: []string{"200", "500"}}
+	if codes == 4 {
+		tr.codes = []string{"200", "404", "500", "503"}
+	}
+	target.Registry().MustRegister(tr)
+	return tr
+}
+
+// add adds a service; baseline errors are errShare of rps.
+func (tr *traffic) add(metric, name string, rps, errShare float64) *service {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	s := &service{
+		metric: metric, name: name, rps: rps, errShare: errShare,
+		desc:   prometheus.NewDesc(metric, "synthetic requests by code", []string{"service", "code"}, nil),
+		values: make([]float64, len(tr.codes)),
+	}
+	tr.services = append(tr.services, s)
+	return s
+}
+
+// setErrShare changes a service's error share from now on.
+func (tr *traffic) setErrShare(s *service, share float64) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.advance(time.Now())
+	s.errShare = share
+}
+
+// firstScrapeAfter returns the first collection at or after t, if any.
+func (tr *traffic) firstScrapeAfter(t time.Time) (time.Time, bool) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, s := range tr.scrapes {
+		if !s.Before(t) {
+			return s, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// advance moves every counter to now; tr.mu is held.
+func (tr *traffic) advance(now time.Time) {
+	dt := now.Sub(tr.last).Seconds()
+	if dt <= 0 {
+		return
+	}
+	tr.last = now
+	half := len(tr.codes) / 2
+	for _, s := range tr.services {
+		good, bad := s.rps*(1-s.errShare)*dt, s.rps*s.errShare*dt
+		for i := range s.values {
+			if i < half {
+				// 200 gets 90 % of the good requests, 404 the rest.
+				share := 1.0
+				if half == 2 {
+					share = []float64{0.9, 0.1}[i]
+				}
+				s.values[i] += good * share
+			} else {
+				s.values[i] += bad / float64(half)
+			}
+		}
+	}
+}
+
+// Describe sends nothing: traffic is an unchecked collector, so that
+// 10,000 metric names need no descriptor list.
+func (tr *traffic) Describe(chan<- *prometheus.Desc) {}
+
+func (tr *traffic) Collect(ch chan<- prometheus.Metric) {
+	tr.mu.Lock()
+	now := time.Now()
+	tr.advance(now)
+	tr.scrapes = append(tr.scrapes, now)
+	type point struct {
+		desc       *prometheus.Desc
+		name, code string
+		value      float64
+	}
+	points := make([]point, 0, len(tr.services)*len(tr.codes))
+	for _, s := range tr.services {
+		for i, c := range tr.codes {
+			points = append(points, point{s.desc, s.name, c, s.values[i]})
+		}
+	}
+	tr.mu.Unlock()
+	for _, pt := range points {
+		ch <- prometheus.MustNewConstMetric(pt.desc, prometheus.CounterValue, pt.value, pt.name, pt.code)
+	}
+}
+
+// envList reads a comma-separated list of positive integers from name, or
+// returns def.
+func envList(tb testing.TB, name string, def []int) []int {
+	tb.Helper()
+	env := os.Getenv(name)
+	if env == "" {
+		return def
+	}
+	var out []int
+	for f := range strings.SplitSeq(env, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			tb.Fatalf("%s=%q: want a comma-separated list of positive integers", name, env)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// envInt reads one positive integer from name, or returns def.
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	l := envList(tb, name, []int{def})
+	if len(l) != 1 {
+		tb.Fatalf("%s: want one number", name)
+	}
+	return l[0]
+}
+
+// envWords reads a comma-separated list of words from name, each one of
+// allowed, or returns def.
+func envWords(tb testing.TB, name string, def, allowed []string) []string {
+	tb.Helper()
+	env := os.Getenv(name)
+	if env == "" {
+		return def
+	}
+	var out []string
+	for f := range strings.SplitSeq(env, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(allowed, f) {
+			tb.Fatalf("%s=%q: %q is not one of %v", name, env, f, allowed)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// quantile of sorted values (nearest rank below).
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(q*float64(len(sorted)-1))]
+}
+
+func fileTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > 64<<10 {
+		_, _ = f.Seek(fi.Size()-64<<10, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// getStatus GETs url and returns the status code (0 when no answer).
+func getStatus(ctx context.Context, url string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := svcHTTP.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
