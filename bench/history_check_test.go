@@ -16,14 +16,14 @@ import (
 func TestHistory(t *testing.T) {
 	sh := dataShape(t)
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: historyDir(t, 2)})
-	at := evalStart.Add(-17 * time.Hour)
+	at := evalStart.Add(-17 * time.Minute)
 	if got := prom.QueryAt(t, `count(http_requests_total{job="svc-1"})`, at); got != float64(sh.instances*len(sh.codes)) {
 		t.Errorf("series of svc-1: %v, want %d", got, sh.instances*len(sh.codes))
 	}
 	if got, want := prom.QueryAt(t, `max(count_over_time(http_requests_total{job="svc-1"}[1h]))`, at), float64(time.Hour/sh.step); got != want {
 		t.Errorf("samples an hour per series: %v, want %v", got, want)
 	}
-	for _, ts := range []time.Time{dataStart.Add(bucketStep), at, evalStart, dataEnd} {
+	for _, ts := range []time.Time{historyStart(t).Add(bucketStep), at, evalStart, dataEnd} {
 		for _, c := range []struct{ typ, sel string }{{"bad", `code=~"5.."`}, {"total", ``}} {
 			counter := fmt.Sprintf(`sum(http_requests_total{job="svc-1",%[1]s}) - sum(http_requests_total{job="svc-1",%[1]s} offset 5m)`, c.sel)
 			bucket := fmt.Sprintf(`sum(slo:sli_events:increase5m{slo="svc-1-availability",type=%q})`, c.typ)
