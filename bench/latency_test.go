@@ -25,7 +25,9 @@ const (
 	// latencyScrape is Prometheus's scrape interval there; slogate's
 	// evaluation.min-range (5s) is at least twice it.
 	latencyScrape = time.Second
-	// latencyFailShare is the share of requests answered 500 during a fault.
+	// latencyRPS is each service's traffic; latencyFailShare the share of
+	// it answered 500 during a fault.
+	latencyRPS       = 50
 	latencyFailShare = 0.5
 )
 
@@ -87,7 +89,8 @@ type faultTiming struct {
 
 // BenchmarkFaultToVerdict measures, against the real slogate binary, a real
 // Prometheus (1 s scrape) and a real Alertmanager, how long after a
-// service starts failing (half its requests answered 500) (a) the gate of
+// service starts failing (a second's worth of failed requests at once, then
+// half its requests answered 500) (a) the gate of
 // the experiment watching it closes (GET .../gate polled every 20 ms) and
 // (b) the page alert is listed by Alertmanager (GET /api/v2/alerts polled
 // every 100 ms), and how long after Prometheus's first scrape of failing
@@ -126,6 +129,9 @@ func BenchmarkFaultToVerdict(b *testing.B) {
 		}
 		b.ReportMetric(float64(maxCycles), "cycles-scrape-to-gate-max")
 		b.Log("\n" + faultTable(ts, stat))
+		for k, t := range ts {
+			b.Logf("fault %d: the gate closed with %s", k, t.reasons)
+		}
 	}
 }
 
@@ -147,10 +153,13 @@ func faultTable(ts []faultTiming, stat func(func(faultTiming) time.Duration) (fl
 		fmt.Fprintf(w, "%s\t%.2fs\t%.2fs\t%.2fs\t%.2f\t%.2f\t%.2f\t\n", row.name, lo, med, hi, lo/iv, med/iv, hi/iv)
 	}
 	_ = w.Flush()
-	sb.WriteString("per fault: scrape, gate, page after the fault; evaluation cycles started between scrape and gate; the gate's first reasons\n")
-	for k, t := range ts {
-		fmt.Fprintf(&sb, "  %d: %.2fs %.2fs %.2fs; %d; %s\n", k, t.scrape.Seconds(), t.gate.Seconds(), t.page.Seconds(), t.cycles, t.reasons)
+	// go test keeps only 10 lines of a benchmark's log without -v: one
+	// line for all faults.
+	sb.WriteString("per fault, scrape/gate/page after it and cycles from scrape to gate:")
+	for _, t := range ts {
+		fmt.Fprintf(&sb, " %.2f/%.2f/%.2fs,%d", t.scrape.Seconds(), t.gate.Seconds(), t.page.Seconds(), t.cycles)
 	}
+	sb.WriteString("\n")
 	return sb.String()
 }
 
@@ -160,7 +169,7 @@ func measureFaults(b *testing.B, runs int) []faultTiming {
 	tr := newTraffic(target, 2)
 	svcs := make([]*service, runs)
 	for k := range runs {
-		svcs[k] = tr.add("http_requests_total", fmt.Sprintf("fault-%d", k), 50, 0)
+		svcs[k] = tr.add("http_requests_total", fmt.Sprintf("fault-%d", k), latencyRPS, 0)
 	}
 	prom := testenv.StartPrometheus(b, testenv.PromOptions{
 		ScrapeInterval: latencyScrape,
@@ -181,14 +190,18 @@ func measureFaults(b *testing.B, runs int) []faultTiming {
 
 	var ts []faultTiming
 	for k := range runs {
-		// Spread the fault over the phases of the evaluation cycle.
-		phase := time.Duration(k) * latencyInterval / time.Duration(runs)
+		// Spread the faults over the phases of the evaluation cycle and of
+		// the scrape.
+		phase := (time.Duration(k) * (latencyInterval + latencyScrape) / time.Duration(runs)) % latencyInterval
 		at := time.Now().Truncate(latencyInterval).Add(latencyInterval + phase)
 		time.Sleep(time.Until(at))
 		if code := getStatus(ctx, gateURL(k)); code != http.StatusOK {
 			b.Fatalf("fault %d: the gate is %d before the fault", k, code)
 		}
 		t0 := time.Now()
+		// The errors jump: a second's worth of failed requests at once,
+		// then half of all requests fail.
+		tr.burst(svcs[k], latencyRPS)
 		tr.setErrShare(svcs[k], latencyFailShare)
 		b.StartTimer()
 		t := waitVerdicts(b, ctx, p, am, gateURL(k), fmt.Sprintf("fault-%d-availability", k), t0)

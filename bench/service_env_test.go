@@ -334,6 +334,18 @@ func (tr *traffic) setErrShare(s *service, share float64) {
 	s.errShare = share
 }
 
+// burst adds n failed requests to a service at once, split like its other
+// errors, so that the first scrape after a fault shows it unmistakably.
+func (tr *traffic) burst(s *service, n float64) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.advance(time.Now())
+	half := len(tr.codes) / 2
+	for i := half; i < len(tr.codes); i++ {
+		s.values[i] += n / float64(half)
+	}
+}
+
 // firstScrapeAfter returns the first collection at or after t, if any.
 func (tr *traffic) firstScrapeAfter(t time.Time) (time.Time, bool) {
 	tr.mu.Lock()

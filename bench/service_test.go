@@ -20,7 +20,7 @@ const (
 	ServiceSLOsEnv = "SLOGATE_BENCH_SERVICE_SLOS"
 	// ServiceVariantsEnv: grouped, ungrouped or both (default both).
 	ServiceVariantsEnv = "SLOGATE_BENCH_SERVICE_VARIANTS"
-	// ServiceCyclesEnv: evaluation cycles measured per run (default 4).
+	// ServiceCyclesEnv: evaluation cycles measured per run (default 3).
 	ServiceCyclesEnv = "SLOGATE_BENCH_SERVICE_CYCLES"
 	// RestartSLOsEnv and RestartDaysEnv size BenchmarkServiceRestart: SLOs
 	// (default 1000) and days of 60 s history backfilled into Prometheus
@@ -110,11 +110,11 @@ type serviceResult struct {
 // SLO counts come from SLOGATE_BENCH_SERVICE_SLOS (default 100,1000), the
 // definition shapes from SLOGATE_BENCH_SERVICE_VARIANTS (grouped: SLOs that
 // differ only in a label value; ungrouped: one metric name per SLO), the
-// cycles measured from SLOGATE_BENCH_SERVICE_CYCLES (default 4).
+// cycles measured from SLOGATE_BENCH_SERVICE_CYCLES (default 3).
 func BenchmarkServiceCycle(b *testing.B) {
 	counts := envList(b, ServiceSLOsEnv, []int{100, 1000})
 	variants := envWords(b, ServiceVariantsEnv, []string{variantGrouped, variantUngrouped}, []string{variantGrouped, variantUngrouped})
-	cycles := envInt(b, ServiceCyclesEnv, 4)
+	cycles := envInt(b, ServiceCyclesEnv, 3)
 	maxN := slices.Max(counts)
 	codes := 4
 	if maxN > 2000 {
