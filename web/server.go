@@ -1,7 +1,7 @@
 // Package web serves slogate's HTTP interface on one listener: metrics,
 // health and readiness, the JSON API of SLOs, hypotheses, gates and runs,
 // reloads, and the web UI. TLS and basic auth come from an exporter-toolkit
-// web config file; mutating API calls can also require a bearer token.
+// web config file; mutating API calls can also require a token.
 package web
 
 import (
@@ -42,8 +42,9 @@ type Options struct {
 	Listener      net.Listener
 	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth).
 	WebConfigFile string
-	// APIToken, when set, is required as "Authorization: Bearer <token>"
-	// on every mutating request.
+	// APIToken, when set, is required on every mutating request, as
+	// "Authorization: Bearer <token>" or in the TokenHeader header (for
+	// clients whose Authorization header carries basic auth).
 	APIToken     string
 	MaxBodyBytes int64
 	// ExternalURL is how users reach slogate, for links.
@@ -52,6 +53,10 @@ type Options struct {
 	// what /health answers, never the state of Prometheus.
 	Alive func() bool
 }
+
+// TokenHeader carries the API token when the Authorization header is taken
+// by the basic auth of the web config file.
+const TokenHeader = "X-Slogate-Token"
 
 // Server is slogate's HTTP server.
 type Server struct {
@@ -188,22 +193,31 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }
 
-// mutating guards state-changing endpoints: the bearer token when one is
+// mutating guards state-changing endpoints: the API token when one is
 // configured, and a bound on the request body.
 func (s *Server) mutating(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.APIToken != "" {
-			auth := r.Header.Get("Authorization")
-			token, ok := strings.CutPrefix(auth, "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.APIToken)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="slogate"`)
-				writeError(w, http.StatusUnauthorized, "this endpoint needs 'Authorization: Bearer <token>' with the token of web.api-token-file")
-				return
-			}
+		if s.opts.APIToken != "" && !s.tokenOK(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="slogate"`)
+			writeError(w, http.StatusUnauthorized, "this endpoint needs the token of web.api-token-file, as 'Authorization: Bearer <token>' or, when the Authorization header carries basic auth, as '"+TokenHeader+": <token>'")
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		h(w, r)
 	}
+}
+
+// tokenOK reports whether r carries the API token as a bearer token or in
+// TokenHeader. Basic auth of the web config file takes the Authorization
+// header, so both cannot share it.
+func (s *Server) tokenOK(r *http.Request) bool {
+	want := []byte(s.opts.APIToken)
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && subtle.ConstantTimeCompare([]byte(token), want) == 1 {
+		return true
+	}
+	// One value only: a request listing many would be many guesses.
+	values := r.Header.Values(TokenHeader)
+	return len(values) == 1 && subtle.ConstantTimeCompare([]byte(values[0]), want) == 1
 }
 
 func (s *Server) listSLOs(w http.ResponseWriter, _ *http.Request) {

@@ -1,0 +1,81 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestMutatingToken checks where a mutating call may carry the API token:
+// as a bearer token, or in TokenHeader when basic auth of the web config
+// file takes the Authorization header.
+func TestMutatingToken(t *testing.T) {
+	const token = "t0ken-abc"
+	fx := newFixture(t)
+	srv, err := New(Options{Evaluator: fx.ev, Runs: fx.runs, Gatherer: prometheus.NewRegistry(), APIToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic := "Basic " + "c3JlOmh1bnRlcjI=" // sre:hunter2, what exporter-toolkit checked before
+	tests := []struct {
+		name    string
+		headers map[string][]string
+		want    int
+	}{
+		{name: "bearer", headers: map[string][]string{"Authorization": {"Bearer " + token}}, want: http.StatusNotImplemented},
+		{name: "token header", headers: map[string][]string{TokenHeader: {token}}, want: http.StatusNotImplemented},
+		{name: "token header beside basic auth", headers: map[string][]string{"Authorization": {basic}, TokenHeader: {token}}, want: http.StatusNotImplemented},
+		{name: "wrong bearer, right token header", headers: map[string][]string{"Authorization": {"Bearer nope"}, TokenHeader: {token}}, want: http.StatusNotImplemented},
+		{name: "nothing", want: http.StatusUnauthorized},
+		{name: "basic auth only", headers: map[string][]string{"Authorization": {basic}}, want: http.StatusUnauthorized},
+		{name: "wrong bearer", headers: map[string][]string{"Authorization": {"Bearer " + token + "x"}}, want: http.StatusUnauthorized},
+		{name: "wrong token header", headers: map[string][]string{TokenHeader: {token[:len(token)-1]}}, want: http.StatusUnauthorized},
+		{name: "token header with a scheme", headers: map[string][]string{TokenHeader: {"Bearer " + token}}, want: http.StatusUnauthorized},
+		{name: "bearer in lower case", headers: map[string][]string{"Authorization": {"bearer " + token}}, want: http.StatusUnauthorized},
+		{name: "several token headers", headers: map[string][]string{TokenHeader: {"guess", token}}, want: http.StatusUnauthorized},
+		{name: "empty token header", headers: map[string][]string{TokenHeader: {""}}, want: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// POST /-/reload without a Reload function answers 501 once
+			// past the token check, and changes nothing.
+			req := httptest.NewRequest(http.MethodPost, "/-/reload", nil)
+			for k, vs := range tt.headers {
+				for _, v := range vs {
+					req.Header.Add(k, v)
+				}
+			}
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.want, rec.Body)
+			}
+			if tt.want != http.StatusUnauthorized {
+				return
+			}
+			var body struct{ Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"web.api-token-file", "Authorization: Bearer <token>", "X-Slogate-Token: <token>"} {
+				if !strings.Contains(body.Error, want) {
+					t.Errorf("401 message %q lacks %q", body.Error, want)
+				}
+			}
+			if got := rec.Header().Get("WWW-Authenticate"); got != `Bearer realm="slogate"` {
+				t.Errorf("WWW-Authenticate = %q", got)
+			}
+			if strings.Contains(rec.Body.String(), token) {
+				t.Errorf("the 401 answer contains the token: %s", rec.Body)
+			}
+		})
+	}
+	// Reads need no token.
+	if code, _, _ := get(t, srv.Handler(), "/api/v1/experiments"); code != http.StatusOK {
+		t.Errorf("GET /api/v1/experiments without a token: %d", code)
+	}
+}
