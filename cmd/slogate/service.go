@@ -112,9 +112,15 @@ func runService(ctx context.Context, o serviceOptions) error {
 		}
 	}
 	defer listener.Close()
+	// A web config file may configure basic auth only: https only with a
+	// certificate.
+	servesTLS, err := web.ServesTLS(cfg.Web.ConfigFile)
+	if err != nil {
+		return exitWith(1, err)
+	}
 	externalURL := cfg.Web.ExternalURL
 	if externalURL == "" {
-		externalURL = baseURL(listener, cfg.Web.ConfigFile != "")
+		externalURL = baseURL(listener, servesTLS)
 	}
 	nf, err := notifier.New(notifier.Options{
 		URLs:    cfg.Alertmanager.URLs, // none: alerts are only logged
@@ -177,7 +183,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	if err != nil {
 		return exitWith(1, err)
 	}
-	svc := &service{evaluator: ev, runs: runs, server: srv, baseURL: baseURL(listener, cfg.Web.ConfigFile != ""), reload: reload}
+	svc := &service{evaluator: ev, runs: runs, server: srv, baseURL: baseURL(listener, servesTLS), reload: reload}
 
 	var g run.Group
 	{
