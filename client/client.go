@@ -135,9 +135,14 @@ type Options struct {
 	// Server is the base URL of slogate, with an optional path prefix when
 	// it is behind a reverse proxy; DefaultServer when empty.
 	Server string
-	// Token, when set, is sent as "Authorization: Bearer <token>" with
-	// every request; the server requires it for the calls that change runs.
+	// Token, when set, is sent with every request; the server requires it
+	// for the calls that change runs. It goes as "Authorization: Bearer
+	// <token>", or in the TokenHeader header when BasicAuth takes the
+	// Authorization header.
 	Token string
+	// BasicAuth, when set, is sent with every request, for a server whose
+	// web config file requires basic auth.
+	BasicAuth *BasicAuth
 	// HTTPClient carries the requests (TLS, proxies); a fresh client when
 	// nil. Its own Timeout should stay zero: it would cut long polls short,
 	// and the Client bounds each request itself.
@@ -147,10 +152,21 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// BasicAuth are the credentials of a server's basic auth.
+type BasicAuth struct {
+	Username string
+	Password string
+}
+
+// TokenHeader carries the token when the Authorization header carries
+// basic auth; the server accepts the token in either.
+const TokenHeader = "X-Slogate-Token"
+
 // Client talks to one slogate server. It is safe for concurrent use.
 type Client struct {
 	base    string // scheme://host[/prefix], no trailing slash
 	token   string
+	basic   *BasicAuth
 	hc      *http.Client
 	timeout time.Duration
 }
@@ -184,9 +200,25 @@ func New(opts Options) (*Client, error) {
 		// otherwise fail much later, as a malformed header.
 		return nil, errors.New("token: must be a single line")
 	}
+	if b := opts.BasicAuth; b != nil {
+		switch {
+		case b.Username == "":
+			return nil, errors.New("basic auth: no username")
+		case strings.Contains(b.Username, ":"):
+			// It would end the username early in the header.
+			return nil, errors.New("basic auth: the username must not contain ':'")
+		case b.Password == "":
+			return nil, fmt.Errorf("basic auth: no password for user %q", b.Username)
+		case strings.ContainsAny(b.Username+b.Password, "\r\n"):
+			return nil, errors.New("basic auth: username and password must be single lines")
+		}
+		basic := *b
+		opts.BasicAuth = &basic
+	}
 	c := &Client{
 		base:    strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"),
 		token:   opts.Token,
+		basic:   opts.BasicAuth,
 		hc:      opts.HTTPClient,
 		timeout: opts.Timeout,
 	}
@@ -356,7 +388,13 @@ func (c *Client) do(ctx context.Context, timeout time.Duration, method, path str
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
+	switch {
+	case c.basic != nil:
+		req.SetBasicAuth(c.basic.Username, c.basic.Password)
+		if c.token != "" {
+			req.Header.Set(TokenHeader, c.token)
+		}
+	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)

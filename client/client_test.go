@@ -303,6 +303,11 @@ func TestNew(t *testing.T) {
 		{name: "query", opts: Options{Server: "http://x/?a=b"}, wantErr: "without query"},
 		{name: "negative timeout", opts: Options{Timeout: -time.Second}, wantErr: "must not be negative"},
 		{name: "token with a newline", opts: Options{Token: "a\nb"}, wantErr: "single line"},
+		{name: "basic auth", opts: Options{BasicAuth: &BasicAuth{Username: "sre", Password: "pw"}}, wantBase: DefaultServer},
+		{name: "basic auth without a username", opts: Options{BasicAuth: &BasicAuth{Password: "pw"}}, wantErr: "basic auth: no username"},
+		{name: "basic auth without a password", opts: Options{BasicAuth: &BasicAuth{Username: "sre"}}, wantErr: `basic auth: no password for user "sre"`},
+		{name: "username with a colon", opts: Options{BasicAuth: &BasicAuth{Username: "s:re", Password: "pw"}}, wantErr: "must not contain ':'"},
+		{name: "password with a newline", opts: Options{BasicAuth: &BasicAuth{Username: "sre", Password: "pw\nmore"}}, wantErr: "single lines"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -320,6 +325,71 @@ func TestNew(t *testing.T) {
 				t.Errorf("Server() = %q, want %q", c.Server(), tt.wantBase)
 			}
 		})
+	}
+}
+
+// TestBasicAuth checks the headers of each combination of credentials:
+// with basic auth the token moves to TokenHeader, since the Authorization
+// header can carry one of them only.
+func TestBasicAuth(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       Options
+		wantAuth   string
+		wantHeader string // TokenHeader
+	}{
+		{name: "basic auth and token", opts: Options{Token: "s3cret", BasicAuth: &BasicAuth{Username: "sre", Password: "hunter2"}},
+			wantAuth: "Basic c3JlOmh1bnRlcjI=", wantHeader: "s3cret"},
+		{name: "basic auth only", opts: Options{BasicAuth: &BasicAuth{Username: "sre", Password: "hunter2"}}, wantAuth: "Basic c3JlOmh1bnRlcjI="},
+		{name: "token only", opts: Options{Token: "s3cret"}, wantAuth: "Bearer s3cret"},
+		{name: "neither"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []http.Header
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = append(got, r.Header.Clone())
+				if r.Method == http.MethodPost {
+					w.WriteHeader(http.StatusCreated)
+					io.WriteString(w, runJSON)
+					return
+				}
+				io.WriteString(w, openGate)
+			}))
+			defer srv.Close()
+			tt.opts.Server, tt.opts.Timeout = srv.URL, 5*time.Second
+			c, err := New(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Gate(context.Background(), "kill/pod"); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := c.StartRun(context.Background(), "kill/pod"); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("%d requests, want 2", len(got))
+			}
+			for i, h := range got {
+				if a := h.Values("Authorization"); tt.wantAuth == "" && len(a) != 0 || tt.wantAuth != "" && (len(a) != 1 || a[0] != tt.wantAuth) {
+					t.Errorf("request %d: Authorization = %q, want %q", i, a, tt.wantAuth)
+				}
+				if v := h.Values(TokenHeader); tt.wantHeader == "" && len(v) != 0 || tt.wantHeader != "" && (len(v) != 1 || v[0] != tt.wantHeader) {
+					t.Errorf("request %d: %s = %q, want %q", i, TokenHeader, v, tt.wantHeader)
+				}
+			}
+		})
+	}
+	// The caller's struct is copied: changing it later changes nothing.
+	ba := &BasicAuth{Username: "sre", Password: "hunter2"}
+	c, err := New(Options{BasicAuth: ba})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba.Password = ""
+	if c.basic.Password != "hunter2" {
+		t.Error("the client shares the caller's BasicAuth")
 	}
 }
 
