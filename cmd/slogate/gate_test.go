@@ -128,13 +128,16 @@ func TestGateUsage(t *testing.T) {
 type fakeAPI struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex    // guards what follows
-	token    string        // required on POSTs when set
-	changed  chan struct{} // closed and replaced at every change, to wake long polls
-	gates    map[string]*client.GateAnswer
-	runs     map[string]*client.Run
-	aborts   []string // reasons of abort calls
-	finishes int
+	mu    sync.Mutex // guards what follows
+	token string     // required on POSTs when set
+	// basicAuth, "user:password", is required on every request when set,
+	// as exporter-toolkit does; the token may then come in its header.
+	basicAuth string
+	changed   chan struct{} // closed and replaced at every change, to wake long polls
+	gates     map[string]*client.GateAnswer
+	runs      map[string]*client.Run
+	aborts    []string // reasons of abort calls
+	finishes  int
 	// After a finish the run is recovering, then ends recoverTo after
 	// recoverAfter.
 	recoverTo    client.State
@@ -177,9 +180,16 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			return
 		}
 		f.mu.Lock()
-		token := f.token
+		token, basicAuth := f.token, f.basicAuth
 		f.mu.Unlock()
-		if r.Method == http.MethodPost && token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+		if basicAuth != "" {
+			if user, pass, ok := r.BasicAuth(); !ok || user+":"+pass != basicAuth {
+				w.Header().Set("WWW-Authenticate", "Basic")
+				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		if r.Method == http.MethodPost && token != "" && r.Header.Get("Authorization") != "Bearer "+token && r.Header.Get(client.TokenHeader) != token {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return
 		}

@@ -324,7 +324,7 @@ func TestRunToken(t *testing.T) {
 		{name: "token from env", env: map[string]string{envToken: "s3cret"}},
 		{name: "token file from env", env: map[string]string{envTokenFile: tokenFile}},
 		{name: "flag wins over env", flags: []string{"--token", "s3cret"}, env: map[string]string{envTokenFile: "/nonexistent"}},
-		{name: "no token", wantCode: 4, wantStderr: "401 Unauthorized: missing or wrong bearer token (set --token or --token-file)"},
+		{name: "no token", wantCode: 4, wantStderr: "401 Unauthorized: missing or wrong bearer token (set --token or --token-file;"},
 		{name: "both", flags: []string{"--token", "a", "--token-file", tokenFile}, wantCode: 4, wantStderr: "--token and --token-file both set"},
 		{name: "missing file", flags: []string{"--token-file", "/nonexistent"}, wantCode: 4, wantStderr: "--token-file: open /nonexistent"},
 	}
