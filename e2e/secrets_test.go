@@ -48,8 +48,9 @@ const (
 // hanging past the timeout, connections reset, Prometheus killed), and
 // collects everything slogate says: its log, every /api/* answer, /metrics,
 // /health, /ping, the UI pages, reload and auth errors, and the output of
-// the `gate`, `run`, `backtest` and `serve` commands failing with those
-// credentials. None of the secrets (nor their base64 in a Basic header)
+// the `gate`, `run`, `backtest` and `serve` commands succeeding and failing
+// with those credentials (the web basic-auth password given to `gate` and
+// `run` by file). None of the secrets (nor their base64 in a Basic header)
 // appears anywhere.
 func TestSecretsNeverLeak(t *testing.T) {
 	shop := startShop(t)
@@ -68,9 +69,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Three servers, one per way of authenticating to Prometheus: Go's
 	// client sends the URL's user info in place of any configured auth, and
 	// prometheus/common accepts one auth method at a time. The first two
-	// require web basic auth for everything; the third only the API token
-	// for mutating calls, since a request cannot carry both in its
-	// Authorization header.
+	// require web basic auth for everything and the API token (in
+	// X-Slogate-Token) for mutating calls; the third only the API token, as
+	// a bearer token.
 	variants := []struct {
 		name, promURL, config string
 		sent                  string // the Authorization header Prometheus must receive
@@ -130,6 +131,28 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	collectAll("healthy")
 
+	// gate and run succeeding with web basic auth, the password from a file
+	// and the token in X-Slogate-Token.
+	cliDir := t.TempDir()
+	passFile := filepath.Join(cliDir, "web-password")
+	if err := os.WriteFile(passFile, []byte(secretWebPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(servers[0].server.dir, "token")
+	webAuthArgs := []string{"--server", servers[0].server.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile}
+	for _, args := range [][]string{
+		append([]string{"gate", "break-shop", "--token-file", tokenFile}, webAuthArgs...),
+		append(append([]string{"run", "break-shop", "--token-file", tokenFile}, webAuthArgs...), "--", "true"),
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := exec.CommandContext(ctx, slogateBinary(t), args...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("slogate %s with web basic auth and the token: %v\n%s", args[0], err, out)
+		}
+		fmt.Fprintf(&collected, "\n== slogate %s (%v)\n%s", strings.Join(redactArgs(args), " "), err, out)
+	}
+
 	faults := []struct {
 		name    string
 		inject  func()
@@ -169,10 +192,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"\nevaluation:\n  interval: 7s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	wrongPassFile := filepath.Join(cliDir, "wrong-password")
+	twoLinesFile := filepath.Join(cliDir, "two-lines")
+	if err := os.WriteFile(wrongPassFile, []byte(secretWrongPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(twoLinesFile, []byte(secretWebPass+"\n"+secretWrongPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	commands := [][]string{
 		{"gate", "break-shop", "--server", srv.url, "--token", secretCLIToken},                                        // 401 from web basic auth
 		{"gate", "break-shop", "--server", "http://sre:" + secretWebPass + "@" + hostPort, "--token", secretCLIToken}, // user info refused
-		{"gate", "break-shop", "--server", "http://" + closed, "--token", secretCLIToken},                             // nobody there
+		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", wrongPassFile, "--token", secretCLIToken},
+		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", twoLinesFile},
+		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken}, // gate unknown: Prometheus answers 401
+		{"run", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken, "--", "true"},
+		{"run", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token-file", tokenFile, "--", "true"},
+		{"gate", "break-shop", "--server", "http://" + closed, "--token", secretCLIToken}, // nobody there
 		{"run", "break-shop", "--server", srv.url, "--token", secretCLIToken, "--", "true"},
 		{"backtest", defs, "--from", "-1h", "--prometheus.url", "http://u:" + secretBacktest + "@" + closed},
 		{"backtest", defs, "--from", "-1h", "--prometheus.url", "ftp://u:" + secretBacktest + "@" + closed},
@@ -254,17 +290,20 @@ type secretServer struct {
 var secretClient = &http.Client{Timeout: 10 * time.Second}
 
 // request sends a request with the web basic-auth credentials user:pass
-// (none if user is empty) or the API token (which takes the Authorization
-// header if both are given).
+// (none if user is empty) and the API token (none if empty): a bearer
+// token, or in X-Slogate-Token beside basic auth, as the client sends it.
 func (s *secretServer) request(method, path, user, pass, token string) (int, []byte) {
 	req, err := http.NewRequest(method, s.url+path, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if user != "" {
+	switch {
+	case user != "":
 		req.SetBasicAuth(user, pass)
-	}
-	if token != "" {
+		if token != "" {
+			req.Header.Set("X-Slogate-Token", token)
+		}
+	case token != "":
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := secretClient.Do(req)
@@ -285,11 +324,11 @@ func (s *secretServer) get(path string) (int, []byte) {
 	return s.request(http.MethodGet, path, "", "", "")
 }
 
-// post is a mutating call as this server accepts it, if it can: with the
-// token, and basic auth if required (then the token check refuses it).
+// post is a mutating call as this server accepts it: with the token, and
+// basic auth if required.
 func (s *secretServer) post(path string) (int, []byte) {
 	if s.webAuth {
-		return s.request(http.MethodPost, path, "sre", secretWebPass, "")
+		return s.request(http.MethodPost, path, "sre", secretWebPass, secretToken)
 	}
 	return s.request(http.MethodPost, path, "", "", secretToken)
 }
@@ -318,14 +357,29 @@ func (s *secretServer) collect(t *testing.T, phase string, out *bytes.Buffer) {
 	for _, c := range []struct{ method, user, pass, token string }{
 		{http.MethodGet, "", "", ""}, {http.MethodGet, "sre", secretWrongPass, ""}, {http.MethodGet, "", "", secretToken},
 		{http.MethodPost, "", "", secretWrongPass}, {http.MethodPost, "", "", ""}, {http.MethodPost, "sre", secretWebPass, ""},
+		{http.MethodPost, "sre", secretWebPass, secretWrongPass},
 	} {
 		code, body := s.request(c.method, "/api/v1/experiments/break-shop/runs", c.user, c.pass, c.token)
 		add(c.method+" runs, maybe refused", code, body)
+	}
+	if s.webAuth {
+		// Each credential alone is refused: the token without basic auth,
+		// basic auth with a wrong password and the right token.
+		for _, c := range []struct{ user, pass, token string }{{"", "", secretToken}, {"sre", secretWrongPass, secretToken}} {
+			code, body := s.request(http.MethodPost, "/api/v1/experiments/break-shop/runs", c.user, c.pass, c.token)
+			add("POST runs, refused", code, body)
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s %s: POST runs with one credential of two: %d, want 401", s.name, phase, code)
+			}
+		}
 	}
 	// A run start (refused or not, its answer and the run it made are
 	// collected) and a reload.
 	code, body := s.post("/api/v1/experiments/break-shop/runs")
 	add("POST runs", code, body)
+	if phase == "healthy" && code != http.StatusCreated {
+		t.Errorf("%s: POST runs with every credential the server wants: %d %s, want 201", s.name, code, body)
+	}
 	if code == http.StatusCreated {
 		var run runAnswer
 		if err := json.Unmarshal(body, &run); err != nil {
@@ -340,6 +394,9 @@ func (s *secretServer) collect(t *testing.T, phase string, out *bytes.Buffer) {
 	}
 	code, body = s.post("/-/reload")
 	add("POST /-/reload", code, body)
+	if code != http.StatusOK {
+		t.Errorf("%s %s: POST /-/reload with every credential the server wants: %d %s, want 200", s.name, phase, code, body)
+	}
 }
 
 // authRecorder is a reverse proxy in front of the fault proxy that
