@@ -182,7 +182,7 @@ func (p *slogateProc) metrics() map[string]float64 {
 		// Only slogate's own metrics: the per-SLO series of 10,000 SLOs
 		// are millions of lines nobody here reads.
 		if !strings.HasPrefix(line, "slogate_evaluation_") && !strings.HasPrefix(line, "slogate_slo_backfill_pending") &&
-			!strings.HasPrefix(line, "slogate_query_") && !strings.HasPrefix(line, "slogate_alerts_") {
+			!strings.HasPrefix(line, "slogate_query_") && !strings.HasPrefix(line, "slogate_alerts_") && !strings.HasPrefix(line, "slogate_queries_") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
