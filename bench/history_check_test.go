@@ -16,7 +16,7 @@ import (
 func TestHistory(t *testing.T) {
 	sh := dataShape(t)
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: historyDir(t, 2)})
-	at := evalStart.Add(-17 * time.Minute)
+	at := evalStart.Add(-20 * time.Minute) // on a bucket boundary
 	if got := prom.QueryAt(t, `count(http_requests_total{job="svc-1"})`, at); got != float64(sh.instances*len(sh.codes)) {
 		t.Errorf("series of svc-1: %v, want %d", got, sh.instances*len(sh.codes))
 	}

@@ -247,7 +247,7 @@ func buildHistory(tb testing.TB, n int, dir string) string {
 		}
 		for k, typ := range []string{rules.EventsBad, rules.EventsTotal} {
 			lbls := maps.Clone(bucketLabels[o.Name][typ])
-			lbls[labels.MetricName] = rules.EventsMetric
+			lbls[model.MetricNameLabel] = rules.EventsMetric
 			buckets[i][k].lbls = labels.FromMap(lbls)
 		}
 	}
