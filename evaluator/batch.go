@@ -168,10 +168,13 @@ func (q sliceRequest) cacheKey(query string) string {
 	return instantKey(query, q.r.End)
 }
 
-// prefetchBatched asks the queries of SLOs in steady state as grouped
-// queries and primes the cycle's cache with the split answers: the newest
-// slice every cycle, and the start-edge slices of the long windows, which
-// come due for every SLO in the same cycle of the hour.
+// prefetchBatched asks the fine and start-edge slices that SLOs are about to
+// fetch as grouped queries and primes the cycle's cache with the split
+// answers: the newest slice every cycle, the start-edge slices of the long
+// windows, which come due for every SLO in the same cycle of the hour, and
+// the runs of fine slices missing after a start, a restart from a snapshot
+// or an outage, which are the same for SLOs that started together. Hourly
+// slices at start are asked per SLO.
 func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos map[string]*sloState, at time.Time) {
 	type group struct {
 		req    sliceRequest
@@ -191,18 +194,16 @@ func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos m
 	}
 	for _, st := range slos {
 		tr := st.tracker
-		if !st.backfilled {
-			continue
-		}
 		newest := tr.fine.sliceOf(at)
-		tr.mu.Lock()
-		steady := !tr.fine.has(newest) && tr.fine.has(newest-1)
-		tr.mu.Unlock()
-		if !steady {
+		shapes := tr.batchShapes()
+		if len(shapes) == 0 {
 			continue
 		}
-		shapes := tr.batchShapes()
-		add(requestFor(tr.fine, newest, newest), shapes)
+		for _, run := range tr.fineRuns(at) {
+			for _, c := range (ringRun{ring: tr.fine, run: run}).chunks() {
+				add(requestFor(tr.fine, c[0], c[1]), shapes)
+			}
+		}
 		for _, rr := range tr.tailRuns(at, newest) {
 			for _, c := range rr.chunks() {
 				add(requestFor(rr.ring, c[0], c[1]), shapes)
@@ -243,6 +244,33 @@ func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos m
 		}
 		e.metrics.batched.Add(float64(len(members) - 1))
 	}
+}
+
+// answered reports whether every fine and start-edge slice query the tracker
+// is about to make at `at` is in f's cache already, answered by grouped
+// queries: such an SLO asks Prometheus nothing, so there is nothing to
+// spread and its verdict need not wait.
+func (t *sloTracker) answered(f *cycleFetcher, at time.Time) bool {
+	var reqs []sliceRequest
+	for _, run := range t.fineRuns(at) {
+		for _, c := range (ringRun{ring: t.fine, run: run}).chunks() {
+			reqs = append(reqs, requestFor(t.fine, c[0], c[1]))
+		}
+	}
+	for _, rr := range t.tailRuns(at, t.fine.sliceOf(at)) {
+		for _, c := range rr.chunks() {
+			reqs = append(reqs, requestFor(rr.ring, c[0], c[1]))
+		}
+	}
+	q := t.queries
+	for _, req := range reqs {
+		for _, tmpl := range []string{q.bad, q.good, q.total, q.raw} {
+			if tmpl != "" && !f.cached(req.cacheKey(fill(tmpl, max(req.r.Step, t.minRange)))) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // splitAnswer indexes a grouped answer by its grouping labels; the function

@@ -3,6 +3,7 @@ package evaluator_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -16,8 +17,9 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-// constQuerier answers every query at once with one series: errors 1/s,
-// totals 100/s. It counts queries so the benchmark can report them.
+// constQuerier answers every query at once: errors 1/s, totals 100/s, one
+// series, or one per job for a grouped `sum by (job)` query. It counts
+// queries so the benchmark can report them.
 type constQuerier struct {
 	instant, ranges atomic.Int64
 }
@@ -29,18 +31,41 @@ func (c *constQuerier) value(q string) model.SampleValue {
 	return 100
 }
 
+var groupedJobs = regexp.MustCompile(`job=~"([^"]*)"`)
+
+// series are the label sets of q's answer.
+func (c *constQuerier) series(q string) []model.Metric {
+	m := groupedJobs.FindStringSubmatch(q)
+	if !strings.Contains(q, "sum by (job)") || m == nil {
+		return []model.Metric{{}}
+	}
+	var out []model.Metric
+	for job := range strings.SplitSeq(m[1], "|") {
+		out = append(out, model.Metric{"job": model.LabelValue(job)})
+	}
+	return out
+}
+
 func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.Value, error) {
 	c.instant.Add(1)
-	return model.Vector{{Metric: model.Metric{}, Value: c.value(q), Timestamp: model.TimeFromUnixNano(ts.UnixNano())}}, nil
+	var v model.Vector
+	for _, m := range c.series(q) {
+		v = append(v, &model.Sample{Metric: m, Value: c.value(q), Timestamp: model.TimeFromUnixNano(ts.UnixNano())})
+	}
+	return v, nil
 }
 
 func (c *constQuerier) QueryRange(_ context.Context, q string, r evaluator.Range) (model.Value, error) {
 	c.ranges.Add(1)
-	ss := &model.SampleStream{Metric: model.Metric{}}
-	for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
-		ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: c.value(q)})
+	var out model.Matrix
+	for _, m := range c.series(q) {
+		ss := &model.SampleStream{Metric: m}
+		for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
+			ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: c.value(q)})
+		}
+		out = append(out, ss)
 	}
-	return model.Matrix{ss}, nil
+	return out, nil
 }
 
 func benchSet(n int) *slo.Set {

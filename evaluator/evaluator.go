@@ -318,7 +318,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 			defer wg.Done()
 			for st := range work {
 				wasBackfilled := st.backfilled
-				if wasBackfilled {
+				if wasBackfilled && !st.tracker.answered(f, at) {
 					e.spreadDelay(ctx, start, st.tracker.def.Name)
 				}
 				s := st.evaluate(ctx, f, at)

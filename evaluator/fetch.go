@@ -104,6 +104,14 @@ func (f *cycleFetcher) prime(key string, v model.Value) {
 	f.calls[key] = c
 }
 
+// cached reports whether the answer under key is known or being fetched.
+func (f *cycleFetcher) cached(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.calls[key]
+	return ok
+}
+
 func (f *cycleFetcher) failures() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

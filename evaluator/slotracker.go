@@ -136,10 +136,7 @@ func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error
 			firstErr = err
 		}
 	}
-	t.mu.Lock()
-	fineRuns := t.fine.missingIn(firstFine, newest)
-	t.mu.Unlock()
-	for _, run := range fineRuns {
+	for _, run := range t.fineRuns(now) {
 		keep(t.fetchRun(ctx, f, t.fine, run))
 	}
 
@@ -165,6 +162,14 @@ func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error
 type ringRun struct {
 	ring *ring
 	run  [2]int64
+}
+
+// fineRuns are the runs of missing fine slices that update fetches at now:
+// the newest slice in steady state, more after an outage or at start.
+func (t *sloTracker) fineRuns(now time.Time) [][2]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fine.missingIn(t.fine.sliceOf(now.Add(-fineSpan-coarseStep)), t.fine.sliceOf(now))
 }
 
 // tailRuns are the start-edge slices of the long windows that update fetches
