@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -210,40 +211,67 @@ func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos m
 			}
 		}
 	}
+	// Groups of range queries are cut so that an answer holds at most
+	// maxGroupPoints points: a start of 10,000 SLOs would otherwise ask for
+	// 10h of 30 s slices of all of them in one answer of hundreds of MB.
+	var wg sync.WaitGroup
 	for _, key := range sortedKeys(groups) {
 		g := groups[key]
 		members := make([]*batchShape, 0, len(g.shapes))
 		for _, q := range sortedKeys(g.shapes) {
 			members = append(members, g.shapes[q])
 		}
-		query, by := groupQuery(members)
-		if query == "" {
-			continue
-		}
-		var v model.Value
-		var err error
+		points := 1
 		if g.req.span {
-			v, err = f.rangeQuery(ctx, query, g.req.r)
-		} else {
-			v, err = f.instant(ctx, query, g.req.r.End)
+			points = int(g.req.r.End.Sub(g.req.r.Start)/g.req.r.Step) + 1
 		}
-		if err != nil {
-			// The members ask for themselves; their errors are counted then.
-			continue
+		size := max(2, maxGroupPoints/points)
+		for len(members) > 0 {
+			n := min(size, len(members))
+			wg.Add(1)
+			go func(req sliceRequest, members []*batchShape) {
+				defer wg.Done()
+				e.askGrouped(ctx, f, req, members)
+			}(g.req, members[:n])
+			members = members[n:]
 		}
-		answers, ok := splitAnswer(v, by)
-		if !ok {
-			continue
-		}
-		for _, m := range members {
-			key := make(model.Metric, len(by))
-			for _, l := range by {
-				key[model.LabelName(l)] = model.LabelValue(m.eq[l])
-			}
-			f.prime(g.req.cacheKey(m.query), answers(tupleKey(key, by)))
-		}
-		e.metrics.batched.Add(float64(len(members) - 1))
 	}
+	wg.Wait()
+}
+
+// maxGroupPoints bounds the points of one grouped answer.
+const maxGroupPoints = 200_000
+
+// askGrouped asks one grouped query for members and primes the cache with
+// each member's share of the answer.
+func (e *Evaluator) askGrouped(ctx context.Context, f *cycleFetcher, req sliceRequest, members []*batchShape) {
+	query, by := groupQuery(members)
+	if query == "" {
+		return
+	}
+	var v model.Value
+	var err error
+	if req.span {
+		v, err = f.rangeQuery(ctx, query, req.r)
+	} else {
+		v, err = f.instant(ctx, query, req.r.End)
+	}
+	if err != nil {
+		// The members ask for themselves; their errors are counted then.
+		return
+	}
+	answers, ok := splitAnswer(v, by)
+	if !ok {
+		return
+	}
+	for _, m := range members {
+		key := make(model.Metric, len(by))
+		for _, l := range by {
+			key[model.LabelName(l)] = model.LabelValue(m.eq[l])
+		}
+		f.prime(req.cacheKey(m.query), answers(tupleKey(key, by)))
+	}
+	e.metrics.batched.Add(float64(len(members) - 1))
 }
 
 // answered reports whether every fine and start-edge slice query the tracker

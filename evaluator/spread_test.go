@@ -2,10 +2,12 @@ package evaluator_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/slogate/slogate/evaluator"
 )
@@ -81,5 +83,54 @@ func TestSpreadSkipsGroupedSLOs(t *testing.T) {
 	}
 	if n := q.instant.Load(); n != 2 {
 		t.Errorf("%d instant queries in a steady cycle of grouped SLOs, want 2", n)
+	}
+}
+
+// pointsQuerier records the largest range answer, in points.
+type pointsQuerier struct {
+	*constQuerier
+	mu        sync.Mutex
+	maxPoints int
+}
+
+func (p *pointsQuerier) QueryRange(ctx context.Context, q string, r evaluator.Range) (model.Value, error) {
+	v, err := p.constQuerier.QueryRange(ctx, q, r)
+	n := 0
+	for _, s := range v.(model.Matrix) {
+		n += len(s.Values)
+	}
+	p.mu.Lock()
+	p.maxPoints = max(p.maxPoints, n)
+	p.mu.Unlock()
+	return v, err
+}
+
+// TestGroupedBackfillIsBounded: at start, SLOs that differ only in label
+// values get their fine slices with grouped range queries, cut so that no
+// answer holds more than 200,000 points however many SLOs start together.
+func TestGroupedBackfillIsBounded(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	q := &pointsQuerier{constQuerier: &constQuerier{}}
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := benchSet(500)
+	if err := ev.SetDefinitions(set); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	for _, o := range set.SLOs {
+		if st, _ := ev.SLO(o.Name); !st.Fresh || !st.SLI.Valid() {
+			t.Fatalf("%s not evaluated after the backfill: %+v", o.Name, st)
+		}
+	}
+	if q.maxPoints > 200_000 {
+		t.Errorf("a grouped answer held %d points, want at most 200,000", q.maxPoints)
+	}
+	// Per SLO and template: fine, hourly and 3 start-edge runs; grouped,
+	// only the hourly ones are asked per SLO.
+	if n, ungrouped := q.ranges.Load(), int64(len(set.SLOs)*2*5); n*2 > ungrouped {
+		t.Errorf("%d range queries at start, want well under the %d of SLOs asked one by one", n, ungrouped)
 	}
 }
