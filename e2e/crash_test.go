@@ -50,25 +50,8 @@ func TestKill9Random(t *testing.T) {
 // second adds an SLO and an experiment) and one with an error.
 var crashSets = map[string]string{
 	"base": definitions,
-	"wide": definitions + `---
-apiVersion: slogate.dev/v1
-kind: SLO
-metadata: {name: shop-availability-strict}
-spec:
-  service: shop
-  objective: 99.9
-  window: 1d
-  indicator:
-    ratio:
-      errors: sum(rate(http_requests_total{code="500"}[{{.window}}]))
-      total: sum(rate(http_requests_total[{{.window}}]))
----
-apiVersion: slogate.dev/v1
-kind: Experiment
-metadata: {name: break-shop-too}
-spec: {hypotheses: [shop-steady], recovery: 5s}
-`,
-	"bad": strings.Replace(definitions, "objective: 99", "objectiv: 99", 1),
+	"wide": definitionsWide,
+	"bad":  strings.Replace(definitions, "objective: 99", "objectiv: 99", 1),
 }
 
 // crashSLOs are the SLO names each valid set defines, as the API lists them.

@@ -317,3 +317,24 @@ type runAnswer struct {
 	} `json:"timeline"`
 	Error string `json:"error"`
 }
+
+// definitionsWide is definitions with one more SLO and experiment
+// (break-shop-too); the load and kill -9 tests reload between the two.
+const definitionsWide = definitions + `---
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: shop-availability-strict}
+spec:
+  service: shop
+  objective: 99.9
+  window: 1d
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total[{{.window}}]))
+---
+apiVersion: slogate.dev/v1
+kind: Experiment
+metadata: {name: break-shop-too}
+spec: {hypotheses: [shop-steady], recovery: 5s}
+`

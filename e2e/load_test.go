@@ -96,24 +96,7 @@ func runLoad(t *testing.T, workers, requests int, timeout time.Duration) {
 
 	// The second set adds an SLO and an experiment; break-shop, which the
 	// load uses, is in both.
-	sets := [2]string{definitions, definitions + `---
-apiVersion: slogate.dev/v1
-kind: SLO
-metadata: {name: shop-availability-strict}
-spec:
-  service: shop
-  objective: 99.9
-  window: 1d
-  indicator:
-    ratio:
-      errors: sum(rate(http_requests_total{code="500"}[{{.window}}]))
-      total: sum(rate(http_requests_total[{{.window}}]))
----
-apiVersion: slogate.dev/v1
-kind: Experiment
-metadata: {name: break-shop-too}
-spec: {hypotheses: [shop-steady]}
-`}
+	sets := [2]string{definitions, definitionsWide}
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
