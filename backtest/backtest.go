@@ -95,10 +95,10 @@ type HypothesisReport struct {
 // Change is a change of a hypothesis' debounced verdict. The first change
 // leaves unknown, the verdict of a hypothesis never evaluated.
 type Change struct {
-	At     time.Time         `json:"at"`
-	From   evaluator.Verdict `json:"from"`
-	To     evaluator.Verdict `json:"to"`
-	Reason string            `json:"reason"`
+	At     time.Time   `json:"at"`
+	From   slo.Verdict `json:"from"`
+	To     slo.Verdict `json:"to"`
+	Reason string      `json:"reason"`
 }
 
 // Run backtests the SLOs and hypotheses of set. Experiments have no
@@ -313,16 +313,6 @@ func budgetRemaining(p points, k int, budget float64) (float64, bool) {
 	return 1 - b, ok
 }
 
-func tierEnabled(o *slo.SLO, sev slo.Severity) bool {
-	if !o.Alerting.Enabled {
-		return false
-	}
-	if sev == slo.SeverityPage {
-		return o.Alerting.Page.Enabled
-	}
-	return o.Alerting.Ticket.Enabled
-}
-
 // slo replays the SLO's burn-rate alerts: at every step a severity fires
 // when one of its tiers burns faster than its factor over both windows.
 // A step where a window has no data and nothing fires keeps the previous
@@ -343,34 +333,21 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 		rep.BudgetRemainingAtEnd = evaluator.Num(b)
 	}
 	tiers := slo.BurnTiers(o.Window)
-	for _, sev := range []slo.Severity{slo.SeverityPage, slo.SeverityTicket} {
-		if !tierEnabled(o, sev) {
+	for _, sev := range slo.Severities {
+		if !o.TierEnabled(sev) {
 			continue
 		}
+		var state slo.AlertState
 		var open *Alert
 		for k := 0; k < r.steps; k++ {
-			firing, known, cond := false, true, ""
-			for _, t := range tiers {
-				if t.Severity != sev {
-					continue
-				}
-				long, okL := burnRate(ratios[t.Long], k, budget)
-				short, okS := burnRate(ratios[t.Short], k, budget)
-				if !okL || !okS {
-					known = false
-					continue
-				}
-				if long > t.Factor && short > t.Factor && !firing {
-					firing = true
-					cond = fmt.Sprintf("burn rate %s over %s and %s over %s > %s",
-						formatValue(long), model.Duration(t.Long), formatValue(short), model.Duration(t.Short), formatValue(t.Factor))
-				}
-			}
+			check := slo.CheckTiers(tiers, sev, func(w time.Duration) (float64, bool) { return burnRate(ratios[w], k, budget) })
+			state = state.Next(check, true, r.at(k))
 			switch {
-			case !known && !firing:
-			case firing && open == nil:
-				open = &Alert{Severity: sev, FiredAt: r.at(k), Condition: cond}
-			case !firing && open != nil:
+			case state.Firing && open == nil:
+				t := check.Tier
+				open = &Alert{Severity: sev, FiredAt: r.at(k), Condition: fmt.Sprintf("burn rate %s over %s and %s over %s > %s",
+					formatValue(check.Long), model.Duration(t.Long), formatValue(check.Short), model.Duration(t.Short), formatValue(t.Factor))}
+			case !state.Firing && open != nil:
 				at := r.at(k)
 				open.ResolvedAt = &at
 				rep.Alerts = append(rep.Alerts, *open)

@@ -253,7 +253,7 @@ func steady(edit func(h *slo.Hypothesis)) *slo.Hypothesis {
 
 type change struct {
 	step     int
-	from, to evaluator.Verdict
+	from, to slo.Verdict
 	reason   string
 }
 

@@ -8,13 +8,12 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/slo"
 )
 
 // judgement is one probe at one step, before debouncing.
 type judgement struct {
-	verdict evaluator.Verdict
+	verdict slo.Verdict
 	// what says why, e.g. "error-rate = 0.031 not < 0.01" or
 	// "error-rate: no data".
 	what string
@@ -38,41 +37,19 @@ func (r *run) hypothesis(ctx context.Context, set *slo.Set, h *slo.Hypothesis) (
 			return rep, err
 		}
 	}
-	verdict, raw := evaluator.Unknown, evaluator.Verdict("")
-	streak := 0
+	var d slo.Debounce
 	for k := 0; k < r.steps; k++ {
-		step := evaluator.Pass
-		for _, js := range probes {
-			switch js[k].verdict {
-			case evaluator.Fail:
-				step = evaluator.Fail
-			case evaluator.Unknown:
-				if step != evaluator.Fail {
-					step = evaluator.Unknown
-				}
-			}
+		step := make([]slo.Verdict, len(probes))
+		for i, js := range probes {
+			step[i] = js[k].verdict
 		}
-		if step == raw {
-			streak++
-		} else {
-			raw, streak = step, 1
+		raw := slo.Worst(step...)
+		from := d.Verdict
+		if from == "" {
+			from = slo.Unknown
 		}
-		next := verdict
-		switch step {
-		case evaluator.Unknown:
-			next = evaluator.Unknown
-		case evaluator.Fail:
-			if streak >= max(h.FailAfter, 1) {
-				next = evaluator.Fail
-			}
-		case evaluator.Pass:
-			if streak >= max(h.PassAfter, 1) {
-				next = evaluator.Pass
-			}
-		}
-		if next != verdict {
-			rep.Changes = append(rep.Changes, Change{At: r.at(k), From: verdict, To: next, Reason: reason(probes, k, step)})
-			verdict = next
+		if d.Observe(raw, r.at(k), h.FailAfter, h.PassAfter) {
+			rep.Changes = append(rep.Changes, Change{At: r.at(k), From: from, To: d.Verdict, Reason: reason(probes, k, raw)})
 		}
 	}
 	return rep, nil
@@ -80,32 +57,22 @@ func (r *run) hypothesis(ctx context.Context, set *slo.Set, h *slo.Hypothesis) (
 
 // reason lists the probes that made the raw verdict of step k: the failing
 // ones for fail, the unknown ones for unknown, all of them for pass.
-func reason(probes [][]judgement, k int, raw evaluator.Verdict) string {
+func reason(probes [][]judgement, k int, raw slo.Verdict) string {
 	var parts []string
 	for _, js := range probes {
-		if raw == evaluator.Pass || js[k].verdict == raw {
+		if raw == slo.Pass || js[k].verdict == raw {
 			parts = append(parts, js[k].what)
 		}
 	}
 	return strings.Join(parts, "; ")
 }
 
-func policyVerdict(p slo.Policy) evaluator.Verdict {
-	switch p {
-	case slo.PolicyPass:
-		return evaluator.Pass
-	case slo.PolicyFail:
-		return evaluator.Fail
-	}
-	return evaluator.Unknown
-}
-
 // judge compares a value with a tolerance.
 func judge(name string, v float64, tol *slo.Tolerance) judgement {
 	if tol.Holds(v) {
-		return judgement{evaluator.Pass, fmt.Sprintf("%s = %s %s", name, formatValue(v), tol)}
+		return judgement{slo.Pass, fmt.Sprintf("%s = %s %s", name, formatValue(v), tol)}
 	}
-	return judgement{evaluator.Fail, fmt.Sprintf("%s = %s not %s", name, formatValue(v), tol)}
+	return judgement{slo.Fail, fmt.Sprintf("%s = %s not %s", name, formatValue(v), tol)}
 }
 
 // queryProbe judges a PromQL probe at every step. No series and NaN are
@@ -115,7 +82,7 @@ func (r *run) queryProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe) (
 	if err != nil {
 		return nil, err
 	}
-	noData := policyVerdict(h.OnNoData)
+	noData := h.OnNoData.Verdict()
 	out := make([]judgement, r.steps)
 	for k := range out {
 		var present []series
@@ -165,7 +132,7 @@ func judgeSeries(p *slo.Probe, h *slo.Hypothesis, ss []series, k int) judgement 
 	case decisive != nil:
 		return judge(name(decisive), decisive.v[k], p.Tolerance)
 	case nan || first == nil:
-		return judgement{policyVerdict(h.OnNoData), fmt.Sprintf("%s: %d series, some NaN", p.Name, len(ss))}
+		return judgement{h.OnNoData.Verdict(), fmt.Sprintf("%s: %d series, some NaN", p.Name, len(ss))}
 	}
 	j := judge(name(first), first.v[k], p.Tolerance)
 	j.what += fmt.Sprintf(" (%d series)", len(ss))
@@ -198,10 +165,10 @@ func (r *run) sloProbe(ctx context.Context, set *slo.Set, h *slo.Hypothesis, p *
 			return nil, err
 		}
 	}
-	noData := policyVerdict(h.OnNoData)
+	noData := h.OnNoData.Verdict()
 	out := make([]judgement, r.steps)
 	for k := range out {
-		verdict := evaluator.Pass
+		verdict := slo.Pass
 		var parts []string
 		missing := false
 		if p.BudgetRemaining != nil {
@@ -211,8 +178,8 @@ func (r *run) sloProbe(ctx context.Context, set *slo.Set, h *slo.Hypothesis, p *
 			} else {
 				j := judge("budget remaining", b, p.BudgetRemaining)
 				parts = append(parts, j.what)
-				if j.verdict == evaluator.Fail {
-					verdict = evaluator.Fail
+				if j.verdict == slo.Fail {
+					verdict = slo.Fail
 				}
 			}
 		}
@@ -224,8 +191,8 @@ func (r *run) sloProbe(ctx context.Context, set *slo.Set, h *slo.Hypothesis, p *
 				below := &slo.Tolerance{Op: slo.OpLT, Value: p.BurnRate.Below}
 				j := judge("burn rate over "+model.Duration(p.BurnRate.Window).String(), b, below)
 				parts = append(parts, j.what)
-				if j.verdict == evaluator.Fail {
-					verdict = evaluator.Fail
+				if j.verdict == slo.Fail {
+					verdict = slo.Fail
 				}
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/backtest"
-	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/promapi"
 	"github.com/slogate/slogate/internal/synth"
 	"github.com/slogate/slogate/internal/testenv"
@@ -146,7 +145,7 @@ func TestBacktestPrometheus(t *testing.T) {
 	// (three minutes of the incident left in it): with failAfter and
 	// passAfter 2, fail at 14:05 and pass at 15:10.
 	changes := rep.Hypotheses[0].Changes
-	has := func(at time.Time, from, to evaluator.Verdict) bool {
+	has := func(at time.Time, from, to slo.Verdict) bool {
 		for _, c := range changes {
 			if c.At.Equal(at) && c.From == from && c.To == to {
 				return true
@@ -155,11 +154,11 @@ func TestBacktestPrometheus(t *testing.T) {
 		return false
 	}
 	for _, inc := range incidents {
-		if !has(inc.Add(5*time.Minute), evaluator.Pass, evaluator.Fail) || !has(inc.Add(70*time.Minute), evaluator.Fail, evaluator.Pass) {
+		if !has(inc.Add(5*time.Minute), slo.Pass, slo.Fail) || !has(inc.Add(70*time.Minute), slo.Fail, slo.Pass) {
 			t.Errorf("incident %s: want pass → fail at 14:05 and fail → pass at 15:10; changes %+v", inc.Format(time.RFC3339), changes)
 		}
 	}
-	if !has(tr.GapFrom.Add(5*time.Minute), evaluator.Pass, evaluator.Unknown) {
+	if !has(tr.GapFrom.Add(5*time.Minute), slo.Pass, slo.Unknown) {
 		t.Errorf("scrape gap from %s: want pass → unknown 5 minutes in; changes %+v", tr.GapFrom.Format(time.RFC3339), changes)
 	}
 	if want := 1 + 2*len(incidents) + 2; len(changes) < want {

@@ -508,10 +508,10 @@ func (e *Evaluator) hypStatusLocked(name string) HypothesisStatus {
 		s = e.hyps[name].status
 	}
 	s.Fresh = s.Fresh && e.fresh(s.LastSuccess)
-	if !e.fresh(s.EvaluatedAt) && s.Verdict != Unknown {
+	if !e.fresh(s.EvaluatedAt) && s.Verdict != slo.Unknown {
 		// The loop has not evaluated it for two intervals (stuck, or
 		// shutting down): an old verdict is not a verdict.
-		s.Verdict = Unknown
+		s.Verdict = slo.Unknown
 	}
 	return s
 }

@@ -175,7 +175,7 @@ func (e *faultEnv) state(t *testing.T, at time.Time) faultState {
 func (s faultState) healthy() string {
 	var problems []string
 	for _, name := range faultHypotheses {
-		if h := s.hyps[name]; h.Verdict != evaluator.Pass || !h.Fresh {
+		if h := s.hyps[name]; h.Verdict != slo.Pass || !h.Fresh {
 			problems = append(problems, fmt.Sprintf("hypothesis %s: verdict %s fresh %v probes %+v", name, h.Verdict, h.Fresh, h.Probes))
 		}
 	}
@@ -278,9 +278,9 @@ func TestPrometheusFaults(t *testing.T) {
 	e.settle(t, 10)
 
 	const (
-		pass    = evaluator.Pass
-		fail    = evaluator.Fail
-		unknown = evaluator.Unknown
+		pass    = slo.Pass
+		fail    = slo.Fail
+		unknown = slo.Unknown
 	)
 	cases := []struct {
 		name   string
@@ -296,7 +296,7 @@ func TestPrometheusFaults(t *testing.T) {
 		outcome string
 		// want is each hypothesis' probe verdict during the fault, which
 		// its debounced verdict must reach.
-		want map[string]evaluator.Verdict
+		want map[string]slo.Verdict
 	}{
 		{
 			name:   "Prometheus killed",
@@ -320,43 +320,43 @@ func TestPrometheusFaults(t *testing.T) {
 				return append(leakOpts, goleak.IgnoreCurrent())
 			},
 			reason: evaluator.ReasonUnreachable, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "hanging",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Hang() },
 			reason: evaluator.ReasonTimeout, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "slower than the timeout",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Slow(3 * time.Second) },
 			reason: evaluator.ReasonTimeout, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "503 unavailable",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Status(http.StatusServiceUnavailable, promUnavailable) },
 			reason: evaluator.ReasonServer, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "500 without a body",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Status(http.StatusInternalServerError, "") },
 			reason: evaluator.ReasonServer, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "connections reset",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Drop() },
 			reason: evaluator.ReasonUnreachable, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name:   "connections closed without an answer",
 			inject: func(t *testing.T, e *faultEnv) { e.proxy.Hangup() },
 			reason: evaluator.ReasonUnreachable, outcome: "error",
-			want: map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want: map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name: "NaN value",
@@ -364,7 +364,7 @@ func TestPrometheusFaults(t *testing.T) {
 				e.proxy.Rewrite(probeSeries(func(s faultproxy.Sample) []faultproxy.Sample { s.Value = "NaN"; return []faultproxy.Sample{s} }))
 			},
 			outcome: "NaN",
-			want:    map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want:    map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			name: "empty result",
@@ -372,7 +372,7 @@ func TestPrometheusFaults(t *testing.T) {
 				e.proxy.Rewrite(probeSeries(func(faultproxy.Sample) []faultproxy.Sample { return nil }))
 			},
 			outcome: "no data",
-			want:    map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": unknown},
+			want:    map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": unknown},
 		},
 		{
 			// A good series and one without a number: "all" cannot say
@@ -384,7 +384,7 @@ func TestPrometheusFaults(t *testing.T) {
 				}))
 			},
 			outcome: "several series",
-			want:    map[string]evaluator.Verdict{"steady": unknown, "strict": fail, "any": pass},
+			want:    map[string]slo.Verdict{"steady": unknown, "strict": fail, "any": pass},
 		},
 		{
 			name: "several series, one out of tolerance",
@@ -394,7 +394,7 @@ func TestPrometheusFaults(t *testing.T) {
 				}))
 			},
 			outcome: "several series",
-			want:    map[string]evaluator.Verdict{"steady": fail, "strict": fail, "any": pass},
+			want:    map[string]slo.Verdict{"steady": fail, "strict": fail, "any": pass},
 		},
 	}
 	defs := faultSet()
@@ -442,7 +442,7 @@ func TestPrometheusFaults(t *testing.T) {
 }
 
 // checkDuringFault checks the state after the i-th evaluation of a fault.
-func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string, want map[string]evaluator.Verdict, defs *slo.Set) {
+func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string, want map[string]slo.Verdict, defs *slo.Set) {
 	t.Helper()
 	for _, name := range faultHypotheses {
 		h := s.hyps[name]
@@ -451,11 +451,11 @@ func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string,
 		}
 		// A pass is only allowed where the policy says pass, or while a
 		// fail is being debounced (failAfter evaluations in a row).
-		debouncing := want[name] == evaluator.Fail && i < defs.Hypothesis(name).FailAfter
-		if h.Verdict == evaluator.Pass && want[name] != evaluator.Pass && !debouncing {
+		debouncing := want[name] == slo.Fail && i < defs.Hypothesis(name).FailAfter
+		if h.Verdict == slo.Pass && want[name] != slo.Pass && !debouncing {
 			t.Errorf("evaluation %d: hypothesis %s reads pass during the fault: %+v", i, name, h)
 		}
-		if want[name] == evaluator.Pass && h.Verdict != evaluator.Pass {
+		if want[name] == slo.Pass && h.Verdict != slo.Pass {
 			t.Errorf("evaluation %d: hypothesis %s: verdict %s, want pass throughout (%+v)", i, name, h.Verdict, h.Probes)
 		}
 		if transport := reason != ""; h.Fresh == transport {
@@ -480,7 +480,7 @@ func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string,
 // the 1s timeout outlasts the 1s interval, and an old verdict is not a
 // verdict. That is never a pass, so it is honest too.
 func staleUnknown(h evaluator.HypothesisStatus) bool {
-	return h.Verdict == evaluator.Unknown && time.Since(h.EvaluatedAt) >= 2*time.Second
+	return h.Verdict == slo.Unknown && time.Since(h.EvaluatedAt) >= 2*time.Second
 }
 
 // checkFailures checks that only reason's failure count grew, or none when

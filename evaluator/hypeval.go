@@ -16,11 +16,11 @@ type hypState struct {
 
 func newHypState(def *slo.Hypothesis) *hypState {
 	st := &hypState{def: def}
-	st.status = HypothesisStatus{Name: def.Name, Verdict: Unknown}
+	st.status = HypothesisStatus{Name: def.Name, Verdict: slo.Unknown}
 	for _, p := range def.Probes {
 		st.status.Probes = append(st.status.Probes, ProbeStatus{
 			Name: p.Name, Query: p.Query, SLO: p.SLO, Tolerance: probeTolerance(p),
-			Value: Num(math.NaN()), Outcome: "not evaluated", Verdict: Unknown,
+			Value: Num(math.NaN()), Outcome: "not evaluated", Verdict: slo.Unknown,
 		})
 	}
 	return st
@@ -56,16 +56,6 @@ func probeTolerance(p *slo.Probe) string {
 	return s
 }
 
-func policyVerdict(p slo.Policy) Verdict {
-	switch p {
-	case slo.PolicyPass:
-		return Pass
-	case slo.PolicyFail:
-		return Fail
-	}
-	return Unknown
-}
-
 // sloLookup gives hypotheses the SLO statuses of the same cycle.
 type sloLookup func(name string) (*sloState, SLOStatus, bool)
 
@@ -75,7 +65,7 @@ func (h *hypState) evaluate(ctx context.Context, f fetcher, now time.Time, slos 
 	st := h.status
 	st.EvaluatedAt = now
 	st.Probes = make([]ProbeStatus, len(def.Probes))
-	raw := Pass
+	verdicts := make([]slo.Verdict, len(def.Probes))
 	ok := true
 	for i, p := range def.Probes {
 		ps := h.evaluateProbe(ctx, f, now, p, slos)
@@ -83,40 +73,16 @@ func (h *hypState) evaluate(ctx context.Context, f fetcher, now time.Time, slos 
 			ok = false
 		}
 		st.Probes[i] = ps
-		switch {
-		case ps.Verdict == Fail:
-			raw = Fail
-		case ps.Verdict == Unknown && raw != Fail:
-			raw = Unknown
-		}
+		verdicts[i] = ps.Verdict
 	}
 	if ok {
 		st.LastSuccess = now
 	}
 	st.Fresh = ok
 
-	if raw == st.RawStreak {
-		st.Streak++
-	} else {
-		st.RawStreak, st.Streak = raw, 1
-	}
-	next := st.Verdict
-	switch raw {
-	case Unknown:
-		next = Unknown
-	case Fail:
-		if st.Streak >= max(def.FailAfter, 1) {
-			next = Fail
-		}
-	case Pass:
-		if st.Streak >= max(def.PassAfter, 1) {
-			next = Pass
-		}
-	}
-	if next != st.Verdict || st.Since.IsZero() {
-		st.Since = now
-	}
-	st.Verdict = next
+	d := slo.Debounce{Verdict: st.Verdict, Since: st.Since, Streak: st.Streak, RawStreak: st.RawStreak}
+	d.Observe(slo.Worst(verdicts...), now, def.FailAfter, def.PassAfter)
+	st.Verdict, st.Since, st.Streak, st.RawStreak = d.Verdict, d.Since, d.Streak, d.RawStreak
 	h.status = st
 	return st
 }
@@ -127,19 +93,19 @@ func (h *hypState) evaluateProbe(ctx context.Context, f fetcher, now time.Time, 
 	judge := func(v float64, holds bool) {
 		ps.Value = Num(v)
 		ps.Within = &holds
-		ps.Verdict = Fail
+		ps.Verdict = slo.Fail
 		if holds {
-			ps.Verdict = Pass
+			ps.Verdict = slo.Pass
 		}
 	}
 	if p.SLO != "" {
 		state, sst, found := slos(p.SLO)
 		switch {
 		case !found:
-			ps.Outcome, ps.Error, ps.Verdict = OutcomeError.String(), "SLO "+p.SLO+" is not evaluated", policyVerdict(def.OnError)
+			ps.Outcome, ps.Error, ps.Verdict = OutcomeError.String(), "SLO "+p.SLO+" is not evaluated", def.OnError.Verdict()
 			return ps
 		case !sst.Fresh:
-			ps.Outcome, ps.Verdict = OutcomeError.String(), policyVerdict(def.OnError)
+			ps.Outcome, ps.Verdict = OutcomeError.String(), def.OnError.Verdict()
 			ps.Error = "SLO " + p.SLO + " has no fresh data"
 			if sst.Error != "" {
 				ps.Error += ": " + sst.Error
@@ -167,7 +133,7 @@ func (h *hypState) evaluateProbe(ctx context.Context, f fetcher, now time.Time, 
 			}
 		}
 		if nodata {
-			ps.Outcome, ps.Verdict = OutcomeNoData.String(), policyVerdict(def.OnNoData)
+			ps.Outcome, ps.Verdict = OutcomeNoData.String(), def.OnNoData.Verdict()
 			return ps
 		}
 		ps.Outcome = OutcomeValue.String()
@@ -181,9 +147,9 @@ func (h *hypState) evaluateProbe(ctx context.Context, f fetcher, now time.Time, 
 	switch res.Outcome {
 	case OutcomeError:
 		ps.Error = res.Err.Error()
-		ps.Verdict = policyVerdict(def.OnError)
+		ps.Verdict = def.OnError.Verdict()
 	case OutcomeNoData, OutcomeNaN:
-		ps.Verdict = policyVerdict(def.OnNoData)
+		ps.Verdict = def.OnNoData.Verdict()
 	case OutcomeValue:
 		judge(res.Value, p.Tolerance.Holds(res.Value))
 	case OutcomeMulti:
@@ -219,16 +185,16 @@ func judgeSeries(ps *ProbeStatus, series []SeriesValue, tol *slo.Tolerance, def 
 	set := func(s *SeriesValue, holds bool) {
 		ps.Value = Num(s.Value)
 		ps.Within = &holds
-		ps.Verdict = Fail
+		ps.Verdict = slo.Fail
 		if holds {
-			ps.Verdict = Pass
+			ps.Verdict = slo.Pass
 		}
 	}
 	switch {
 	case decisive != nil:
 		set(decisive, def.Series == slo.SeriesAny)
 	case nan || first == nil:
-		ps.Verdict = policyVerdict(def.OnNoData)
+		ps.Verdict = def.OnNoData.Verdict()
 	case def.Series == slo.SeriesAny:
 		set(first, false)
 	default:

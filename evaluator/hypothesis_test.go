@@ -78,29 +78,29 @@ func TestProbePolicies(t *testing.T) {
 		series   slo.SeriesPolicy
 		onNoData slo.Policy
 		onError  slo.Policy
-		want     evaluator.Verdict
+		want     slo.Verdict
 		outcome  string
 	}{
-		{"value within", vec(0.5), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Pass, "value"},
-		{"value outside", vec(2), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Fail, "value"},
-		{"+Inf is a value and fails < 1", vec(inf), slo.SeriesAll, slo.PolicyPass, slo.PolicyPass, evaluator.Fail, "value"},
-		{"NaN is no data: unknown", vec(math.NaN()), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, evaluator.Unknown, "NaN"},
-		{"NaN under onNoData=fail", vec(math.NaN()), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, evaluator.Fail, "NaN"},
-		{"NaN under onNoData=pass", vec(math.NaN()), slo.SeriesAll, slo.PolicyPass, slo.PolicyFail, evaluator.Pass, "NaN"},
-		{"empty: unknown", vec(), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, evaluator.Unknown, "no data"},
-		{"empty under onNoData=fail", vec(), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, evaluator.Fail, "no data"},
-		{"empty under onNoData=pass", vec(), slo.SeriesAll, slo.PolicyPass, slo.PolicyUnknown, evaluator.Pass, "no data"},
-		{"error: unknown", fails(evaluator.ReasonTimeout), slo.SeriesAll, slo.PolicyPass, slo.PolicyUnknown, evaluator.Unknown, "error"},
-		{"error under onError=fail", fails(evaluator.ReasonServer), slo.SeriesAll, slo.PolicyPass, slo.PolicyFail, evaluator.Fail, "error"},
-		{"error under onError=pass", fails(evaluator.ReasonUnreachable), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, evaluator.Pass, "error"},
-		{"all: every series within", vec(0.1, 0.2), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Pass, "several series"},
-		{"all: one series outside", vec(0.1, 5), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Fail, "several series"},
-		{"all: a NaN series is no data", vec(0.1, math.NaN()), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, evaluator.Unknown, "several series"},
-		{"all: a miss beats a NaN", vec(7, math.NaN()), slo.SeriesAll, slo.PolicyPass, slo.PolicyPass, evaluator.Fail, "several series"},
-		{"any: one series within", vec(5, 0.2), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Pass, "several series"},
-		{"any: none within", vec(5, 6), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyUnknown, evaluator.Fail, "several series"},
-		{"any: NaN and a miss is no data", vec(5, math.NaN()), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyPass, evaluator.Unknown, "several series"},
-		{"any: +Inf series fails, other passes", vec(inf, 0.5), slo.SeriesAny, slo.PolicyFail, slo.PolicyFail, evaluator.Pass, "several series"},
+		{"value within", vec(0.5), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, slo.Pass, "value"},
+		{"value outside", vec(2), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, slo.Fail, "value"},
+		{"+Inf is a value and fails < 1", vec(inf), slo.SeriesAll, slo.PolicyPass, slo.PolicyPass, slo.Fail, "value"},
+		{"NaN is no data: unknown", vec(math.NaN()), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, slo.Unknown, "NaN"},
+		{"NaN under onNoData=fail", vec(math.NaN()), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, slo.Fail, "NaN"},
+		{"NaN under onNoData=pass", vec(math.NaN()), slo.SeriesAll, slo.PolicyPass, slo.PolicyFail, slo.Pass, "NaN"},
+		{"empty: unknown", vec(), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, slo.Unknown, "no data"},
+		{"empty under onNoData=fail", vec(), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, slo.Fail, "no data"},
+		{"empty under onNoData=pass", vec(), slo.SeriesAll, slo.PolicyPass, slo.PolicyUnknown, slo.Pass, "no data"},
+		{"error: unknown", fails(evaluator.ReasonTimeout), slo.SeriesAll, slo.PolicyPass, slo.PolicyUnknown, slo.Unknown, "error"},
+		{"error under onError=fail", fails(evaluator.ReasonServer), slo.SeriesAll, slo.PolicyPass, slo.PolicyFail, slo.Fail, "error"},
+		{"error under onError=pass", fails(evaluator.ReasonUnreachable), slo.SeriesAll, slo.PolicyFail, slo.PolicyPass, slo.Pass, "error"},
+		{"all: every series within", vec(0.1, 0.2), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, slo.Pass, "several series"},
+		{"all: one series outside", vec(0.1, 5), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown, slo.Fail, "several series"},
+		{"all: a NaN series is no data", vec(0.1, math.NaN()), slo.SeriesAll, slo.PolicyUnknown, slo.PolicyPass, slo.Unknown, "several series"},
+		{"all: a miss beats a NaN", vec(7, math.NaN()), slo.SeriesAll, slo.PolicyPass, slo.PolicyPass, slo.Fail, "several series"},
+		{"any: one series within", vec(5, 0.2), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyUnknown, slo.Pass, "several series"},
+		{"any: none within", vec(5, 6), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyUnknown, slo.Fail, "several series"},
+		{"any: NaN and a miss is no data", vec(5, math.NaN()), slo.SeriesAny, slo.PolicyUnknown, slo.PolicyPass, slo.Unknown, "several series"},
+		{"any: +Inf series fails, other passes", vec(inf, 0.5), slo.SeriesAny, slo.PolicyFail, slo.PolicyFail, slo.Pass, "several series"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,18 +142,18 @@ func TestDebounce(t *testing.T) {
 	}
 	steps := []struct {
 		answer func() (model.Value, error)
-		want   evaluator.Verdict
+		want   slo.Verdict
 	}{
-		{vec(0.5), evaluator.Unknown}, // one hit < passAfter: not a pass yet
-		{vec(0.5), evaluator.Pass},
-		{vec(5), evaluator.Pass},
-		{vec(5), evaluator.Pass},
-		{vec(5), evaluator.Fail},
-		{vec(0.5), evaluator.Fail},
-		{vec(0.5), evaluator.Pass},
-		{fails(evaluator.ReasonTimeout), evaluator.Unknown},
-		{vec(0.5), evaluator.Unknown},
-		{vec(0.5), evaluator.Pass},
+		{vec(0.5), slo.Unknown},
+		{vec(0.5), slo.Pass},
+		{vec(5), slo.Pass},
+		{vec(5), slo.Pass},
+		{vec(5), slo.Fail},
+		{vec(0.5), slo.Fail},
+		{vec(0.5), slo.Pass},
+		{fails(evaluator.ReasonTimeout), slo.Unknown},
+		{vec(0.5), slo.Unknown},
+		{vec(0.5), slo.Pass},
 	}
 	for i, s := range steps {
 		f.set("q", s.answer)
@@ -182,13 +182,13 @@ func TestStalePassIsUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.Evaluate(context.Background(), clock())
-	if st, _ := ev.Hypothesis("h"); st.Verdict != evaluator.Pass {
+	if st, _ := ev.Hypothesis("h"); st.Verdict != slo.Pass {
 		t.Fatalf("verdict %s, want pass", st.Verdict)
 	}
 	mu.Lock()
 	now = now.Add(5 * time.Minute)
 	mu.Unlock()
-	if st, _ := ev.Hypothesis("h"); st.Verdict != evaluator.Unknown || st.Fresh {
+	if st, _ := ev.Hypothesis("h"); st.Verdict != slo.Unknown || st.Fresh {
 		t.Fatalf("after 5m without evaluation: verdict %s fresh %v, want unknown and stale", st.Verdict, st.Fresh)
 	}
 }

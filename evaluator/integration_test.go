@@ -180,8 +180,8 @@ func TestReaction(t *testing.T) {
 	var share atomicFloat
 	l.traffic(ctx, share.Load)
 
-	verdict := func() evaluator.Verdict { s, _ := l.ev.Hypothesis("steady"); return s.Verdict }
-	waitVerdict := func(want evaluator.Verdict, maxCycles int) int {
+	verdict := func() slo.Verdict { s, _ := l.ev.Hypothesis("steady"); return s.Verdict }
+	waitVerdict := func(want slo.Verdict, maxCycles int) int {
 		for i := 1; i <= maxCycles; i++ {
 			l.cycle(t)
 			if verdict() == want {
@@ -193,17 +193,17 @@ func TestReaction(t *testing.T) {
 		return 0
 	}
 	l.prom.WaitForQuery(t, errorRatioQuery, func(v float64) bool { return v < 0.1 }, 30*time.Second)
-	waitVerdict(evaluator.Pass, 10)
+	waitVerdict(slo.Pass, 10)
 
 	share.Store(1)
 	l.prom.WaitForQuery(t, errorRatioQuery, func(v float64) bool { return v >= 0.1 }, 30*time.Second)
-	if n := waitVerdict(evaluator.Fail, 4); n > 2+1 {
+	if n := waitVerdict(slo.Fail, 4); n > 2+1 {
 		t.Errorf("verdict turned fail after %d evaluations, want within failAfter=2 (+1 for the evaluation in flight)", n)
 	}
 
 	share.Store(0)
 	l.prom.WaitForQuery(t, errorRatioQuery, func(v float64) bool { return v < 0.1 }, 30*time.Second)
-	if n := waitVerdict(evaluator.Pass, 4); n > 2+1 {
+	if n := waitVerdict(slo.Pass, 4); n > 2+1 {
 		t.Errorf("verdict turned pass after %d evaluations, want within passAfter=2 (+1)", n)
 	}
 	if st, _ := l.ev.SLO("live"); !st.Fresh || float64(st.BudgetRemaining) >= 1 {
@@ -225,7 +225,7 @@ func TestPrometheusOutage(t *testing.T) {
 	for range 4 {
 		l.cycle(t)
 	}
-	if s, _ := l.ev.Hypothesis("steady"); s.Verdict != evaluator.Pass {
+	if s, _ := l.ev.Hypothesis("steady"); s.Verdict != slo.Pass {
 		t.Fatalf("before the outage: verdict %s, want pass", s.Verdict)
 	}
 
@@ -234,11 +234,11 @@ func TestPrometheusOutage(t *testing.T) {
 	for range 3 {
 		l.cycle(t)
 		s, _ := l.ev.Hypothesis("steady")
-		if s.Verdict == evaluator.Pass {
+		if s.Verdict == slo.Pass {
 			t.Fatalf("verdict pass while Prometheus is down")
 		}
 	}
-	if s, _ := l.ev.Hypothesis("steady"); s.Verdict != evaluator.Unknown {
+	if s, _ := l.ev.Hypothesis("steady"); s.Verdict != slo.Unknown {
 		t.Errorf("verdict %s while Prometheus is down, want unknown", s.Verdict)
 	}
 	if st, _ := l.ev.SLO("live"); st.Fresh || st.Error == "" {
@@ -257,7 +257,7 @@ func TestPrometheusOutage(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		l.cycle(t)
 		st, _ = l.ev.SLO("live")
-		if s, _ := l.ev.Hypothesis("steady"); s.Verdict == evaluator.Pass && st.Fresh {
+		if s, _ := l.ev.Hypothesis("steady"); s.Verdict == slo.Pass && st.Fresh {
 			break
 		}
 	}

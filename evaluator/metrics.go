@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/slogate/slogate/slo"
 )
 
 // selfMetrics are the evaluator's metrics about itself.
@@ -141,7 +142,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, h := range c.e.Hypotheses() {
-		for _, v := range Verdicts {
+		for _, v := range slo.Verdicts {
 			val := 0.0
 			if h.Verdict == v {
 				val = 1

@@ -74,7 +74,7 @@ func TestRunSkipsMissedIterations(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if st, _ := ev.Hypothesis("h"); st.Verdict == evaluator.Pass {
+	if st, _ := ev.Hypothesis("h"); st.Verdict == slo.Pass {
 		t.Errorf("verdict pass with a querier that never answered in time")
 	}
 }

@@ -11,18 +11,6 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-// Verdict of a hypothesis or probe.
-type Verdict string
-
-const (
-	Pass    Verdict = "pass"
-	Fail    Verdict = "fail"
-	Unknown Verdict = "unknown"
-)
-
-// Verdicts in the order the state-set metric exports them.
-var Verdicts = []Verdict{Pass, Fail, Unknown}
-
 // Num is a float that marshals NaN and ±Inf as JSON null, because JSON has
 // no such numbers and an absent value must not read as 0.
 type Num float64
@@ -92,30 +80,30 @@ func (s *SLOStatus) WindowStatus(w time.Duration) (WindowStatus, bool) {
 
 // ProbeStatus is the latest measurement of one probe.
 type ProbeStatus struct {
-	Name      string  `json:"name"`
-	Query     string  `json:"query,omitempty"`
-	SLO       string  `json:"slo,omitempty"`
-	Tolerance string  `json:"tolerance"`
-	Value     Num     `json:"value"`
-	Outcome   string  `json:"outcome"` // value, no data, NaN, several series, error
-	Within    *bool   `json:"withinTolerance"`
-	Verdict   Verdict `json:"verdict"` // of this evaluation, before debouncing
-	Series    int     `json:"series"`
-	Error     string  `json:"error,omitempty"`
+	Name      string      `json:"name"`
+	Query     string      `json:"query,omitempty"`
+	SLO       string      `json:"slo,omitempty"`
+	Tolerance string      `json:"tolerance"`
+	Value     Num         `json:"value"`
+	Outcome   string      `json:"outcome"` // value, no data, NaN, several series, error
+	Within    *bool       `json:"withinTolerance"`
+	Verdict   slo.Verdict `json:"verdict"` // of this evaluation, before debouncing
+	Series    int         `json:"series"`
+	Error     string      `json:"error,omitempty"`
 }
 
 // HypothesisStatus is the latest evaluation of a hypothesis.
 type HypothesisStatus struct {
 	Name        string        `json:"name"`
-	Verdict     Verdict       `json:"verdict"`
+	Verdict     slo.Verdict   `json:"verdict"`
 	Since       time.Time     `json:"since"`
 	Probes      []ProbeStatus `json:"probes"`
 	EvaluatedAt time.Time     `json:"evaluatedAt"`
 	LastSuccess time.Time     `json:"lastSuccessAt"`
 	Fresh       bool          `json:"fresh"`
 	// Streak is how many evaluations in a row gave the same raw verdict.
-	Streak    int     `json:"streak"`
-	RawStreak Verdict `json:"streakVerdict"`
+	Streak    int         `json:"streak"`
+	RawStreak slo.Verdict `json:"streakVerdict"`
 }
 
 func windowName(d time.Duration) string { return model.Duration(d).String() }

@@ -11,6 +11,7 @@ import (
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/promapi"
 	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/slo"
 )
 
 // TestVictoriaMetricsCompatibility evaluates the same definitions against
@@ -65,9 +66,9 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 	}()
 
 	// cycle evaluates both at the same instant.
-	cycle := func() map[string]evaluator.Verdict {
+	cycle := func() map[string]slo.Verdict {
 		at := time.Now().Add(-3 * time.Second)
-		out := map[string]evaluator.Verdict{}
+		out := map[string]slo.Verdict{}
 		for name, ev := range backends {
 			ev.Evaluate(context.Background(), at)
 			h, _ := ev.Hypothesis("steady")
@@ -78,7 +79,7 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 	}
 	// waitBoth evaluates until both backends give want, and fails if they
 	// disagree for more than the debounce allows once one of them got there.
-	waitBoth := func(want evaluator.Verdict) {
+	waitBoth := func(want slo.Verdict) {
 		t.Helper()
 		disagree := 0
 		for i := 0; i < 40; i++ {
@@ -100,7 +101,7 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 		t.Fatalf("verdicts never both %s", want)
 	}
 
-	waitBoth(evaluator.Pass)
+	waitBoth(slo.Pass)
 	ps, _ := backends["prometheus"].SLO("live")
 	vs, _ := backends["victoriametrics"].SLO("live")
 	if !ps.Fresh || !vs.Fresh {
@@ -115,7 +116,7 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 	}
 
 	share.Store(1)
-	waitBoth(evaluator.Fail)
+	waitBoth(slo.Fail)
 	share.Store(0)
-	waitBoth(evaluator.Pass)
+	waitBoth(slo.Pass)
 }

@@ -93,9 +93,9 @@ func (s *Server) overviewView() overviewPage {
 	for _, h := range ev.Hypotheses() {
 		v.Hypotheses++
 		switch h.Verdict {
-		case evaluator.Fail:
+		case slo.Fail:
 			v.FailingHyps++
-		case evaluator.Unknown:
+		case slo.Unknown:
 			v.UnknownHyps++
 		}
 	}

@@ -95,7 +95,7 @@ func Build(src Source, opts Options) []notifier.Alert {
 		if def == nil {
 			continue
 		}
-		if h.Verdict == evaluator.Fail {
+		if h.Verdict == slo.Fail {
 			out = append(out, hypothesisAlert(h, def, opts))
 		}
 		if stale(h.Fresh, h.EvaluatedAt, h.LastSuccess, opts) {
@@ -167,7 +167,7 @@ func hypothesisAlert(h evaluator.HypothesisStatus, def *slo.Hypothesis, opts Opt
 
 	var failing []evaluator.ProbeStatus
 	for _, p := range h.Probes {
-		if p.Verdict == evaluator.Fail {
+		if p.Verdict == slo.Fail {
 			failing = append(failing, p)
 		}
 	}

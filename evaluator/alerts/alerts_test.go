@@ -188,10 +188,10 @@ func TestBuildSLOUnknownNumbers(t *testing.T) {
 
 func TestBuildHypothesisAlerts(t *testing.T) {
 	within, outside := true, false
-	errorRate := evaluator.ProbeStatus{Name: "error-rate", Tolerance: "< 0.01", Value: 0.03421, Outcome: "value", Within: &outside, Verdict: evaluator.Fail}
-	latency := evaluator.ProbeStatus{Name: "p99", Tolerance: "< 0.3", Value: 0.2, Outcome: "value", Within: &within, Verdict: evaluator.Pass}
-	noData := evaluator.ProbeStatus{Name: "budget", Tolerance: "budgetRemaining >= 0.5", Value: evaluator.Num(math.NaN()), Outcome: "no data", Verdict: evaluator.Fail}
-	hyp := func(v evaluator.Verdict, probes ...evaluator.ProbeStatus) evaluator.HypothesisStatus {
+	errorRate := evaluator.ProbeStatus{Name: "error-rate", Tolerance: "< 0.01", Value: 0.03421, Outcome: "value", Within: &outside, Verdict: slo.Fail}
+	latency := evaluator.ProbeStatus{Name: "p99", Tolerance: "< 0.3", Value: 0.2, Outcome: "value", Within: &within, Verdict: slo.Pass}
+	noData := evaluator.ProbeStatus{Name: "budget", Tolerance: "budgetRemaining >= 0.5", Value: evaluator.Num(math.NaN()), Outcome: "no data", Verdict: slo.Fail}
+	hyp := func(v slo.Verdict, probes ...evaluator.ProbeStatus) evaluator.HypothesisStatus {
 		return evaluator.HypothesisStatus{Name: "checkout-steady", Verdict: v, Since: since, Probes: probes,
 			EvaluatedAt: now, LastSuccess: now, Fresh: true}
 	}
@@ -204,7 +204,7 @@ func TestBuildHypothesisAlerts(t *testing.T) {
 		{
 			name:   "one probe failing",
 			labels: map[string]string{"team": "payments"},
-			status: hyp(evaluator.Fail, latency, errorRate),
+			status: hyp(slo.Fail, latency, errorRate),
 			want: []notifier.Alert{{
 				Labels: map[string]string{"alertname": "SteadyStateViolated", "hypothesis": "checkout-steady", "severity": "warning", "team": "payments"},
 				Annotations: map[string]string{
@@ -220,7 +220,7 @@ func TestBuildHypothesisAlerts(t *testing.T) {
 		{
 			name:   "severity and alertname from labels: only severity wins",
 			labels: map[string]string{"severity": "page", "alertname": "Mine", "hypothesis": "mine"},
-			status: hyp(evaluator.Fail, errorRate, noData),
+			status: hyp(slo.Fail, errorRate, noData),
 			want: []notifier.Alert{{
 				Labels: map[string]string{"alertname": "SteadyStateViolated", "hypothesis": "checkout-steady", "severity": "page"},
 				Annotations: map[string]string{
@@ -235,7 +235,7 @@ func TestBuildHypothesisAlerts(t *testing.T) {
 		},
 		{
 			name:   "still fail, probes already back",
-			status: hyp(evaluator.Fail, latency),
+			status: hyp(slo.Fail, latency),
 			want: []notifier.Alert{{
 				Labels: map[string]string{"alertname": "SteadyStateViolated", "hypothesis": "checkout-steady", "severity": "warning"},
 				Annotations: map[string]string{
@@ -246,8 +246,8 @@ func TestBuildHypothesisAlerts(t *testing.T) {
 				GeneratorURL: "https://slogate.example/api/v1/hypotheses/checkout-steady",
 			}},
 		},
-		{name: "pass: nothing", status: hyp(evaluator.Pass, latency)},
-		{name: "unknown: nothing", status: hyp(evaluator.Unknown, noData)},
+		{name: "pass: nothing", status: hyp(slo.Pass, latency)},
+		{name: "unknown: nothing", status: hyp(slo.Unknown, noData)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -280,7 +280,7 @@ func TestBuildStale(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := checkoutStatus()
 			st.Fresh, st.EvaluatedAt, st.LastSuccess, st.Error = tc.fresh, tc.evaluatedAt, tc.lastSuccess, "connection refused"
-			h := evaluator.HypothesisStatus{Name: "checkout-steady", Verdict: evaluator.Unknown,
+			h := evaluator.HypothesisStatus{Name: "checkout-steady", Verdict: slo.Unknown,
 				Fresh: tc.fresh, EvaluatedAt: tc.evaluatedAt, LastSuccess: tc.lastSuccess,
 				Probes: []evaluator.ProbeStatus{{Name: "error-rate", Error: "connection refused"}}}
 			src := fakeSource{slos: []evaluator.SLOStatus{st}, hyps: []evaluator.HypothesisStatus{h},

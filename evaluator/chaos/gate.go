@@ -83,16 +83,16 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 			add(Reason{Kind: KindStale, Name: name, Message: fmt.Sprintf("hypothesis %s has no fresh data: last successful evaluation %s", name, ago(h.LastSuccess, last))}, true)
 		}
 		switch h.Verdict {
-		case evaluator.Fail:
+		case slo.Fail:
 			add(Reason{Kind: KindHypothesis, Name: name, Message: fmt.Sprintf("verdict fail since %s", h.Since.UTC().Format(time.RFC3339))}, false)
-		case evaluator.Unknown:
+		case slo.Unknown:
 			add(Reason{Kind: KindHypothesis, Name: name, Message: "verdict unknown"}, true)
 		}
 		for _, p := range h.Probes {
-			if p.Verdict == evaluator.Pass {
+			if p.Verdict == slo.Pass {
 				continue
 			}
-			add(Reason{Kind: KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != evaluator.Fail)
+			add(Reason{Kind: KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != slo.Fail)
 		}
 	}
 	defs := st.Definitions()

@@ -342,7 +342,7 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 		h, ok := m.opts.Statuses.Hypothesis(name)
 		if !ok {
 			unknown = append(unknown, name+" (not evaluated)")
-			entries = append(entries, store.TimelineEntry{At: at, Hypothesis: name, Verdict: string(evaluator.Unknown)})
+			entries = append(entries, store.TimelineEntry{At: at, Hypothesis: name, Verdict: string(slo.Unknown)})
 			continue
 		}
 		for _, p := range h.Probes {
@@ -352,21 +352,21 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 			})
 		}
 		switch h.Verdict {
-		case evaluator.Fail:
+		case slo.Fail:
 			failed = append(failed, name+": "+failingProbes(h))
-		case evaluator.Unknown:
+		case slo.Unknown:
 			unknown = append(unknown, name+": "+failingProbes(h))
 		}
 	}
 	spendMsg := ""
 	for _, name := range exp.SLOs {
 		spent, ok := m.budgetSpent(name, r.StartedAt, at)
-		e := store.TimelineEntry{At: at, SLO: name, Value: store.FloatPtr(spent), Verdict: string(evaluator.Pass), Message: "share of the error budget spent since the start"}
+		e := store.TimelineEntry{At: at, SLO: name, Value: store.FloatPtr(spent), Verdict: string(slo.Pass), Message: "share of the error budget spent since the start"}
 		switch {
 		case !ok:
-			e.Verdict, e.Message = string(evaluator.Unknown), "budget spent unknown: SLO data incomplete"
+			e.Verdict, e.Message = string(slo.Unknown), "budget spent unknown: SLO data incomplete"
 		case exp.MaxBudgetSpend > 0 && spent > exp.MaxBudgetSpend:
-			e.Verdict = string(evaluator.Fail)
+			e.Verdict = string(slo.Fail)
 			spendMsg = fmt.Sprintf("SLO %s: run spent %s of the error budget, more than maxBudgetSpend %s", name, pct(spent), pct(exp.MaxBudgetSpend))
 		}
 		if ok && spent > r.BudgetSpent {
@@ -438,7 +438,7 @@ func (m *Manager) budgetSpent(name string, from, to time.Time) (float64, bool) {
 func failingProbes(h evaluator.HypothesisStatus) string {
 	var parts []string
 	for _, p := range h.Probes {
-		if p.Verdict != evaluator.Pass {
+		if p.Verdict != slo.Pass {
 			parts = append(parts, p.Name+" "+probeMessage(p))
 		}
 	}
