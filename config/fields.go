@@ -8,6 +8,7 @@ import (
 
 	"github.com/alecthomas/units"
 	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/slo"
 )
 
 // kind says how a key's text is turned into its typed value.
@@ -208,7 +209,7 @@ func (f field) format(c *Config) any {
 	case *string:
 		return *p
 	case *time.Duration:
-		return formatDuration(*p)
+		return slo.FormatDuration(*p)
 	case *int:
 		return *p
 	case *int64:
@@ -253,15 +254,6 @@ func parseDuration(s string) (time.Duration, error) {
 		return time.Duration(d), nil
 	}
 	return time.ParseDuration(s)
-}
-
-// formatDuration prints durations the Prometheus way (1m, not 1m0s) when no
-// precision is lost.
-func formatDuration(d time.Duration) string {
-	if d > 0 && d%time.Millisecond == 0 {
-		return model.Duration(d).String()
-	}
-	return d.String()
 }
 
 func parseBytes(s string) (int64, error) {

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/slogate/slogate/slo"
 )
 
@@ -106,6 +104,6 @@ type HypothesisStatus struct {
 	RawStreak slo.Verdict `json:"streakVerdict"`
 }
 
-func windowName(d time.Duration) string { return model.Duration(d).String() }
+func windowName(d time.Duration) string { return slo.FormatDuration(d) }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

@@ -116,7 +116,7 @@ func (l *loader) probe(d *decoder, item *yaml.Node, path string) (*Probe, *yaml.
 			o := target.(*SLO)
 			if p.BurnRate != nil && !evaluatedWindow(p.BurnRate.Window, o.Window) {
 				d.errorf(windowNode, "%s: burn rates of SLO %q are not evaluated over %s; use one of %s",
-					burnPath, o.Name, formatDuration(p.BurnRate.Window), windowList(o.Window))
+					burnPath, o.Name, FormatDuration(p.BurnRate.Window), windowList(o.Window))
 			}
 		})
 	}

@@ -161,7 +161,7 @@ func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) 
 func (d *decoder) checkWindow(w time.Duration, n *yaml.Node, path string) {
 	if w < minWindow || w > maxWindow {
 		d.errorf(n, "%s: %s is out of range: an SLO window is between %s and %s",
-			path, formatDuration(w), formatDuration(minWindow), formatDuration(maxWindow))
+			path, FormatDuration(w), FormatDuration(minWindow), FormatDuration(maxWindow))
 	}
 }
 
@@ -263,7 +263,7 @@ func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
 		g.BurnRateWindow = w
 		if !evaluatedWindow(w, sloWindow) {
 			d.errorf(n, "%s.burnRateWindow: burn rates are not evaluated over %s; use one of %s",
-				f.path, formatDuration(w), windowList(sloWindow))
+				f.path, FormatDuration(w), windowList(sloWindow))
 		}
 	}
 	return g

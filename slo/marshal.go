@@ -305,7 +305,7 @@ func (m *mapping) duration(key string, d time.Duration) {
 		m.str(key, strconv.FormatInt(int64(d/day), 10)+"d")
 		return
 	}
-	m.str(key, formatDuration(d))
+	m.str(key, FormatDuration(d))
 }
 
 // share writes a ratio as a percentage string or as a plain ratio, as

@@ -105,11 +105,17 @@ func windowList(sloWindow time.Duration) string {
 	ws := Windows(sloWindow)
 	out := make([]string, len(ws))
 	for i, w := range ws {
-		out[i] = formatDuration(w)
+		out[i] = FormatDuration(w)
 	}
 	return strings.Join(out, ", ")
 }
 
-func formatDuration(d time.Duration) string {
-	return model.Duration(d).String()
+// FormatDuration prints a duration the Prometheus way ("5m", "30d", "1h30m"
+// rather than "1h30m0s") when that loses no precision, as every duration
+// slogate shows (window labels, messages, configuration) is printed.
+func FormatDuration(d time.Duration) string {
+	if d > 0 && d%time.Millisecond == 0 {
+		return model.Duration(d).String()
+	}
+	return d.String()
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/slo"
@@ -436,4 +434,4 @@ func fmtCount(n evaluator.Num) string {
 
 // windowLabel names a window the way definitions, metrics and the
 // evaluator's alert conditions do (1h, 3d).
-func windowLabel(d time.Duration) string { return model.Duration(d).String() }
+func windowLabel(d time.Duration) string { return slo.FormatDuration(d) }

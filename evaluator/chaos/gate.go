@@ -130,9 +130,9 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 			burn := slo.BurnRate(bad, total, def.Objective)
 			switch {
 			case !complete:
-				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", durString(w))}, true)
+				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
 			case burn > *g.MaxBurnRate:
-				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), durString(w), num(*g.MaxBurnRate))}, false)
+				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
 			}
 		}
 	}
@@ -172,15 +172,3 @@ func ago(t, now time.Time) string {
 func pct(r float64) string { return strconv.FormatFloat(r*100, 'f', 2, 64) + "%" }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
-
-func durString(d time.Duration) string {
-	switch {
-	case d%(24*time.Hour) == 0:
-		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
-	case d%time.Hour == 0:
-		return strconv.Itoa(int(d/time.Hour)) + "h"
-	case d%time.Minute == 0:
-		return strconv.Itoa(int(d/time.Minute)) + "m"
-	}
-	return d.String()
-}

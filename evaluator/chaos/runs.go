@@ -388,7 +388,7 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 		case spendMsg != "":
 			return m.transition(r, store.StateAborted, spendMsg, at, entries...)
 		case exp.MaxDuration > 0 && at.Sub(r.StartedAt) > exp.MaxDuration:
-			return m.transition(r, store.StateAborted, fmt.Sprintf("ran longer than maxDuration %s", durString(exp.MaxDuration)), at, entries...)
+			return m.transition(r, store.StateAborted, fmt.Sprintf("ran longer than maxDuration %s", slo.FormatDuration(exp.MaxDuration)), at, entries...)
 		case exp.OnUnknown != slo.GateOpen && m.unknown[r.ID] >= m.opts.UnknownAbortAfter:
 			return m.transition(r, store.StateAborted, fmt.Sprintf("hypothesis unknown for %d evaluations, the run cannot be supervised: %s", m.unknown[r.ID], strings.Join(unknown, "; ")), at, entries...)
 		}
@@ -402,7 +402,7 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 		}
 		if !at.Before(r.FinishedAt.Add(exp.Recovery)) {
 			why := append(failed, unknown...)
-			return m.transition(r, store.StateFailed, fmt.Sprintf("hypotheses did not hold again within recovery %s: %s", durString(exp.Recovery), strings.Join(why, "; ")), at, entries...)
+			return m.transition(r, store.StateFailed, fmt.Sprintf("hypotheses did not hold again within recovery %s: %s", slo.FormatDuration(exp.Recovery), strings.Join(why, "; ")), at, entries...)
 		}
 	}
 	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {
