@@ -78,6 +78,8 @@ type Evaluator struct {
 	shardedOut int
 	// pendingLogged is the backfill count last logged (guarded by cycleMu).
 	pendingLogged int
+	// heartbeat is the Unix nanoseconds of the loop's last sign of life.
+	heartbeat atomic.Int64
 }
 
 // New validates opts and returns an Evaluator with no definitions.
@@ -244,6 +246,7 @@ func (e *Evaluator) OnCycle(fn func(ctx context.Context, at time.Time)) {
 // slogate_evaluation_iterations_missed_total) instead of catching up in a
 // burst, like Prometheus's rule groups.
 func (e *Evaluator) Run(ctx context.Context) error {
+	e.beat()
 	next := e.opts.Now().Truncate(e.opts.Interval).Add(e.opts.Interval)
 	// Evaluate once right away (the previous boundary) so that the service
 	// is ready without waiting for a full interval.
@@ -260,7 +263,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
+		e.beat()
 		e.Evaluate(ctx, next)
+		e.beat()
 		if e.opts.Now().Sub(lastSnapshot) >= e.opts.SnapshotInterval {
 			e.saveSnapshots()
 			lastSnapshot = e.opts.Now()
@@ -291,6 +296,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 	e.mu.RUnlock()
 
 	f := newCycleFetcher(e.opts.Querier, e.sem, e.metrics)
+	f.beat = e.beat
 	sloResults := make(map[string]SLOStatus, len(slos))
 	var resMu sync.Mutex
 	var wg sync.WaitGroup
@@ -425,6 +431,22 @@ func (e *Evaluator) spreadDelay(ctx context.Context, start time.Time, name strin
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// beat records a sign of life of the evaluation loop: a cycle starting or
+// ending, or a query of a cycle answered (or failing).
+func (e *Evaluator) beat() { e.heartbeat.Store(e.opts.Now().UnixNano()) }
+
+// Heartbeat is when the evaluation loop last showed progress: a cycle began
+// or ended, or one of its queries came back, whatever Prometheus answered.
+// A loop that is waiting for its next interval or for a slow Prometheus
+// still beats; a deadlocked one does not. It is zero before Run.
+func (e *Evaluator) Heartbeat() time.Time {
+	ns := e.heartbeat.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // Ready reports whether one cycle has completed since start.

@@ -15,6 +15,8 @@ type cycleFetcher struct {
 	q       Querier
 	sem     chan struct{}
 	metrics *selfMetrics
+	// beat, when set, is called after every query: progress of the cycle.
+	beat func()
 
 	mu    sync.Mutex
 	calls map[string]*call
@@ -78,6 +80,9 @@ func (f *cycleFetcher) do(ctx context.Context, key, kind string, run func(contex
 	start := time.Now()
 	c.v, c.err = run(ctx)
 	<-f.sem
+	if f.beat != nil {
+		f.beat()
+	}
 	f.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if c.err != nil {
 		reason := FailureReason(c.err)
