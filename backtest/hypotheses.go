@@ -105,37 +105,22 @@ func (r *run) queryProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe) (
 	return out, nil
 }
 
-// judgeSeries applies the series policy as the evaluator does: with "all"
-// the first series out of tolerance fails the probe, with "any" the first
-// one within tolerance passes it; series without a number count as no data
-// when nothing else decides.
+// judgeSeries applies the hypothesis' series policy (slo.JudgeSeries), as
+// the evaluator does.
 func judgeSeries(p *slo.Probe, h *slo.Hypothesis, ss []series, k int) judgement {
-	var first, decisive *series
-	nan := false
-	for i := range ss {
-		s := &ss[i]
-		v := s.v[k]
-		if math.IsNaN(v) {
-			nan = true
-			continue
-		}
-		if first == nil {
-			first = s
-		}
-		holds := p.Tolerance.Holds(v)
-		if decisive == nil && holds == (h.Series == slo.SeriesAny) {
-			decisive = s
-		}
+	values := make([]float64, len(ss))
+	for i, s := range ss {
+		values[i] = s.v[k]
 	}
-	name := func(s *series) string { return p.Name + labelString(s.labels) }
-	switch {
-	case decisive != nil:
-		return judge(name(decisive), decisive.v[k], p.Tolerance)
-	case nan || first == nil:
+	i, holds, ok := h.JudgeSeries(values, p.Tolerance)
+	if !ok {
 		return judgement{h.OnNoData.Verdict(), fmt.Sprintf("%s: %d series, some NaN", p.Name, len(ss))}
 	}
-	j := judge(name(first), first.v[k], p.Tolerance)
-	j.what += fmt.Sprintf(" (%d series)", len(ss))
+	j := judge(p.Name+labelString(ss[i].labels), values[i], p.Tolerance)
+	if holds == (h.Series != slo.SeriesAny) {
+		// No value decided: the first stands for all of them.
+		j.what += fmt.Sprintf(" (%d series)", len(ss))
+	}
 	return j
 }
 

@@ -1,11 +1,9 @@
 package evaluator
 
 import (
-	"context"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -71,23 +69,6 @@ func parseBatchShape(q string) (*batchShape, bool) {
 	return s, true
 }
 
-// batchShapes are the tracker's newest-slice queries that can be grouped,
-// parsed once: the queries of a tracker never change.
-func (t *sloTracker) batchShapes() []*batchShape {
-	t.batchOnce.Do(func() {
-		q := t.queries
-		for _, tmpl := range []string{q.bad, q.good, q.total} {
-			if tmpl == "" {
-				continue
-			}
-			if s, ok := parseBatchShape(fill(tmpl, max(t.fine.step, t.minRange))); ok {
-				t.batch = append(t.batch, s)
-			}
-		}
-	})
-	return t.batch
-}
-
 // groupKey groups shapes that can share a query: same metric, function, range,
 // non-equality matchers and set of equality labels.
 func (s *batchShape) groupKey() string {
@@ -102,7 +83,7 @@ func (s *batchShape) groupKey() string {
 		b.WriteString("\x00" + f)
 	}
 	b.WriteString("\x01")
-	for _, l := range sortedKeys(s.eq) {
+	for _, l := range sortedNames(s.eq) {
 		b.WriteString("\x00" + l)
 	}
 	return b.String()
@@ -125,8 +106,8 @@ func groupQuery(shapes []*batchShape) (query string, by []string) {
 		}
 	}
 	matchers := append([]*labels.Matcher{}, first.fixed...)
-	for _, l := range sortedKeys(values) {
-		vs := sortedKeys(values[l])
+	for _, l := range sortedNames(values) {
+		vs := sortedNames(values[l])
 		if len(vs) == 1 {
 			matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l, vs[0]))
 			continue
@@ -149,156 +130,6 @@ func groupQuery(shapes []*batchShape) (query string, by []string) {
 	call := &parser.Call{Func: parser.Functions[first.function], Args: parser.Expressions{&parser.MatrixSelector{VectorSelector: sel, Range: first.rng}}}
 	agg := &parser.AggregateExpr{Op: parser.SUM, Expr: call, Grouping: by}
 	return agg.String(), by
-}
-
-// sliceRequest is what fetchSlices asks for slices a..b of a ring: an
-// instant query at the end of a single slice, a range query otherwise.
-type sliceRequest struct {
-	r    Range
-	span bool // a range query
-}
-
-func requestFor(r *ring, a, b int64) sliceRequest {
-	return sliceRequest{r: Range{Start: r.end(a), End: r.end(b), Step: r.step}, span: a != b}
-}
-
-func (q sliceRequest) cacheKey(query string) string {
-	if q.span {
-		return rangeKey(query, q.r)
-	}
-	return instantKey(query, q.r.End)
-}
-
-// prefetchBatched asks the fine and start-edge slices that SLOs are about to
-// fetch as grouped queries and primes the cycle's cache with the split
-// answers: the newest slice every cycle, the start-edge slices of the long
-// windows, which come due for every SLO in the same cycle of the hour, and
-// the runs of fine slices missing after a start, a restart from a snapshot
-// or an outage, which are the same for SLOs that started together. Hourly
-// slices at start are asked per SLO.
-func (e *Evaluator) prefetchBatched(ctx context.Context, f *cycleFetcher, slos map[string]*sloState, at time.Time) {
-	type group struct {
-		req    sliceRequest
-		shapes map[string]*batchShape // by query
-	}
-	groups := map[string]*group{}
-	add := func(req sliceRequest, shapes []*batchShape) {
-		for _, s := range shapes {
-			key := s.key + "\x02" + req.cacheKey("")
-			g := groups[key]
-			if g == nil {
-				g = &group{req: req, shapes: map[string]*batchShape{}}
-				groups[key] = g
-			}
-			g.shapes[s.query] = s
-		}
-	}
-	for _, st := range slos {
-		tr := st.tracker
-		newest := tr.fine.sliceOf(at)
-		shapes := tr.batchShapes()
-		if len(shapes) == 0 {
-			continue
-		}
-		for _, run := range tr.fineRuns(at) {
-			for _, c := range (ringRun{ring: tr.fine, run: run}).chunks() {
-				add(requestFor(tr.fine, c[0], c[1]), shapes)
-			}
-		}
-		for _, rr := range tr.tailRuns(at, newest) {
-			for _, c := range rr.chunks() {
-				add(requestFor(rr.ring, c[0], c[1]), shapes)
-			}
-		}
-	}
-	// Groups of range queries are cut so that an answer holds at most
-	// maxGroupPoints points: a start of 10,000 SLOs would otherwise ask for
-	// 10h of 30 s slices of all of them in one answer of hundreds of MB.
-	var wg sync.WaitGroup
-	for _, key := range sortedKeys(groups) {
-		g := groups[key]
-		members := make([]*batchShape, 0, len(g.shapes))
-		for _, q := range sortedKeys(g.shapes) {
-			members = append(members, g.shapes[q])
-		}
-		points := 1
-		if g.req.span {
-			points = int(g.req.r.End.Sub(g.req.r.Start)/g.req.r.Step) + 1
-		}
-		size := max(2, maxGroupPoints/points)
-		for len(members) > 0 {
-			n := min(size, len(members))
-			wg.Add(1)
-			go func(req sliceRequest, members []*batchShape) {
-				defer wg.Done()
-				e.askGrouped(ctx, f, req, members)
-			}(g.req, members[:n])
-			members = members[n:]
-		}
-	}
-	wg.Wait()
-}
-
-// maxGroupPoints bounds the points of one grouped answer.
-const maxGroupPoints = 200_000
-
-// askGrouped asks one grouped query for members and primes the cache with
-// each member's share of the answer.
-func (e *Evaluator) askGrouped(ctx context.Context, f *cycleFetcher, req sliceRequest, members []*batchShape) {
-	query, by := groupQuery(members)
-	if query == "" {
-		return
-	}
-	var v model.Value
-	var err error
-	if req.span {
-		v, err = f.rangeQuery(ctx, query, req.r)
-	} else {
-		v, err = f.instant(ctx, query, req.r.End)
-	}
-	if err != nil {
-		// The members ask for themselves; their errors are counted then.
-		return
-	}
-	answers, ok := splitAnswer(v, by)
-	if !ok {
-		return
-	}
-	for _, m := range members {
-		key := make(model.Metric, len(by))
-		for _, l := range by {
-			key[model.LabelName(l)] = model.LabelValue(m.eq[l])
-		}
-		f.prime(req.cacheKey(m.query), answers(tupleKey(key, by)))
-	}
-	e.metrics.batched.Add(float64(len(members) - 1))
-}
-
-// answered reports whether every fine and start-edge slice query the tracker
-// is about to make at `at` is in f's cache already, answered by grouped
-// queries: such an SLO asks Prometheus nothing, so there is nothing to
-// spread and its verdict need not wait.
-func (t *sloTracker) answered(f *cycleFetcher, at time.Time) bool {
-	var reqs []sliceRequest
-	for _, run := range t.fineRuns(at) {
-		for _, c := range (ringRun{ring: t.fine, run: run}).chunks() {
-			reqs = append(reqs, requestFor(t.fine, c[0], c[1]))
-		}
-	}
-	for _, rr := range t.tailRuns(at, t.fine.sliceOf(at)) {
-		for _, c := range rr.chunks() {
-			reqs = append(reqs, requestFor(rr.ring, c[0], c[1]))
-		}
-	}
-	q := t.queries
-	for _, req := range reqs {
-		for _, tmpl := range []string{q.bad, q.good, q.total, q.raw} {
-			if tmpl != "" && !f.cached(req.cacheKey(fill(tmpl, max(req.r.Step, t.minRange)))) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // splitAnswer indexes a grouped answer by its grouping labels; the function
@@ -341,3 +172,7 @@ func tupleKey(m model.Metric, by []string) string {
 	}
 	return b.String()
 }
+
+// promqlParser parses with default options: the syntax a stock Prometheus
+// accepts.
+var promqlParser = parser.NewParser(parser.Options{})

@@ -3,12 +3,9 @@ package evaluator
 import (
 	"math"
 	"time"
-)
 
-// counts are the events of one time slice.
-type counts struct {
-	bad, total float64
-}
+	"github.com/slogate/slogate/slo"
+)
 
 // slot is one ring position, kept small because every SLO holds a few
 // thousand of them: float32 counts carry 24 bits of mantissa, a relative
@@ -54,32 +51,32 @@ func (r *ring) slot(k int64) int {
 	return int(((k % n) + n) % n)
 }
 
-func (r *ring) put(k int64, c counts) {
+func (r *ring) put(k int64, c slo.Counts) {
 	if !storable(k) {
 		return
 	}
-	r.slots[r.slot(k)] = slot{bad: float32(c.bad), total: float32(c.total), k: uint32(k)}
+	r.slots[r.slot(k)] = slot{bad: float32(c.Bad), total: float32(c.Total), k: uint32(k)}
 }
 
-func (r *ring) get(k int64) (counts, bool) {
+func (r *ring) get(k int64) (slo.Counts, bool) {
 	if !storable(k) {
-		return counts{}, false
+		return slo.Counts{}, false
 	}
 	s := r.slots[r.slot(k)]
 	if s.k != uint32(k) {
-		return counts{}, false
+		return slo.Counts{}, false
 	}
-	return counts{bad: float64(s.bad), total: float64(s.total)}, true
+	return slo.Counts{Bad: float64(s.bad), Total: float64(s.total)}, true
 }
 
 // has reports whether slice k is held.
 func (r *ring) has(k int64) bool { return storable(k) && r.slots[r.slot(k)].k == uint32(k) }
 
 // each calls fn for every slice held, in slot order.
-func (r *ring) each(fn func(k int64, c counts)) {
+func (r *ring) each(fn func(k int64, c slo.Counts)) {
 	for _, s := range r.slots {
 		if s.k != 0 {
-			fn(int64(s.k), counts{bad: float64(s.bad), total: float64(s.total)})
+			fn(int64(s.k), slo.Counts{Bad: float64(s.bad), Total: float64(s.total)})
 		}
 	}
 }
@@ -88,9 +85,9 @@ func (r *ring) each(fn func(k int64, c counts)) {
 // weighted by the share of it that is inside (events are assumed evenly
 // spread within a slice). missing counts the slices that should be there
 // but are not, weighted the same way.
-func (r *ring) sum(from, to time.Time) (c counts, missing float64) {
+func (r *ring) sum(from, to time.Time) (c slo.Counts, missing float64) {
 	if !to.After(from) {
-		return counts{}, 0
+		return slo.Counts{}, 0
 	}
 	first, last := r.sliceOf(from.Add(1)), r.sliceOf(to)
 	step := float64(r.step)
@@ -112,8 +109,8 @@ func (r *ring) sum(from, to time.Time) (c counts, missing float64) {
 			missing += w
 			continue
 		}
-		c.bad += v.bad * w
-		c.total += v.total * w
+		c.Bad += v.Bad * w
+		c.Total += v.Total * w
 	}
 	return c, missing
 }

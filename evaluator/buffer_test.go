@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/slogate/slogate/slo"
 )
 
 func TestRingSum(t *testing.T) {
@@ -11,7 +13,7 @@ func TestRingSum(t *testing.T) {
 	base := time.Unix(0, 0).Add(1000 * time.Minute)
 	k0 := r.sliceOf(base)
 	for i := int64(0); i < 5; i++ {
-		r.put(k0+i, counts{bad: 1, total: 10})
+		r.put(k0+i, slo.Counts{Bad: 1, Total: 10})
 	}
 	cases := []struct {
 		name       string
@@ -27,13 +29,13 @@ func TestRingSum(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, m := r.sum(tc.from, tc.to)
-			if math.Abs(c.bad-tc.bad) > 1e-9 || math.Abs(c.total-tc.total) > 1e-9 || math.Abs(m-tc.missing) > 1e-9 {
+			if math.Abs(c.Bad-tc.bad) > 1e-9 || math.Abs(c.Total-tc.total) > 1e-9 || math.Abs(m-tc.missing) > 1e-9 {
 				t.Errorf("sum = %+v missing %g, want bad %g total %g missing %g", c, m, tc.bad, tc.total, tc.missing)
 			}
 		})
 	}
 	// A slot reused by a newer slice no longer answers for the old one.
-	r.put(k0+10, counts{bad: 9, total: 9})
+	r.put(k0+10, slo.Counts{Bad: 9, Total: 9})
 	if r.has(k0) {
 		t.Error("slice overwritten by one 10 slices newer still reads as present")
 	}

@@ -1,10 +1,18 @@
 // Package evaluator evaluates SLOs and steady-state hypotheses against
-// Prometheus continuously and keeps their latest verdicts.
+// Prometheus continuously and publishes each cycle's verdicts as one
+// immutable Snapshot.
 //
 // SLO windows are not queried whole: every SLO keeps ring buffers of event
 // counts per time slice, filled once by range queries and then by asking
 // only for the newest slice, so the cost of an evaluation does not grow with
 // the window length.
+//
+// A cycle has five steps: plan (what every SLO and probe needs at time at,
+// as data: plan.go), fetch (ask Prometheus, grouped and bounded: fetch.go),
+// evaluate (store the answers in the buffers and compute every status from
+// them and the previous snapshot: sloeval.go, hypeval.go), commit (publish
+// the new snapshot atomically) and notify (the observers: run supervision,
+// alerts).
 package evaluator
 
 import (
@@ -12,7 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"sort"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +40,8 @@ type Options struct {
 	Interval time.Duration
 	// MaxConcurrency bounds the queries in flight.
 	MaxConcurrency int
-	// Spread delays each definition's evaluation by a hash of its name, up
-	// to this share of the interval, so that thousands of SLOs do not hit
+	// Spread delays each SLO's own queries by a hash of its name, up to
+	// this share of the interval, so that thousands of SLOs do not hit
 	// Prometheus at the same instant. 0 disables it.
 	Spread float64
 	// ShardIndex and ShardCount split the SLOs between replicas by a hash of
@@ -62,24 +70,18 @@ type Evaluator struct {
 	metrics *selfMetrics
 	sem     chan struct{}
 
-	// cycleMu serialises cycles with each other and with definition swaps.
+	// cycleMu serialises cycles with each other and with definition swaps:
+	// only the holder writes the slice buffers and publishes snapshots.
 	cycleMu sync.Mutex
-
-	mu         sync.RWMutex
-	defs       *slo.Set
-	slos       map[string]*sloState
-	hyps       map[string]*hypState
-	sloStatus  map[string]SLOStatus
-	hypStatus  map[string]HypothesisStatus
-	lastCycle  time.Time
-	cycles     int
-	observers  []func(ctx context.Context, at time.Time)
-	lastGood   time.Time
-	shardedOut int
+	// snap is the latest published snapshot; never nil.
+	snap atomic.Pointer[Snapshot]
 	// pendingLogged is the backfill count last logged (guarded by cycleMu).
 	pendingLogged int
 	// heartbeat is the Unix nanoseconds of the loop's last sign of life.
 	heartbeat atomic.Int64
+
+	obsMu     sync.Mutex
+	observers []func(ctx context.Context, snap *Snapshot)
 }
 
 // New validates opts and returns an Evaluator with no definitions.
@@ -118,15 +120,11 @@ func New(opts Options) (*Evaluator, error) {
 		return nil, fmt.Errorf("shard.index %d: must be in [0, shard.count=%d)", opts.ShardIndex, opts.ShardCount)
 	}
 	e := &Evaluator{
-		opts:      opts,
-		logger:    opts.Logger.With(zap.String("component", "evaluator")),
-		sem:       make(chan struct{}, opts.MaxConcurrency),
-		defs:      &slo.Set{},
-		slos:      map[string]*sloState{},
-		hyps:      map[string]*hypState{},
-		sloStatus: map[string]SLOStatus{},
-		hypStatus: map[string]HypothesisStatus{},
+		opts:   opts,
+		logger: opts.Logger.With(zap.String("component", "evaluator")),
+		sem:    make(chan struct{}, opts.MaxConcurrency),
 	}
+	e.snap.Store(&Snapshot{interval: opts.Interval, defs: &slo.Set{}, slos: map[string]*sloEntry{}, hyps: map[string]HypothesisStatus{}})
 	e.metrics = newSelfMetrics(opts.Registerer)
 	if err := opts.Registerer.Register(&collector{e: e}); err != nil {
 		return nil, fmt.Errorf("evaluator: registering metrics: %w", err)
@@ -151,93 +149,82 @@ func hashName(name string) uint64 {
 	return h.Sum64()
 }
 
+// Definitions returns the current definitions (never nil, never modified).
+func (e *Evaluator) Definitions() *slo.Set { return e.snap.Load().defs }
+
 // SetDefinitions replaces the definitions. The new state is built completely
-// before it is swapped in; SLOs whose queries did not change keep their
-// buffers and hypotheses keep their verdicts.
+// before it is published; SLOs whose queries did not change keep their
+// buffers and alert states, and hypotheses keep their verdicts, until the
+// next cycle evaluates them again.
 func (e *Evaluator) SetDefinitions(set *slo.Set) error {
 	if set == nil {
 		return errors.New("evaluator: nil definitions")
 	}
-	slos := make(map[string]*sloState, len(set.SLOs))
-	hyps := make(map[string]*hypState, len(set.Hypotheses))
+	trackers := make(map[string]*sloTracker, len(set.SLOs))
 	var errs []error
-	sharded := 0
 	for _, def := range set.SLOs {
 		if !e.InShard(def.Name) {
-			sharded++
 			continue
 		}
-		st, err := newSLOState(def, e.opts.Interval, e.opts.MinRange)
+		t, err := newSLOTracker(def, e.opts.Interval, e.opts.MinRange)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("slo %q: %w", def.Name, err))
 			continue
 		}
-		slos[def.Name] = st
-	}
-	for _, def := range set.Hypotheses {
-		hyps[def.Name] = newHypState(def)
+		trackers[def.Name] = t
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	e.mu.RLock()
-	fresh := map[string]*sloState{}
-	for name, st := range slos {
-		if _, ok := e.slos[name]; !ok {
-			fresh[name] = st
+	cur := e.snap.Load()
+	fresh := map[string]*sloTracker{}
+	for name, t := range trackers {
+		if _, ok := cur.slos[name]; !ok {
+			fresh[name] = t
 		}
 	}
-	e.mu.RUnlock()
 	e.restoreSnapshots(fresh)
 
 	e.cycleMu.Lock()
 	defer e.cycleMu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	cur = e.snap.Load()
+	next := &Snapshot{
+		at: cur.at, lastGood: cur.lastGood, cycles: cur.cycles, interval: e.opts.Interval, defs: set,
+		slos: make(map[string]*sloEntry, len(trackers)), hyps: make(map[string]HypothesisStatus, len(set.Hypotheses)),
+	}
 	pending := 0
-	for name, st := range slos {
-		if old, ok := e.slos[name]; ok {
-			st.tracker.adopt(old.tracker)
-			st.alertSince = old.alertSince
-			if old.tracker.queries.key() == st.tracker.queries.key() {
-				st.status.Alerts = old.status.Alerts
-				st.backfilled = old.backfilled
+	for name, t := range trackers {
+		entry := &sloEntry{tracker: t, status: initialSLOStatus(t.def)}
+		if old, ok := cur.slos[name]; ok {
+			t.adopt(old.tracker)
+			if t.sameMeasure(old.tracker) {
+				entry.status, entry.backfilled = old.status, old.backfilled
 			}
 		}
-		if !st.backfilled {
+		if !entry.backfilled {
 			pending++
 		}
+		next.slos[name] = entry
 	}
+	for _, def := range set.Hypotheses {
+		st, ok := cur.hyps[def.Name]
+		if !ok {
+			st = initialHypothesisStatus(def)
+		}
+		next.hyps[def.Name] = st
+	}
+	next.sloNames, next.hypNames = sortedNames(next.slos), sortedNames(next.hyps)
+	e.snap.Store(next)
 	e.metrics.backfillPending.Set(float64(pending))
-	for name, st := range hyps {
-		st.adopt(e.hyps[name])
-	}
-	e.defs, e.slos, e.hyps, e.shardedOut = set, slos, hyps, sharded
-	for name := range e.sloStatus {
-		if _, ok := slos[name]; !ok {
-			delete(e.sloStatus, name)
-		}
-	}
-	for name := range e.hypStatus {
-		if _, ok := hyps[name]; !ok {
-			delete(e.hypStatus, name)
-		}
-	}
 	return nil
 }
 
-// Definitions returns the current definitions (never nil, never modified).
-func (e *Evaluator) Definitions() *slo.Set {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.defs
-}
-
-// OnCycle registers fn to be called after every evaluation cycle, with the
-// cycle's evaluation time. Call it before Run.
-func (e *Evaluator) OnCycle(fn func(ctx context.Context, at time.Time)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// OnCycle registers fn to be called after every evaluation cycle with the
+// snapshot the cycle published. Observers run one after the other, before
+// the next cycle starts. Call it before Run.
+func (e *Evaluator) OnCycle(fn func(ctx context.Context, snap *Snapshot)) {
+	e.obsMu.Lock()
+	defer e.obsMu.Unlock()
 	e.observers = append(e.observers, fn)
 }
 
@@ -256,6 +243,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	defer e.saveSnapshots()
 	lastSnapshot := e.opts.Now()
 	for {
+		e.beat()
 		wait := next.Sub(e.opts.Now())
 		timer.Reset(max(wait, 0))
 		select {
@@ -263,9 +251,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		e.beat()
 		e.Evaluate(ctx, next)
-		e.beat()
 		if e.opts.Now().Sub(lastSnapshot) >= e.opts.SnapshotInterval {
 			e.saveSnapshots()
 			lastSnapshot = e.opts.Now()
@@ -279,157 +265,6 @@ func (e *Evaluator) Run(ctx context.Context) error {
 				zap.Int("missed", missed), zap.Duration("interval", e.opts.Interval))
 			next = now.Truncate(e.opts.Interval).Add(e.opts.Interval)
 		}
-	}
-}
-
-// Evaluate runs one cycle at time at (truncated to the interval): SLOs
-// first, then hypotheses, which may read the SLOs' fresh statuses.
-func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
-	at = at.Truncate(e.opts.Interval)
-	e.cycleMu.Lock()
-	defer e.cycleMu.Unlock()
-	start := time.Now()
-
-	e.mu.RLock()
-	slos, hyps := e.slos, e.hyps
-	observers := append([]func(context.Context, time.Time){}, e.observers...)
-	e.mu.RUnlock()
-
-	f := newCycleFetcher(e.opts.Querier, e.sem, e.metrics)
-	f.beat = e.beat
-	sloResults := make(map[string]SLOStatus, len(slos))
-	var resMu sync.Mutex
-	var wg sync.WaitGroup
-	// One goroutine per definition would be 10,000 goroutines; the query
-	// semaphore already bounds the load, so a small pool is enough.
-	work := make(chan *sloState)
-	workers := min(len(slos), 4*e.opts.MaxConcurrency)
-	pending := 0
-	for _, st := range slos {
-		if !st.backfilled {
-			pending++
-		}
-	}
-	if pending > 0 && pending != e.pendingLogged {
-		e.logger.Info("backfilling SLO windows from Prometheus", zap.Int("slos", pending))
-	}
-	e.pendingLogged = pending
-	if !e.opts.DisableBatching {
-		e.prefetchBatched(ctx, f, slos, at)
-	}
-	var backfilled atomic.Int64
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for st := range work {
-				wasBackfilled := st.backfilled
-				if wasBackfilled && !st.tracker.answered(f, at) {
-					e.spreadDelay(ctx, start, st.tracker.def.Name)
-				}
-				s := st.evaluate(ctx, f, at)
-				if !wasBackfilled && s.Error == "" && s.Fresh {
-					st.backfilled = true
-					e.metrics.backfillPending.Dec()
-					if n := int(backfilled.Add(1)); n == pending || n%max(1, pending/10) == 0 {
-						e.logger.Info("backfill progress", zap.Int("done", n), zap.Int("of", pending), zap.Duration("elapsed", time.Since(start)))
-					}
-				}
-				resMu.Lock()
-				sloResults[st.tracker.def.Name] = s
-				resMu.Unlock()
-			}
-		}()
-	}
-	for _, name := range sortedKeys(slos) {
-		select {
-		case work <- slos[name]:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-
-	lookup := func(name string) (*sloState, SLOStatus, bool) {
-		st, ok := slos[name]
-		if !ok {
-			return nil, SLOStatus{}, false
-		}
-		s, ok := sloResults[name]
-		return st, s, ok
-	}
-	hypResults := make(map[string]HypothesisStatus, len(hyps))
-	var hwg sync.WaitGroup
-	for name, st := range hyps {
-		hwg.Add(1)
-		go func() {
-			defer hwg.Done()
-			s := st.evaluate(ctx, f, at, lookup)
-			resMu.Lock()
-			hypResults[name] = s
-			resMu.Unlock()
-		}()
-	}
-	hwg.Wait()
-
-	if ctx.Err() != nil {
-		// Shutting down: what was measured while cancelling is not a verdict.
-		return
-	}
-	e.mu.Lock()
-	for name, s := range sloResults {
-		if _, ok := e.slos[name]; ok {
-			e.sloStatus[name] = s
-		}
-	}
-	for name, s := range hypResults {
-		if _, ok := e.hyps[name]; ok {
-			e.hypStatus[name] = s
-		}
-	}
-	e.lastCycle = at
-	e.cycles++
-	if f.failures() == 0 {
-		e.lastGood = at
-		e.metrics.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
-	}
-	e.mu.Unlock()
-	e.metrics.evalDuration.Observe(time.Since(start).Seconds())
-	if n := f.failures(); n > 0 {
-		e.logger.Warn("evaluation had failed queries", zap.Int("failed", n), zap.Time("at", at))
-	}
-	for _, fn := range observers {
-		fn(ctx, at)
-	}
-}
-
-func (e *Evaluator) saveSnapshots() {
-	if err := e.SaveSnapshots(); err != nil {
-		e.logger.Warn("saving the snapshot of SLO windows", zap.Error(err))
-	}
-}
-
-// spreadDelay waits until the SLO's offset into the cycle that started at
-// start. The offset counts from the cycle's start, not from when a worker
-// gets to the SLO: each worker evaluates many SLOs one after the other, and
-// offsets that added up made a cycle of 1,000 SLOs last minutes.
-func (e *Evaluator) spreadDelay(ctx context.Context, start time.Time, name string) {
-	if e.opts.Spread <= 0 {
-		return
-	}
-	max := time.Duration(float64(e.opts.Interval) * e.opts.Spread)
-	if max <= 0 {
-		return
-	}
-	d := time.Until(start.Add(time.Duration(hashName(name) % uint64(max))))
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }
 
@@ -449,113 +284,137 @@ func (e *Evaluator) Heartbeat() time.Time {
 	return time.Unix(0, ns)
 }
 
-// Ready reports whether one cycle has completed since start.
-func (e *Evaluator) Ready() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.cycles > 0
-}
+// Evaluate runs one cycle at time at (truncated to the interval): plan,
+// fetch, evaluate, commit, notify.
+func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
+	at = at.Truncate(e.opts.Interval)
+	e.cycleMu.Lock()
+	defer e.cycleMu.Unlock()
+	e.beat()
+	defer e.beat()
+	start := time.Now()
+	cur := e.snap.Load()
 
-// LastCycle is the evaluation time of the latest cycle, and of the latest
-// cycle in which every query succeeded.
-func (e *Evaluator) LastCycle() (last, lastGood time.Time) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.lastCycle, e.lastGood
-}
-
-// SLOs returns the statuses of all evaluated SLOs, sorted by name.
-func (e *Evaluator) SLOs() []SLOStatus {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := make([]SLOStatus, 0, len(e.slos))
-	for _, name := range sortedKeys(e.slos) {
-		out = append(out, e.sloStatusLocked(name))
+	p := e.plan(cur, at)
+	e.logBackfill(cur, p)
+	failures := e.fetch(ctx, p, start)
+	if ctx.Err() != nil {
+		// Shutting down: what was measured while cancelling is not a verdict.
+		return
 	}
-	return out
-}
-
-// SLO returns one SLO's status.
-func (e *Evaluator) SLO(name string) (SLOStatus, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if _, ok := e.slos[name]; !ok {
-		return SLOStatus{}, false
+	next := e.evaluate(cur, p, at)
+	next.cycles = cur.cycles + 1
+	if failures == 0 {
+		next.lastGood = at
+		e.metrics.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
 	}
-	return e.sloStatusLocked(name), true
-}
-
-func (e *Evaluator) sloStatusLocked(name string) SLOStatus {
-	if s, ok := e.sloStatus[name]; ok {
-		return e.withFreshness(s)
+	e.snap.Store(next)
+	e.metrics.evalDuration.Observe(time.Since(start).Seconds())
+	if failures > 0 {
+		e.logger.Warn("evaluation had failed queries", zap.Int("failed", failures), zap.Time("at", at))
 	}
-	return e.slos[name].status
-}
 
-// withFreshness marks a status stale once its last success is older than two
-// intervals, whatever the latest cycle said.
-func (e *Evaluator) withFreshness(s SLOStatus) SLOStatus {
-	s.Fresh = s.Fresh && e.fresh(s.LastSuccess)
-	return s
-}
-
-func (e *Evaluator) fresh(last time.Time) bool {
-	return !last.IsZero() && e.opts.Now().Sub(last) < 2*e.opts.Interval+e.opts.Interval/2
-}
-
-// Hypotheses returns all hypothesis statuses, sorted by name.
-func (e *Evaluator) Hypotheses() []HypothesisStatus {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := make([]HypothesisStatus, 0, len(e.hyps))
-	for _, name := range sortedKeys(e.hyps) {
-		out = append(out, e.hypStatusLocked(name))
+	e.obsMu.Lock()
+	observers := append([]func(context.Context, *Snapshot){}, e.observers...)
+	e.obsMu.Unlock()
+	for _, fn := range observers {
+		fn(ctx, e.Snapshot())
 	}
-	return out
 }
 
-// Hypothesis returns one hypothesis' status.
-func (e *Evaluator) Hypothesis(name string) (HypothesisStatus, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if _, ok := e.hyps[name]; !ok {
-		return HypothesisStatus{}, false
+// plan lists what the SLOs and probes of cur need at time at.
+func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
+	pl := &planner{p: newPlan(at)}
+	if e.opts.Spread > 0 {
+		// Backfills are not delayed: nothing is known yet to wait with.
+		pl.spread = func(name string) bool { return cur.slos[name].backfilled }
 	}
-	return e.hypStatusLocked(name), true
+	for _, name := range cur.sloNames {
+		pl.addSLO(cur.slos[name].tracker)
+	}
+	for _, h := range cur.defs.Hypotheses {
+		pl.addHypothesis(h)
+	}
+	if !e.opts.DisableBatching {
+		pl.group()
+	}
+	return pl.p
 }
 
-func (e *Evaluator) hypStatusLocked(name string) HypothesisStatus {
-	s, ok := e.hypStatus[name]
-	if !ok {
-		s = e.hyps[name].status
+// logBackfill says how many SLOs are being backfilled, when that changes.
+func (e *Evaluator) logBackfill(cur *Snapshot, p *plan) {
+	pending := 0
+	for _, entry := range cur.slos {
+		if !entry.backfilled {
+			pending++
+		}
 	}
-	s.Fresh = s.Fresh && e.fresh(s.LastSuccess)
-	if !e.fresh(s.EvaluatedAt) && s.Verdict != slo.Unknown {
-		// The loop has not evaluated it for two intervals (stuck, or
-		// shutting down): an old verdict is not a verdict.
-		s.Verdict = slo.Unknown
+	if pending > 0 && pending != e.pendingLogged {
+		e.logger.Info("backfilling SLO windows from Prometheus", zap.Int("slos", pending), zap.Int("queries", len(p.queries)), zap.Int("grouped", len(p.groups)))
 	}
-	return s
+	e.pendingLogged = pending
 }
 
-// SLOCounts returns the bad and total events of an SLO in (from, to], and
-// whether all of that span could be measured.
-func (e *Evaluator) SLOCounts(name string, from, to time.Time) (bad, total float64, complete bool, ok bool) {
-	e.mu.RLock()
-	st, found := e.slos[name]
-	e.mu.RUnlock()
-	if !found {
-		return 0, 0, false, false
+// evaluate stores the answers of p in the SLO buffers and computes the
+// statuses of the cycle at time at: SLOs first, then the hypotheses, which
+// read the SLO statuses of the same cycle. It returns the snapshot to
+// publish.
+func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
+	next := &Snapshot{
+		at: at, lastGood: cur.lastGood, interval: e.opts.Interval, defs: cur.defs,
+		slos: make(map[string]*sloEntry, len(cur.slos)), hyps: make(map[string]HypothesisStatus, len(cur.hyps)),
+		sloNames: cur.sloNames, hypNames: cur.hypNames,
 	}
-	c, missing := st.tracker.countsBetween(from, to)
-	return c.bad, c.total, missing == 0, true
+	// Storing answers and summing windows is CPU work without I/O: a
+	// worker per core.
+	entries := make([]*sloEntry, len(cur.sloNames))
+	var wg sync.WaitGroup
+	var nextIndex atomic.Int64
+	for range min(len(entries), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for {
+				i := int(nextIndex.Add(1)) - 1
+				if i >= len(entries) {
+					return
+				}
+				name := cur.sloNames[i]
+				old := cur.slos[name]
+				err := old.tracker.apply(at, p.fetchedFor(name))
+				st := sloStatus(old.tracker, old.status, at, err)
+				entries[i] = &sloEntry{status: st, tracker: old.tracker, backfilled: old.backfilled || err == nil && st.Fresh}
+			}
+		})
+	}
+	wg.Wait()
+	done := 0
+	statuses := make(map[string]SLOStatus, len(entries))
+	for i, entry := range entries {
+		name := cur.sloNames[i]
+		next.slos[name] = entry
+		statuses[name] = entry.status
+		if entry.backfilled && !cur.slos[name].backfilled {
+			done++
+		}
+	}
+	if done > 0 {
+		e.metrics.backfillPending.Sub(float64(done))
+		e.logger.Info("backfill progress", zap.Int("done", done), zap.Int("pending", e.pendingLogged-done))
+	}
+
+	for _, h := range cur.defs.Hypotheses {
+		results := make([]Result, len(h.Probes))
+		for i, q := range p.probes[h.Name] {
+			if q != nil {
+				results[i] = Classify(q.v, q.err)
+			}
+		}
+		next.hyps[h.Name] = hypothesisStatus(h, cur.hyps[h.Name], at, results, statuses)
+	}
+	return next
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+func (e *Evaluator) saveSnapshots() {
+	if err := e.SaveSnapshots(); err != nil {
+		e.logger.Warn("saving the snapshot of SLO windows", zap.Error(err))
 	}
-	sort.Strings(keys)
-	return keys
 }

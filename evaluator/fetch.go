@@ -2,123 +2,153 @@ package evaluator
 
 import (
 	"context"
-	"strconv"
+	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/model"
 )
 
-// cycleFetcher runs the queries of one evaluation cycle: bounded concurrency,
-// each identical query made once, durations and failures counted.
-type cycleFetcher struct {
-	q       Querier
-	sem     chan struct{}
-	metrics *selfMetrics
-	// beat, when set, is called after every query: progress of the cycle.
-	beat func()
+// errNotFetched answers a query a cancelled cycle never got to.
+var errNotFetched = errors.New("not fetched: the evaluation cycle was cancelled")
 
-	mu    sync.Mutex
-	calls map[string]*call
-	fails int
-}
+// fetch asks Prometheus what plan p lists: first the grouped queries, in
+// parallel, whose answers are split among their members; then every query
+// still without an answer (not grouped, or its group failed), each after
+// the spread offset of the SLO it belongs to. Concurrency is bounded by
+// e.sem. It returns the number of queries that failed.
+func (e *Evaluator) fetch(ctx context.Context, p *plan, start time.Time) int {
+	var failures atomic.Int64
+	ask := func(kind, expr string, instant bool, at time.Time, r Range) (model.Value, error) {
+		v, err := e.query(ctx, kind, func(ctx context.Context) (model.Value, error) {
+			if instant {
+				return e.opts.Querier.Query(ctx, expr, at)
+			}
+			return e.opts.Querier.QueryRange(ctx, expr, r)
+		})
+		if err != nil {
+			failures.Add(1)
+		}
+		return v, err
+	}
 
-type call struct {
-	done chan struct{}
-	v    model.Value
-	err  error
-}
+	var wg sync.WaitGroup
+	for _, g := range p.groups {
+		wg.Go(func() {
+			v, err := ask(kindOf(g.instant), g.expr, g.instant, g.at, g.rng)
+			if err != nil {
+				return // the members ask for themselves
+			}
+			split, ok := splitAnswer(v, g.by)
+			if !ok {
+				return
+			}
+			for _, m := range g.members {
+				key := make(model.Metric, len(g.by))
+				for _, l := range g.by {
+					key[model.LabelName(l)] = model.LabelValue(m.shape.eq[l])
+				}
+				m.v, m.done = split(tupleKey(key, g.by)), true
+			}
+			e.metrics.batched.Add(float64(len(g.members) - 1))
+		})
+	}
+	wg.Wait()
 
-func newCycleFetcher(q Querier, sem chan struct{}, m *selfMetrics) *cycleFetcher {
-	return &cycleFetcher{q: q, sem: sem, metrics: m, calls: map[string]*call{}}
-}
-
-func (f *cycleFetcher) instant(ctx context.Context, query string, ts time.Time) (model.Value, error) {
-	return f.do(ctx, instantKey(query, ts), "instant", func(ctx context.Context) (model.Value, error) {
-		return f.q.Query(ctx, query, ts)
-	})
-}
-
-func (f *cycleFetcher) rangeQuery(ctx context.Context, query string, r Range) (model.Value, error) {
-	return f.do(ctx, rangeKey(query, r), "range", func(ctx context.Context) (model.Value, error) {
-		return f.q.QueryRange(ctx, query, r)
-	})
-}
-
-// instantKey and rangeKey name a query in the cycle's cache.
-func instantKey(query string, ts time.Time) string {
-	return "instant\x00" + query + "\x00" + strconv.FormatInt(ts.UnixNano(), 10)
-}
-
-func rangeKey(query string, r Range) string {
-	return "range\x00" + query + "\x00" + strconv.FormatInt(r.Start.UnixNano(), 10) + "\x00" +
-		strconv.FormatInt(r.End.UnixNano(), 10) + "\x00" + r.Step.String()
-}
-
-func (f *cycleFetcher) do(ctx context.Context, key, kind string, run func(context.Context) (model.Value, error)) (model.Value, error) {
-	f.mu.Lock()
-	if c, ok := f.calls[key]; ok {
-		f.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.v, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	var rest []*plannedQuery
+	for _, q := range p.queries {
+		if !q.done {
+			rest = append(rest, q)
 		}
 	}
-	c := &call{done: make(chan struct{})}
-	f.calls[key] = c
-	f.mu.Unlock()
-	defer close(c.done)
+	// Workers take the queries in the order of their offsets, so that none
+	// waits behind a later one.
+	offset := func(q *plannedQuery) time.Duration { return e.spreadOffset(q.spreadBy) }
+	slices.SortStableFunc(rest, func(a, b *plannedQuery) int { return int(offset(a) - offset(b)) })
+	work := make(chan *plannedQuery)
+	for range min(len(rest), 4*e.opts.MaxConcurrency) {
+		wg.Go(func() {
+			for q := range work {
+				if !waitUntil(ctx, start.Add(offset(q))) {
+					continue
+				}
+				q.v, q.err = ask(kindOf(q.instant), q.expr, q.instant, q.at, q.rng)
+				q.done = true
+			}
+		})
+	}
+	for _, q := range rest {
+		select {
+		case work <- q:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	for _, q := range p.queries {
+		if !q.done {
+			q.err = errNotFetched
+		}
+	}
+	return int(failures.Load())
+}
 
+func kindOf(instant bool) string {
+	if instant {
+		return "instant"
+	}
+	return "range"
+}
+
+// query runs one query within the concurrency bound, counting its duration
+// and failure, and beats the heartbeat: an answer, even an error, is
+// progress of the loop.
+func (e *Evaluator) query(ctx context.Context, kind string, run func(context.Context) (model.Value, error)) (model.Value, error) {
 	select {
-	case f.sem <- struct{}{}:
+	case e.sem <- struct{}{}:
 	case <-ctx.Done():
-		c.err = ctx.Err()
-		return nil, c.err
+		return nil, ctx.Err()
 	}
 	start := time.Now()
-	c.v, c.err = run(ctx)
-	<-f.sem
-	if f.beat != nil {
-		f.beat()
-	}
-	f.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	if c.err != nil {
-		reason := FailureReason(c.err)
-		if reason != ReasonCanceled || ctx.Err() == nil {
-			f.metrics.queryFailures.WithLabelValues(reason).Inc()
+	v, err := run(ctx)
+	<-e.sem
+	e.beat()
+	e.metrics.queryDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if reason := FailureReason(err); reason != ReasonCanceled || ctx.Err() == nil {
+			e.metrics.queryFailures.WithLabelValues(reason).Inc()
 		}
-		f.mu.Lock()
-		f.fails++
-		f.mu.Unlock()
 	}
-	return c.v, c.err
+	return v, err
 }
 
-// prime stores an answer obtained another way (a grouped query) under the
-// key of the query it answers, unless that query was already asked.
-func (f *cycleFetcher) prime(key string, v model.Value) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.calls[key]; ok {
-		return
+// spreadOffset is how far into a cycle the queries of SLO name wait, by a
+// hash of its name, so that thousands of SLOs do not hit Prometheus at the
+// same instant; 0 for "" and without spreading.
+func (e *Evaluator) spreadOffset(name string) time.Duration {
+	maxOffset := time.Duration(float64(e.opts.Interval) * e.opts.Spread)
+	if name == "" || maxOffset <= 0 {
+		return 0
 	}
-	c := &call{done: make(chan struct{}), v: v}
-	close(c.done)
-	f.calls[key] = c
+	return time.Duration(hashName(name) % uint64(maxOffset))
 }
 
-// cached reports whether the answer under key is known or being fetched.
-func (f *cycleFetcher) cached(key string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, ok := f.calls[key]
-	return ok
-}
-
-func (f *cycleFetcher) failures() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.fails
+// waitUntil waits for the wall clock to reach t; false if ctx ended first.
+// The offsets pace real requests, so they count in real time whatever the
+// evaluation time is.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -23,35 +23,31 @@ type SLOHistory struct {
 	BurnRate5m      []Point `json:"burnRate5m"`
 }
 
-// History returns the chart series of an SLO as of its latest evaluation.
-func (e *Evaluator) History(name string) (SLOHistory, bool) {
-	e.mu.RLock()
-	st, ok := e.slos[name]
-	status := e.sloStatus[name]
-	e.mu.RUnlock()
-	if !ok || status.EvaluatedAt.IsZero() {
+// History returns the chart series of an SLO as of the snapshot's cycle.
+func (s *Snapshot) History(name string) (SLOHistory, bool) {
+	entry, ok := s.slos[name]
+	if !ok || entry.status.EvaluatedAt.IsZero() {
 		return SLOHistory{}, ok
 	}
-	def := st.tracker.def
-	now := status.EvaluatedAt
+	t, def, now := entry.tracker, entry.tracker.def, entry.status.EvaluatedAt
 	var h SLOHistory
-	value := func(c counts, missing time.Duration, f func(counts) float64) Num {
+	value := func(c slo.Counts, missing time.Duration, f func(slo.Counts) float64) Num {
 		if missing > 0 {
 			return Num(math.NaN())
 		}
 		return Num(f(c))
 	}
-	budget := func(c counts) float64 { return slo.BudgetRemaining(c.bad, c.total, def.Objective) }
-	burn := func(c counts) float64 { return slo.BurnRate(c.bad, c.total, def.Objective) }
-	for t := now.Truncate(time.Hour).Add(-historySpan); !t.After(now); t = t.Add(time.Hour) {
-		c, m := st.tracker.countsBetween(t.Add(-def.Window), t)
-		h.BudgetRemaining = append(h.BudgetRemaining, Point{At: t, Value: value(c, m, budget)})
-		c, m = st.tracker.countsBetween(t.Add(-time.Hour), t)
-		h.BurnRate1h = append(h.BurnRate1h, Point{At: t, Value: value(c, m, burn)})
+	budget := func(c slo.Counts) float64 { return slo.BudgetRemaining(c.Bad, c.Total, def.Objective) }
+	burn := func(c slo.Counts) float64 { return slo.BurnRate(c.Bad, c.Total, def.Objective) }
+	for at := now.Truncate(time.Hour).Add(-historySpan); !at.After(now); at = at.Add(time.Hour) {
+		c, m := t.countsBetween(at.Add(-def.Window), at)
+		h.BudgetRemaining = append(h.BudgetRemaining, Point{At: at, Value: value(c, m, budget)})
+		c, m = t.countsBetween(at.Add(-time.Hour), at)
+		h.BurnRate1h = append(h.BurnRate1h, Point{At: at, Value: value(c, m, burn)})
 	}
-	for t := now.Truncate(5 * time.Minute).Add(-fineSpan); !t.After(now); t = t.Add(5 * time.Minute) {
-		c, m := st.tracker.countsBetween(t.Add(-5*time.Minute), t)
-		h.BurnRate5m = append(h.BurnRate5m, Point{At: t, Value: value(c, m, burn)})
+	for at := now.Truncate(5 * time.Minute).Add(-fineSpan); !at.After(now); at = at.Add(5 * time.Minute) {
+		c, m := t.countsBetween(at.Add(-5*time.Minute), at)
+		h.BurnRate5m = append(h.BurnRate5m, Point{At: at, Value: value(c, m, burn)})
 	}
 	return h, true
 }

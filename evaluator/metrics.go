@@ -96,8 +96,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	defs := c.e.Definitions()
-	for _, s := range c.e.SLOs() {
+	snap := c.e.Snapshot()
+	defs := snap.Definitions()
+	for _, s := range snap.SLOs() {
 		def := defs.SLO(s.Name)
 		names := []string{"slo", "service"}
 		values := []string{s.Name, s.Service}
@@ -141,7 +142,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descAlert, prometheus.GaugeValue, v, s.Name, s.Service, string(a.Severity))
 		}
 	}
-	for _, h := range c.e.Hypotheses() {
+	for _, h := range snap.Hypotheses() {
 		for _, v := range slo.Verdicts {
 			val := 0.0
 			if h.Verdict == v {

@@ -1,9 +1,9 @@
 package evaluator
 
 import (
-	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,20 +31,53 @@ const (
 	DefaultMinRange = 2 * time.Minute
 )
 
+// ringKind names the rings of a tracker.
+type ringKind uint8
+
+const (
+	fineRing ringKind = iota
+	coarseRing
+	tailRing // fine slices at the start edge of one long window
+)
+
+// ringRef names one ring of a tracker; window is set for tails.
+type ringRef struct {
+	kind   ringKind
+	window time.Duration
+}
+
+// sliceReq is what a tracker needs fetched: slices first..last of one ring,
+// at most maxPoints of them. A single slice is an instant query at its end,
+// a run a range query.
+type sliceReq struct {
+	ring        ringRef
+	step        time.Duration
+	first, last int64
+}
+
+func (q sliceReq) instant() bool { return q.first == q.last }
+
+// end is the evaluation time of slice k of the request's ring.
+func (q sliceReq) end(k int64) time.Time { return time.Unix(0, k*int64(q.step)) }
+
+// rng is the range query of a run of slices.
+func (q sliceReq) rng() Range { return Range{Start: q.end(q.first), End: q.end(q.last), Step: q.step} }
+
 // sloTracker holds the slice buffers of one SLO. Its own mutex guards the
-// buffers; the definition is immutable.
+// buffers; the definition and the queries are immutable.
 type sloTracker struct {
-	def     *slo.SLO
-	queries sliQueries
+	def    *slo.SLO
+	events slo.Events
+	// minRange is the shortest range in the queries of a slice.
+	minRange time.Duration
+	// shapes are the fine-slice queries that can be grouped with other
+	// SLOs' (batch.go), by template index (bad, good, total, raw).
+	shapes [4]*batchShape
+	span   time.Duration // longest window read from coarse slices
 
 	mu     sync.Mutex
 	fine   *ring
 	coarse *ring
-	span   time.Duration // longest window read from coarse slices
-	// minRange is the shortest range in the queries of a slice.
-	minRange  time.Duration
-	batchOnce sync.Once
-	batch     []*batchShape
 	// latest is the newest fine slice asked for; spans older than the fine
 	// ring reaches are read from coarse slices (charts of the last day).
 	latest int64
@@ -57,7 +90,7 @@ type sloTracker struct {
 }
 
 func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker, error) {
-	q, err := sliQueriesFor(def)
+	ev, err := def.Events()
 	if err != nil {
 		return nil, err
 	}
@@ -79,23 +112,49 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 			tails[t.Long] = newRing(interval, int(2*coarseStep/interval)+2)
 		}
 	}
-	return &sloTracker{
-		tails:   tails,
-		def:     def,
-		queries: q,
-		fine:    newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
+	t := &sloTracker{
+		def:    def,
+		events: ev,
+		tails:  tails,
+		fine:   newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
 		// A day more than the longest window, so that the UI can chart the
 		// budget of the last 24 hours from the same slices.
 		coarse:   newRing(coarseStep, int((span+historySpan)/coarseStep)+3),
 		span:     span,
 		minRange: max(minRange, interval),
-	}, nil
+	}
+	for i, tmpl := range t.templates() {
+		if tmpl != "" && i < 3 {
+			t.shapes[i], _ = parseBatchShape(slo.FillWindow(tmpl, t.rangeFor(interval)))
+		}
+	}
+	return t, nil
+}
+
+// templates are the event templates by index: bad, good, total, raw.
+func (t *sloTracker) templates() [4]string {
+	e := t.events
+	return [4]string{e.Bad, e.Good, e.Total, e.Raw}
+}
+
+// rangeFor is the range a slice of length step is measured over.
+func (t *sloTracker) rangeFor(step time.Duration) time.Duration { return max(step, t.minRange) }
+
+// ring returns the ring ref names.
+func (t *sloTracker) ring(ref ringRef) *ring {
+	switch ref.kind {
+	case fineRing:
+		return t.fine
+	case coarseRing:
+		return t.coarse
+	}
+	return t.tails[ref.window]
 }
 
 // adopt takes over the buffers of an older tracker measuring the same thing,
 // so that a reload does not throw away history.
 func (t *sloTracker) adopt(old *sloTracker) {
-	if old == nil || old.queries.key() != t.queries.key() || old.fine.step != t.fine.step || old.minRange != t.minRange {
+	if !t.sameMeasure(old) {
 		return
 	}
 	old.mu.Lock()
@@ -109,98 +168,146 @@ func (t *sloTracker) adopt(old *sloTracker) {
 			copyRing(r, o)
 		}
 	}
+	t.latest = old.latest
+}
+
+// sameMeasure reports whether old counts the same events in the same slices.
+func (t *sloTracker) sameMeasure(old *sloTracker) bool {
+	return old != nil && old.events.Key() == t.events.Key() && old.fine.step == t.fine.step && old.minRange == t.minRange
 }
 
 func copyRing(dst, src *ring) {
 	src.each(dst.put)
 }
 
-// fetcher runs queries for trackers: instant for one slice, range for runs.
-type fetcher interface {
-	instant(ctx context.Context, query string, ts time.Time) (model.Value, error)
-	rangeQuery(ctx context.Context, query string, r Range) (model.Value, error)
-}
-
-// update fills every slice the tracker lacks up to the slice ending at now
-// (aligned). It returns the first error; slices it could not fetch stay
-// missing and are asked for again next time, so an outage leaves no hole.
-func (t *sloTracker) update(ctx context.Context, f fetcher, now time.Time) error {
-	newest := t.fine.sliceOf(now)
-	firstFine := t.fine.sliceOf(now.Add(-fineSpan - coarseStep))
+// needs lists the slices the tracker lacks at now: the newest fine slice in
+// steady state; after a start, a restart from a snapshot or an outage, the
+// runs of fine slices missing, the hours no rollup of fine slices will fill,
+// and the start-edge slices of the long windows. It changes nothing, so a
+// plan can be printed and thrown away.
+func (t *sloTracker) needs(now time.Time) []sliceReq {
 	t.mu.Lock()
-	t.latest = max(t.latest, newest)
-	t.mu.Unlock()
-	var firstErr error
-	keep := func(err error) {
-		if err != nil && firstErr == nil {
-			firstErr = err
+	defer t.mu.Unlock()
+	var out []sliceReq
+	add := func(ref ringRef, r *ring, run [2]int64) {
+		for a := run[0]; a <= run[1]; a += maxPoints {
+			out = append(out, sliceReq{ring: ref, step: r.step, first: a, last: min(run[1], a+maxPoints-1)})
 		}
 	}
-	for _, run := range t.fineRuns(now) {
-		keep(t.fetchRun(ctx, f, t.fine, run))
+	newest := t.fine.sliceOf(now)
+	firstFine := t.fine.sliceOf(now.Add(-fineSpan - coarseStep))
+	for _, run := range t.fine.missingIn(firstFine, newest) {
+		add(ringRef{kind: fineRing}, t.fine, run)
 	}
 
-	hour := t.coarse.sliceOf(now.Truncate(coarseStep))
+	// Hours whose fine slices are all held or asked for this cycle are
+	// rolled up from them (apply); only older ones are asked by the hour.
+	perHour := int64(coarseStep / t.fine.step)
+	rolledUp := func(h int64) bool { return (h-1)*perHour+1 >= firstFine }
+	for _, run := range t.coarse.missingIn(t.coarse.sliceOf(now.Add(-t.span-historySpan)), lastFullHour(t.coarse, now)) {
+		for run[1] >= run[0] && rolledUp(run[1]) {
+			run[1]--
+		}
+		if run[1] >= run[0] {
+			add(ringRef{kind: coarseRing}, t.coarse, run)
+		}
+	}
+
+	// The missing slices of the partial hour at each long window's start,
+	// and the next hour with them, so that a tail costs one query an hour.
+	for _, w := range sortedDurations(t.tails) {
+		tail := t.tails[w]
+		from := now.Add(-w)
+		first, last := tail.sliceOf(from.Add(1)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
+		for _, run := range tail.missingIn(first, last) {
+			run[1] = min(max(run[1], last+perHour), newest)
+			add(ringRef{kind: tailRing, window: w}, tail, run)
+		}
+	}
+	return out
+}
+
+// lastFullHour is the coarse slice of the last hour that ended at or
+// before now.
+func lastFullHour(coarse *ring, now time.Time) int64 {
+	hour := coarse.sliceOf(now.Truncate(coarseStep))
 	if hour*int64(coarseStep) > now.UnixNano() {
 		hour--
 	}
-	t.mu.Lock()
-	t.rollup(hour, firstFine)
-	coarseRuns := t.coarse.missingIn(t.coarse.sliceOf(now.Add(-t.span-historySpan)), hour)
-	t.mu.Unlock()
-	for _, run := range coarseRuns {
-		keep(t.fetchRun(ctx, f, t.coarse, run))
-	}
+	return hour
+}
 
-	for _, tr := range t.tailRuns(now, newest) {
-		keep(t.fetchRun(ctx, f, tr.ring, tr.run))
+// answer is what the query of one template of a sliceReq returned.
+type answer struct {
+	query string
+	v     model.Value
+	err   error
+}
+
+// fetched is a sliceReq with the answers of its templates, by index (bad,
+// good, total, raw; unused templates are zero).
+type fetched struct {
+	req     sliceReq
+	answers [4]answer
+}
+
+// apply stores what a cycle fetched, rolls complete hours of fine slices up
+// into coarse ones, and returns the first error. Slices whose queries
+// failed stay missing and are asked for again next cycle, so an outage
+// leaves no hole.
+func (t *sloTracker) apply(now time.Time, got []fetched) error {
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("slo %q: %w", t.def.Name, err)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.latest = max(t.latest, t.fine.sliceOf(now))
+	for _, f := range got {
+		if f.req.ring.kind != coarseRing {
+			keep(t.store(f))
+		}
+	}
+	t.rollup(lastFullHour(t.coarse, now), t.fine.sliceOf(now.Add(-fineSpan-coarseStep)))
+	for _, f := range got {
+		if f.req.ring.kind == coarseRing {
+			keep(t.store(f))
+		}
 	}
 	return firstErr
 }
 
-// ringRun is a run of slices of one ring to fetch.
-type ringRun struct {
-	ring *ring
-	run  [2]int64
-}
-
-// fineRuns are the runs of missing fine slices that update fetches at now:
-// the newest slice in steady state, more after an outage or at start.
-func (t *sloTracker) fineRuns(now time.Time) [][2]int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.fine.missingIn(t.fine.sliceOf(now.Add(-fineSpan-coarseStep)), t.fine.sliceOf(now))
-}
-
-// tailRuns are the start-edge slices of the long windows that update fetches
-// at now: the missing ones of the partial hour at each window's start, and
-// the next hour with them, so a tail costs one query an hour.
-func (t *sloTracker) tailRuns(now time.Time, newest int64) []ringRun {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []ringRun
-	for w, tail := range t.tails {
-		from := now.Add(-w)
-		first, last := tail.sliceOf(from.Add(1)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
-		for _, run := range tail.missingIn(first, last) {
-			run[1] = min(max(run[1], last+int64(coarseStep/tail.step)), newest)
-			out = append(out, ringRun{ring: tail, run: run})
+// store puts the counts of one fetched request into its ring (t.mu held).
+func (t *sloTracker) store(f fetched) error {
+	r := t.ring(f.req.ring)
+	a, b := f.req.first, f.req.last
+	var series [4]*slicePoints
+	for i, ans := range f.answers {
+		if ans.query == "" {
+			continue
+		}
+		if ans.err != nil {
+			return ans.err
+		}
+		var err error
+		if series[i], err = pointsBySlice(ans.v, r, a, b); err != nil {
+			return fmt.Errorf("query %q: %w", ans.query, err)
 		}
 	}
-	return out
-}
-
-// chunks splits a run into the pieces fetchRun asks for: at most maxPoints
-// slices each.
-func (rr ringRun) chunks() [][2]int64 {
-	var out [][2]int64
-	for a := rr.run[0]; a <= rr.run[1]; a += maxPoints {
-		out = append(out, [2]int64{a, min(rr.run[1], a+maxPoints-1)})
+	for k := a; k <= b; k++ {
+		var rt slo.Rates
+		rt.Bad, rt.HasBad = series[0].get(k)
+		rt.Good, rt.HasGood = series[1].get(k)
+		rt.Total, rt.HasTotal = series[2].get(k)
+		rt.Raw, rt.HasRaw = series[3].mean(k)
+		r.put(k, t.events.SliceCounts(r.step, rt))
 	}
-	return out
+	return nil
 }
 
-// rollup builds coarse slices from complete hours of fine slices.
+// rollup builds coarse slices from complete hours of fine slices (t.mu held).
 func (t *sloTracker) rollup(lastHour int64, firstFine int64) {
 	perHour := int64(coarseStep / t.fine.step)
 	for h := lastHour; h > 0; h-- {
@@ -212,7 +319,7 @@ func (t *sloTracker) rollup(lastHour int64, firstFine int64) {
 		if t.coarse.has(h) {
 			continue
 		}
-		var c counts
+		var c slo.Counts
 		complete := true
 		for k := firstK; k <= lastK; k++ {
 			v, ok := t.fine.get(k)
@@ -220,60 +327,12 @@ func (t *sloTracker) rollup(lastHour int64, firstFine int64) {
 				complete = false
 				break
 			}
-			c.bad += v.bad
-			c.total += v.total
+			c = c.Add(v)
 		}
 		if complete {
 			t.coarse.put(h, c)
 		}
 	}
-}
-
-// fetchRun fills slices run[0]..run[1] of r: one instant query per template
-// for a single slice, range queries (split below maxPoints) for longer runs.
-func (t *sloTracker) fetchRun(ctx context.Context, f fetcher, r *ring, run [2]int64) error {
-	for _, c := range (ringRun{ring: r, run: run}).chunks() {
-		if err := t.fetchSlices(ctx, f, r, c[0], c[1]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *sloTracker) fetchSlices(ctx context.Context, f fetcher, r *ring, a, b int64) error {
-	q := t.queries
-	templates := []string{q.bad, q.good, q.total, q.raw}
-	var series [4]*slicePoints
-	for i, tmpl := range templates {
-		if tmpl == "" {
-			continue
-		}
-		query := fill(tmpl, max(r.step, t.minRange))
-		var v model.Value
-		var err error
-		if a == b {
-			v, err = f.instant(ctx, query, r.end(a))
-		} else {
-			v, err = f.rangeQuery(ctx, query, Range{Start: r.end(a), End: r.end(b), Step: r.step})
-		}
-		if err != nil {
-			return fmt.Errorf("slo %q: %w", t.def.Name, err)
-		}
-		series[i], err = pointsBySlice(v, r, a, b)
-		if err != nil {
-			return fmt.Errorf("slo %q: query %q: %w", t.def.Name, query, err)
-		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for k := a; k <= b; k++ {
-		bad, hasBad := series[0].get(k)
-		good, hasGood := series[1].get(k)
-		total, hasTotal := series[2].get(k)
-		raw, hasRaw := series[3].mean(k)
-		r.put(k, q.sliceCounts(r.step, bad, good, total, raw, hasBad, hasGood, hasTotal, hasRaw))
-	}
-	return nil
 }
 
 // slicePoints are the values of slices a..b, summed over the series of an
@@ -340,39 +399,54 @@ func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
 
 // windowCounts sums the events of the window ending at now. Windows up to
 // fineSpan come from fine slices only; longer ones from coarse slices up to
-// the last full hour plus fine slices since. missing is the number of
-// seconds of the window with no slice (a query failed and was not retried
-// successfully yet).
-func (t *sloTracker) windowCounts(w time.Duration, now time.Time) (c counts, missing time.Duration) {
+// the last full hour plus fine slices since. missing is how much of the
+// window has no slice (a query failed and was not retried successfully yet).
+func (t *sloTracker) windowCounts(w time.Duration, now time.Time) (c slo.Counts, missing time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.windowCountsLocked(now.Add(-w), now)
 }
 
-func (t *sloTracker) windowCountsLocked(from, to time.Time) (counts, time.Duration) {
+func (t *sloTracker) windowCountsLocked(from, to time.Time) (slo.Counts, time.Duration) {
 	if to.Sub(from) <= fineSpan && t.fine.sliceOf(from.Add(1)) >= t.latest-int64((fineSpan+coarseStep)/t.fine.step) {
 		c, m := t.fine.sum(from, to)
 		return c, time.Duration(m * float64(t.fine.step))
 	}
 	hour := to.Truncate(coarseStep)
-	cf, mf := t.fine.sum(hour, to)
+	c, mf := t.fine.sum(hour, to)
 	missing := mf * float64(t.fine.step)
 	if tail, ok := t.tails[to.Sub(from)]; ok && !from.Truncate(coarseStep).Equal(from) {
 		edge := from.Truncate(coarseStep).Add(coarseStep)
 		ct, mt := tail.sum(from, edge)
-		cf.bad += ct.bad
-		cf.total += ct.total
+		c = c.Add(ct)
 		missing += mt * float64(tail.step)
 		from = edge
 	}
 	cc, mc := t.coarse.sum(from, hour)
 	missing += mc * float64(t.coarse.step)
-	return counts{bad: cf.bad + cc.bad, total: cf.total + cc.total}, time.Duration(missing)
+	return c.Add(cc), time.Duration(missing)
 }
 
 // countsBetween sums the events in (from, to], e.g. during a chaos run.
-func (t *sloTracker) countsBetween(from, to time.Time) (counts, time.Duration) {
+func (t *sloTracker) countsBetween(from, to time.Time) (slo.Counts, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.windowCountsLocked(from, to)
+}
+
+// hasSlice reports whether the fine slice ending at now is held: what makes
+// a status current.
+func (t *sloTracker) hasSlice(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fine.has(t.fine.sliceOf(now))
+}
+
+func sortedDurations[V any](m map[time.Duration]V) []time.Duration {
+	out := make([]time.Duration, 0, len(m))
+	for d := range m {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,148 +1,170 @@
 package evaluator
 
 import (
-	"bytes"
-	"encoding/gob"
-	"errors"
-	"fmt"
+	"slices"
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/slogate/slogate/slo"
 )
 
-// SnapshotStore keeps the slice buffers across restarts, so that a restart
-// asks Prometheus only for the slices since the snapshot instead of
-// backfilling every window again. The run store implements it.
-type SnapshotStore interface {
-	PutSnapshot(key string, data []byte) error
-	GetSnapshot(key string) ([]byte, error)
+// Snapshot is one evaluation cycle's truth: the definitions it evaluated and
+// every status it computed, published at once when the cycle ends (and when
+// definitions are swapped). It is never modified after publication, so the
+// API, the UI, the metrics collector, the gate, the run supervisor and the
+// alerts each read a whole cycle, never a mix of two and never a field a
+// worker is writing.
+//
+// One thing changes with the reader's clock: a status that was not
+// refreshed for two and a half intervals reads as stale (and a hypothesis
+// verdict as unknown), so that a stuck loop never keeps a gate open. Each
+// Snapshot value is read as of one time, fixed when it was handed out.
+type Snapshot struct {
+	at, lastGood time.Time
+	cycles       int
+	interval     time.Duration
+	defs         *slo.Set
+	slos         map[string]*sloEntry
+	sloNames     []string // sorted
+	hyps         map[string]HypothesisStatus
+	hypNames     []string // sorted
+	// readAt is the reader's time, for freshness.
+	readAt time.Time
 }
 
-// snapshotVersion changes when the encoding or the slice geometry does.
-const snapshotVersion = 1
-
-type ringSnapshot struct {
-	Step  time.Duration
-	Index []int64
-	Bad   []float64
-	Total []float64
+// sloEntry is an SLO in a snapshot: its status, and its tracker for counts
+// over arbitrary spans (a run's budget spend, the charts).
+type sloEntry struct {
+	status     SLOStatus
+	tracker    *sloTracker
+	backfilled bool
 }
 
-type trackerSnapshot struct {
-	Version  int
-	Queries  string
-	MinRange time.Duration
-	Fine     ringSnapshot
-	Coarse   ringSnapshot
-	Tails    map[time.Duration]ringSnapshot
+// Snapshot returns the latest published snapshot, read as of now.
+func (e *Evaluator) Snapshot() *Snapshot {
+	s := *e.snap.Load()
+	s.readAt = e.opts.Now()
+	return &s
 }
 
-func snapRing(r *ring) ringSnapshot {
-	s := ringSnapshot{Step: r.step}
-	r.each(func(k int64, c counts) {
-		s.Index = append(s.Index, k)
-		s.Bad = append(s.Bad, c.bad)
-		s.Total = append(s.Total, c.total)
-	})
-	return s
+// Definitions are the definitions the snapshot holds (never nil).
+func (s *Snapshot) Definitions() *slo.Set { return s.defs }
+
+// ReadAt is the time the snapshot is read as of: when it was handed out.
+func (s *Snapshot) ReadAt() time.Time { return s.readAt }
+
+// Ready reports whether a cycle has completed since start.
+func (s *Snapshot) Ready() bool { return s.cycles > 0 }
+
+// LastCycle is the evaluation time of the snapshot's cycle, and of the
+// latest cycle in which every query succeeded.
+func (s *Snapshot) LastCycle() (last, lastGood time.Time) { return s.at, s.lastGood }
+
+// SLOs returns the statuses of the SLOs this replica evaluates, by name.
+func (s *Snapshot) SLOs() []SLOStatus {
+	out := make([]SLOStatus, 0, len(s.sloNames))
+	for _, name := range s.sloNames {
+		out = append(out, s.sloStatus(s.slos[name].status))
+	}
+	return out
 }
 
-func (s ringSnapshot) restore(r *ring) {
-	if s.Step != r.step {
-		return
+// SLO returns one SLO's status; false if this replica does not evaluate it.
+func (s *Snapshot) SLO(name string) (SLOStatus, bool) {
+	entry, ok := s.slos[name]
+	if !ok {
+		return SLOStatus{}, false
 	}
-	for i, k := range s.Index {
-		if i < len(s.Bad) && i < len(s.Total) {
-			r.put(k, counts{bad: s.Bad[i], total: s.Total[i]})
-		}
-	}
+	return s.sloStatus(entry.status), true
 }
 
-func snapshotKey(name string) string { return "slo/" + name }
-
-// snapshot encodes the tracker's buffers.
-func (t *sloTracker) snapshot() ([]byte, error) {
-	t.mu.Lock()
-	s := trackerSnapshot{
-		Version: snapshotVersion, Queries: t.queries.key(), MinRange: t.minRange,
-		Fine: snapRing(t.fine), Coarse: snapRing(t.coarse), Tails: map[time.Duration]ringSnapshot{},
-	}
-	for w, r := range t.tails {
-		s.Tails[w] = snapRing(r)
-	}
-	t.mu.Unlock()
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+func (s *Snapshot) sloStatus(st SLOStatus) SLOStatus {
+	st.Fresh = st.Fresh && s.fresh(st.LastSuccess)
+	return st
 }
 
-// restore loads buffers from a snapshot of the same measurement; a
-// snapshot of other queries or geometry is ignored.
-func (t *sloTracker) restore(data []byte) (bool, error) {
-	var s trackerSnapshot
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&s); err != nil {
-		return false, err
+// Hypotheses returns every hypothesis status, by name.
+func (s *Snapshot) Hypotheses() []HypothesisStatus {
+	out := make([]HypothesisStatus, 0, len(s.hypNames))
+	for _, name := range s.hypNames {
+		out = append(out, s.hypStatus(s.hyps[name]))
 	}
-	if s.Version != snapshotVersion || s.Queries != t.queries.key() || s.MinRange != t.minRange || s.Fine.Step != t.fine.step {
-		return false, nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s.Fine.restore(t.fine)
-	s.Coarse.restore(t.coarse)
-	for w, r := range t.tails {
-		if rs, ok := s.Tails[w]; ok {
-			rs.restore(r)
-		}
-	}
-	return true, nil
+	return out
 }
 
-// SaveSnapshots writes the buffers of every SLO to the snapshot store.
-func (e *Evaluator) SaveSnapshots() error {
-	if e.opts.Snapshots == nil {
-		return nil
+// Hypothesis returns one hypothesis' status.
+func (s *Snapshot) Hypothesis(name string) (HypothesisStatus, bool) {
+	st, ok := s.hyps[name]
+	if !ok {
+		return HypothesisStatus{}, false
 	}
-	e.mu.RLock()
-	slos := e.slos
-	e.mu.RUnlock()
-	var errs []error
-	for name, st := range slos {
-		data, err := st.tracker.snapshot()
-		if err == nil {
-			err = e.opts.Snapshots.PutSnapshot(snapshotKey(name), data)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("slo %q: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return s.hypStatus(st), true
 }
 
-// restoreSnapshots fills new trackers from the store; called before they
-// are swapped in.
-func (e *Evaluator) restoreSnapshots(slos map[string]*sloState) {
-	if e.opts.Snapshots == nil {
-		return
+func (s *Snapshot) hypStatus(st HypothesisStatus) HypothesisStatus {
+	st.Fresh = st.Fresh && s.fresh(st.LastSuccess)
+	if !s.fresh(st.EvaluatedAt) && st.Verdict != slo.Unknown {
+		// The loop has not evaluated it for two intervals (stuck, or
+		// shutting down): an old verdict is not a verdict.
+		st.Verdict = slo.Unknown
 	}
-	restored := 0
-	for name, st := range slos {
-		data, err := e.opts.Snapshots.GetSnapshot(snapshotKey(name))
-		if err != nil {
-			continue
-		}
-		ok, err := st.tracker.restore(data)
-		if err != nil {
-			e.logger.Warn("ignoring an unreadable snapshot", zap.String("slo", name), zap.Error(err))
-			continue
-		}
-		if ok {
-			restored++
-		}
+	return st
+}
+
+func (s *Snapshot) fresh(last time.Time) bool {
+	return !last.IsZero() && s.readAt.Sub(last) < 2*s.interval+s.interval/2
+}
+
+// SLOCounts returns the bad and total events of an SLO in (from, to], and
+// whether all of that span could be measured. The counts come from the
+// SLO's slice buffers, which only the evaluation loop writes: read by the
+// run supervisor after a cycle, they are that cycle's.
+func (s *Snapshot) SLOCounts(name string, from, to time.Time) (bad, total float64, complete bool, ok bool) {
+	entry, found := s.slos[name]
+	if !found {
+		return 0, 0, false, false
 	}
-	if restored > 0 {
-		e.logger.Info("restored SLO windows from the snapshot; only the slices since are fetched", zap.Int("slos", restored))
+	c, missing := entry.tracker.countsBetween(from, to)
+	return c.Bad, c.Total, missing == 0, true
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
 	}
+	slices.Sort(names)
+	return names
+}
+
+// The accessors below read the latest snapshot, one call each: for tests
+// and tools that look at one status. Code that reads several statuses to
+// decide something (a gate answer, a page, a scrape) takes one Snapshot
+// and reads them all from it.
+
+// SLO returns one SLO's status from the latest snapshot.
+func (e *Evaluator) SLO(name string) (SLOStatus, bool) { return e.Snapshot().SLO(name) }
+
+// SLOs returns every SLO's status from the latest snapshot.
+func (e *Evaluator) SLOs() []SLOStatus { return e.Snapshot().SLOs() }
+
+// Hypothesis returns one hypothesis' status from the latest snapshot.
+func (e *Evaluator) Hypothesis(name string) (HypothesisStatus, bool) {
+	return e.Snapshot().Hypothesis(name)
+}
+
+// Hypotheses returns every hypothesis' status from the latest snapshot.
+func (e *Evaluator) Hypotheses() []HypothesisStatus { return e.Snapshot().Hypotheses() }
+
+// Ready reports whether a cycle has completed since start.
+func (e *Evaluator) Ready() bool { return e.Snapshot().Ready() }
+
+// History returns an SLO's chart series from the latest snapshot.
+func (e *Evaluator) History(name string) (SLOHistory, bool) { return e.Snapshot().History(name) }
+
+// LastCycle is LastCycle of the latest snapshot.
+func (e *Evaluator) LastCycle() (last, lastGood time.Time) { return e.Snapshot().LastCycle() }
+
+// SLOCounts is SLOCounts of the latest snapshot.
+func (e *Evaluator) SLOCounts(name string, from, to time.Time) (bad, total float64, complete, ok bool) {
+	return e.Snapshot().SLOCounts(name, from, to)
 }

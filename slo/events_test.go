@@ -26,6 +26,7 @@ func TestEvents(t *testing.T) {
 		{"native latency", Indicator{Latency: &LatencyIndicator{Histogram: `h{job="x"}`, Threshold: 0.3, Native: true}}, Events{
 			Good:  `histogram_fraction(0, 0.3, sum(rate(h{job="x"}[{{.window}}]))) * histogram_count(sum(rate(h{job="x"}[{{.window}}])))`,
 			Total: `histogram_count(sum(rate(h{job="x"}[{{.window}}])))`,
+			Ratio: `1 - histogram_fraction(0, 0.3, sum(rate(h{job="x"}[{{.window}}])))`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

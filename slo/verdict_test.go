@@ -141,3 +141,31 @@ func TestAlertStateNext(t *testing.T) {
 		t.Fatalf("a disabled tier must not fire: %+v", a)
 	}
 }
+
+func TestJudgeSeries(t *testing.T) {
+	tol := &Tolerance{Op: OpLT, Value: 1}
+	nan := math.NaN()
+	for _, tc := range []struct {
+		name   string
+		policy SeriesPolicy
+		values []float64
+		index  int
+		holds  bool
+		ok     bool
+	}{
+		{"all hold", SeriesAll, []float64{0.1, 0.2}, 0, true, true},
+		{"all: the first out of tolerance decides", SeriesAll, []float64{0.1, 3, 4}, 1, false, true},
+		{"all: one out of tolerance beats a NaN", SeriesAll, []float64{nan, 3}, 1, false, true},
+		{"all: a NaN and nothing failing is no data", SeriesAll, []float64{0.1, nan}, -1, false, false},
+		{"any: the first within tolerance decides", SeriesAny, []float64{3, 0.5, 0.1}, 1, true, true},
+		{"any: none within tolerance fails", SeriesAny, []float64{3, 4}, 0, false, true},
+		{"any: none within and a NaN is no data", SeriesAny, []float64{3, nan}, -1, false, false},
+		{"nothing at all is no data", SeriesAll, nil, -1, false, false},
+	} {
+		h := &Hypothesis{Series: tc.policy}
+		i, holds, ok := h.JudgeSeries(tc.values, tol)
+		if i != tc.index || holds != tc.holds || ok != tc.ok {
+			t.Errorf("%s: (%d, %v, %v), want (%d, %v, %v)", tc.name, i, holds, ok, tc.index, tc.holds, tc.ok)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
-	if !s.opts.Evaluator.Ready() {
+	if !s.opts.Evaluator.Snapshot().Ready() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready: the first evaluation has not completed"})
 		return
 	}
@@ -221,12 +221,12 @@ func (s *Server) tokenOK(r *http.Request) bool {
 }
 
 func (s *Server) listSLOs(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"slos": s.opts.Evaluator.SLOs()})
+	writeJSON(w, http.StatusOK, map[string]any{"slos": s.opts.Evaluator.Snapshot().SLOs()})
 }
 
 func (s *Server) getSLO(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	st, ok := s.opts.Evaluator.SLO(name)
+	st, ok := s.opts.Evaluator.Snapshot().SLO(name)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no SLO named %q", name))
 		return
@@ -235,12 +235,12 @@ func (s *Server) getSLO(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listHypotheses(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"hypotheses": s.opts.Evaluator.Hypotheses()})
+	writeJSON(w, http.StatusOK, map[string]any{"hypotheses": s.opts.Evaluator.Snapshot().Hypotheses()})
 }
 
 func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	st, ok := s.opts.Evaluator.Hypothesis(name)
+	st, ok := s.opts.Evaluator.Snapshot().Hypothesis(name)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no hypothesis named %q", name))
 		return
@@ -250,7 +250,7 @@ func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listExperiments(w http.ResponseWriter, _ *http.Request) {
 	var out []*chaos.GateAnswer
-	for _, e := range s.opts.Evaluator.Definitions().Experiments {
+	for _, e := range s.opts.Evaluator.Snapshot().Definitions().Experiments {
 		if ans, err := s.opts.Runs.Gate(e.Name); err == nil {
 			out = append(out, ans)
 		}

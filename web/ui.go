@@ -135,26 +135,27 @@ func (s *Server) errorPage(w http.ResponseWriter, code int, nav, api, msg string
 
 func (s *Server) overview(w http.ResponseWriter, _ *http.Request) {
 	p := s.newPage("Overview", "overview", "/api/v1/slos", true)
-	p.Body = s.overviewView()
+	p.Body = s.overviewView(s.opts.Evaluator.Snapshot())
 	s.render(w, http.StatusOK, "overview", p)
 }
 
 func (s *Server) sloPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	st, ok := s.opts.Evaluator.SLO(name)
+	snap := s.opts.Evaluator.Snapshot()
+	st, ok := snap.SLO(name)
 	api := "/api/v1/slos/" + url.PathEscape(name)
 	if !ok {
 		s.errorPage(w, http.StatusNotFound, "overview", api, fmt.Sprintf("There is no SLO named %q. It may have been removed by a reload.", name))
 		return
 	}
 	p := s.newPage("SLO "+name, "overview", api, true)
-	p.Body = s.sloView(st)
+	p.Body = s.sloView(snap, st)
 	s.render(w, http.StatusOK, "slo", p)
 }
 
 func (s *Server) hypothesesPage(w http.ResponseWriter, _ *http.Request) {
 	p := s.newPage("Hypotheses & gates", "hypotheses", "/api/v1/experiments", true)
-	p.Body = s.hypothesesView()
+	p.Body = s.hypothesesView(s.opts.Evaluator.Snapshot())
 	s.render(w, http.StatusOK, "hypotheses", p)
 }
 

@@ -279,7 +279,10 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.OnCycle(mgr.OnCycle)
+	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) {
+		at, _ := snap.LastCycle()
+		mgr.OnCycle(ctx, at)
+	})
 	f := &fixture{clock: c, ev: ev, runs: mgr, end: end}
 
 	ctx := context.Background()

@@ -38,10 +38,10 @@ type hypothesesPage struct {
 	Hypotheses []hypView
 }
 
-func (s *Server) hypothesesView() hypothesesPage {
-	defs := s.opts.Evaluator.Definitions()
-	v := hypothesesPage{Gates: s.gates()}
-	for _, h := range s.opts.Evaluator.Hypotheses() {
+func (s *Server) hypothesesView(snap *evaluator.Snapshot) hypothesesPage {
+	defs := snap.Definitions()
+	v := hypothesesPage{Gates: s.gates(snap)}
+	for _, h := range snap.Hypotheses() {
 		v.Hypotheses = append(v.Hypotheses, hypViewOf(h, defs))
 	}
 	return v

@@ -72,13 +72,12 @@ type overviewPage struct {
 	FailingHyps, UnknownHyps int
 }
 
-func (s *Server) overviewView() overviewPage {
-	ev := s.opts.Evaluator
+func (s *Server) overviewView(snap *evaluator.Snapshot) overviewPage {
 	v := overviewPage{}
 	for _, w := range overviewBurnWindows {
 		v.BurnHeads = append(v.BurnHeads, windowLabel(w))
 	}
-	for _, st := range ev.SLOs() {
+	for _, st := range snap.SLOs() {
 		row := sloRowOf(st)
 		for _, a := range row.Alerts {
 			if a.Firing {
@@ -88,7 +87,7 @@ func (s *Server) overviewView() overviewPage {
 		v.Rows = append(v.Rows, row)
 	}
 	v.SLOs = len(v.Rows)
-	for _, h := range ev.Hypotheses() {
+	for _, h := range snap.Hypotheses() {
 		v.Hypotheses++
 		switch h.Verdict {
 		case slo.Fail:
@@ -97,7 +96,7 @@ func (s *Server) overviewView() overviewPage {
 			v.UnknownHyps++
 		}
 	}
-	v.Gates = s.gates()
+	v.Gates = s.gates(snap)
 	v.Experiments = len(v.Gates)
 	for _, g := range v.Gates {
 		switch g.Status {
@@ -109,12 +108,12 @@ func (s *Server) overviewView() overviewPage {
 			v.Unknown++
 		}
 	}
-	last, good := ev.LastCycle()
+	last, good := snap.LastCycle()
 	v.LastCycle, v.LastGood = fmtTime(last), fmtTime(good)
 	if !last.IsZero() {
-		v.LastCycleAgo = fmtDur(time.Since(last)) + " ago"
+		v.LastCycleAgo = fmtDur(snap.ReadAt().Sub(last)) + " ago"
 	}
-	v.NotReady = !ev.Ready()
+	v.NotReady = !snap.Ready()
 	v.NoDefinitions = v.SLOs == 0 && v.Hypotheses == 0 && v.Experiments == 0
 	return v
 }
@@ -200,9 +199,9 @@ func alertCells(alerts []evaluator.AlertStatus, fresh bool) []alertCell {
 }
 
 // gates answers every experiment's gate, in definition order.
-func (s *Server) gates() []gateRow {
+func (s *Server) gates(snap *evaluator.Snapshot) []gateRow {
 	var out []gateRow
-	for _, e := range s.opts.Evaluator.Definitions().Experiments {
+	for _, e := range snap.Definitions().Experiments {
 		ans, err := s.opts.Runs.Gate(e.Name)
 		if err != nil {
 			// Removed by a reload between the two reads.
@@ -273,14 +272,14 @@ type sloPage struct {
 	LastSuccess string
 }
 
-func (s *Server) sloView(st evaluator.SLOStatus) sloPage {
+func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPage {
 	v := sloPage{Status: st, Row: sloRowOf(st), Description: st.Description,
 		Evaluated: fmtTime(st.EvaluatedAt), LastSuccess: fmtTime(st.LastSuccess)}
 	for k, val := range st.Labels {
 		v.Labels = append(v.Labels, k+"="+val)
 	}
 	sort.Strings(v.Labels)
-	def := s.opts.Evaluator.Definitions().SLO(st.Name)
+	def := snap.Definitions().SLO(st.Name)
 	var window time.Duration
 	if def != nil {
 		window = def.Window
@@ -308,14 +307,14 @@ func (s *Server) sloView(st evaluator.SLOStatus) sloPage {
 		v.Tiers = append(v.Tiers, r)
 	}
 	v.Gate = gatePolicy(def.Gate)
-	for _, e := range s.opts.Evaluator.Definitions().Experiments {
+	for _, e := range snap.Definitions().Experiments {
 		for _, n := range e.SLOs {
 			if n == st.Name {
 				v.Experiments = append(v.Experiments, e.Name)
 			}
 		}
 	}
-	v.Charts = s.sloCharts(def, tiers)
+	v.Charts = sloCharts(snap, def, tiers)
 	return v
 }
 
@@ -352,8 +351,8 @@ func gatePolicy(g slo.GatePolicy) string {
 	return strings.Join(parts, " and ")
 }
 
-func (s *Server) sloCharts(def *slo.SLO, tiers []slo.BurnTier) []chartView {
-	h, ok := s.opts.Evaluator.History(def.Name)
+func sloCharts(snap *evaluator.Snapshot, def *slo.SLO, tiers []slo.BurnTier) []chartView {
+	h, ok := snap.History(def.Name)
 	if !ok {
 		return nil
 	}

@@ -147,8 +147,11 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return exitWith(1, err)
 	}
 	// Runs first, so that an abort of this cycle is in the alerts built next.
-	ev.OnCycle(runs.OnCycle)
-	ev.OnCycle(func(context.Context, time.Time) { nf.Update(alerts.Build(ev, alertOpts)) })
+	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) {
+		at, _ := snap.LastCycle()
+		runs.OnCycle(ctx, at)
+	})
+	ev.OnCycle(func(_ context.Context, snap *evaluator.Snapshot) { nf.Update(alerts.Build(snap, alertOpts)) })
 
 	var reloadMu sync.Mutex
 	reload := func(context.Context) error {

@@ -52,7 +52,7 @@ type Source interface {
 	Definitions() *slo.Set
 }
 
-var _ Source = (*evaluator.Evaluator)(nil)
+var _ Source = (*evaluator.Snapshot)(nil)
 
 // Options are the links put into alerts.
 type Options struct {
