@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/query"
 	"github.com/slogate/slogate/rules"
 	"github.com/slogate/slogate/slo"
 )
@@ -31,7 +32,7 @@ import (
 // Querier is what a backtest needs from Prometheus. The evaluator's
 // HTTP client (evaluator/promapi) implements it.
 type Querier interface {
-	QueryRange(ctx context.Context, query string, r evaluator.Range) (model.Value, error)
+	QueryRange(ctx context.Context, query string, r query.Range) (model.Value, error)
 }
 
 // MaxPoints is the most steps one range query asks for. Prometheus refuses
@@ -224,7 +225,7 @@ func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
 	var order []model.Fingerprint
 	for first := 0; first < r.steps; first += r.opts.MaxPoints {
 		last := min(first+r.opts.MaxPoints, r.steps) - 1
-		v, err := r.opts.Querier.QueryRange(ctx, q, evaluator.Range{Start: r.at(first), End: r.at(last), Step: r.opts.Step})
+		v, err := r.opts.Querier.QueryRange(ctx, q, query.Range{Start: r.at(first), End: r.at(last), Step: r.opts.Step})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}

@@ -1,71 +1,35 @@
 package evaluator
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
-	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/query"
 )
 
-// Querier is what the evaluator needs from Prometheus. It is implemented by
-// the HTTP API client (package promapi) for a remote Prometheus-compatible
-// backend, and by the embedded engine of `slogate demo`.
-type Querier interface {
-	// Query runs an instant query at ts.
-	Query(ctx context.Context, query string, ts time.Time) (model.Value, error)
-	// QueryRange runs a range query; the result is a model.Matrix.
-	QueryRange(ctx context.Context, query string, r Range) (model.Value, error)
-}
-
-// Range is the time range and resolution of a range query.
-type Range struct {
-	Start, End time.Time
-	Step       time.Duration
-}
+// Querier, Range, QueryError and the failure reasons are package query's;
+// the names here keep the evaluator's API whole.
+type (
+	Querier    = query.Querier
+	Range      = query.Range
+	QueryError = query.Error
+)
 
 // Failure reasons, the values of slogate_query_failures_total{reason}.
 const (
-	ReasonTimeout     = "timeout"
-	ReasonUnreachable = "unreachable"
-	ReasonBadQuery    = "bad_query"
-	ReasonServer      = "server_error"
-	ReasonCanceled    = "canceled"
-	ReasonBadResult   = "bad_result"
-	ReasonOther       = "other"
+	ReasonTimeout     = query.ReasonTimeout
+	ReasonUnreachable = query.ReasonUnreachable
+	ReasonBadQuery    = query.ReasonBadQuery
+	ReasonServer      = query.ReasonServer
+	ReasonCanceled    = query.ReasonCanceled
+	ReasonBadResult   = query.ReasonBadResult
+	ReasonOther       = query.ReasonOther
 )
 
-// QueryError is a failed query with the reason it failed, so that callers can
-// count failures by kind and tell users what went wrong.
-type QueryError struct {
-	Reason string
-	Query  string
-	Err    error
-}
-
-func (e *QueryError) Error() string {
-	return fmt.Sprintf("query %q: %s: %v", e.Query, e.Reason, e.Err)
-}
-
-func (e *QueryError) Unwrap() error { return e.Err }
-
 // FailureReason returns the reason label for err.
-func FailureReason(err error) string {
-	var qe *QueryError
-	if errors.As(err, &qe) {
-		return qe.Reason
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return ReasonTimeout
-	}
-	if errors.Is(err, context.Canceled) {
-		return ReasonCanceled
-	}
-	return ReasonOther
-}
+func FailureReason(err error) string { return query.FailureReason(err) }
 
 // Outcome classifies what an instant query gave.
 type Outcome int
@@ -147,22 +111,4 @@ func single(f float64) Result {
 		return Result{Outcome: OutcomeNaN, Value: f}
 	}
 	return Result{Outcome: OutcomeValue, Value: f}
-}
-
-// Sum adds the values of all series, ignoring NaN ones. ok is false when no
-// series had a number. Events are additive, so an SLO query that forgot its
-// sum() still counts right.
-func (r Result) Sum() (sum float64, ok bool) {
-	switch r.Outcome {
-	case OutcomeValue:
-		return r.Value, true
-	case OutcomeMulti:
-		for _, s := range r.Series {
-			if !math.IsNaN(s.Value) {
-				sum += s.Value
-				ok = true
-			}
-		}
-	}
-	return sum, ok
 }

@@ -13,8 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
-
-	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/query"
 )
 
 // Querier runs PromQL on a storage.Queryable.
@@ -24,7 +23,7 @@ type Querier struct {
 	timeout time.Duration
 }
 
-var _ evaluator.Querier = (*Querier)(nil)
+var _ query.Querier = (*Querier)(nil)
 
 // Options configure a Querier.
 type Options struct {
@@ -56,19 +55,19 @@ func (q *Querier) Query(ctx context.Context, qs string, ts time.Time) (model.Val
 	defer cancel()
 	qry, err := q.engine.NewInstantQuery(ctx, q.storage, nil, qs, ts)
 	if err != nil {
-		return nil, &evaluator.QueryError{Reason: evaluator.ReasonBadQuery, Query: qs, Err: err}
+		return nil, &query.Error{Reason: query.ReasonBadQuery, Query: qs, Err: err}
 	}
 	defer qry.Close()
 	return convert(qs, qry.Exec(ctx))
 }
 
 // QueryRange runs a range query.
-func (q *Querier) QueryRange(ctx context.Context, qs string, r evaluator.Range) (model.Value, error) {
+func (q *Querier) QueryRange(ctx context.Context, qs string, r query.Range) (model.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
 	qry, err := q.engine.NewRangeQuery(ctx, q.storage, nil, qs, r.Start, r.End, r.Step)
 	if err != nil {
-		return nil, &evaluator.QueryError{Reason: evaluator.ReasonBadQuery, Query: qs, Err: err}
+		return nil, &query.Error{Reason: query.ReasonBadQuery, Query: qs, Err: err}
 	}
 	defer qry.Close()
 	return convert(qs, qry.Exec(ctx))
@@ -76,16 +75,16 @@ func (q *Querier) QueryRange(ctx context.Context, qs string, r evaluator.Range) 
 
 func convert(qs string, res *promql.Result) (model.Value, error) {
 	if res.Err != nil {
-		reason := evaluator.ReasonServer
+		reason := query.ReasonServer
 		var timeout promql.ErrQueryTimeout
 		var canceled promql.ErrQueryCanceled
 		switch {
 		case errors.As(res.Err, &timeout), errors.Is(res.Err, context.DeadlineExceeded):
-			reason = evaluator.ReasonTimeout
+			reason = query.ReasonTimeout
 		case errors.As(res.Err, &canceled), errors.Is(res.Err, context.Canceled):
-			reason = evaluator.ReasonCanceled
+			reason = query.ReasonCanceled
 		}
-		return nil, &evaluator.QueryError{Reason: reason, Query: qs, Err: res.Err}
+		return nil, &query.Error{Reason: reason, Query: qs, Err: res.Err}
 	}
 	switch v := res.Value.(type) {
 	case promql.Vector:
@@ -114,7 +113,7 @@ func convert(qs string, res *promql.Result) (model.Value, error) {
 	case promql.String:
 		return &model.String{Value: v.V, Timestamp: model.Time(v.T)}, nil
 	}
-	return nil, &evaluator.QueryError{Reason: evaluator.ReasonBadResult, Query: qs, Err: fmt.Errorf("unexpected result type %T", res.Value)}
+	return nil, &query.Error{Reason: query.ReasonBadResult, Query: qs, Err: fmt.Errorf("unexpected result type %T", res.Value)}
 }
 
 func metric(ls labels.Labels) model.Metric {

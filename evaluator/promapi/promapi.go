@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
 
-	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/internal/redact"
+	"github.com/slogate/slogate/query"
 )
 
 // Options configure a Client.
@@ -40,7 +40,7 @@ type Client struct {
 	logger  *zap.Logger
 }
 
-var _ evaluator.Querier = (*Client)(nil)
+var _ query.Querier = (*Client)(nil)
 
 // New validates opts and builds a client. It does not contact the server.
 func New(opts Options) (*Client, error) {
@@ -84,7 +84,7 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 }
 
 // QueryRange runs a range query with the client's timeout.
-func (c *Client) QueryRange(ctx context.Context, query string, r evaluator.Range) (model.Value, error) {
+func (c *Client) QueryRange(ctx context.Context, query string, r query.Range) (model.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	v, warnings, _, err := c.api.QueryRange(ctx, query, v1.Range{Start: r.Start, End: r.End, Step: r.Step}, v1.WithTimeout(c.timeout))
@@ -104,47 +104,47 @@ func (c *Client) logWarnings(query string, w v1.Warnings) {
 // classify maps client errors to failure reasons: a bad query is the user's
 // to fix, an unreachable or failing server is an outage, an answer that is
 // not Prometheus's (a login page, a wrong URL) is a bad result.
-func classify(ctx context.Context, query string, err error) error {
-	reason := evaluator.ReasonOther
+func classify(ctx context.Context, q string, err error) error {
+	reason := query.ReasonOther
 	var apiErr *v1.Error
 	var netErr net.Error
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
-		reason = evaluator.ReasonCanceled
+		reason = query.ReasonCanceled
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		reason = evaluator.ReasonTimeout
+		reason = query.ReasonTimeout
 	case errors.As(err, &apiErr):
 		switch apiErr.Type {
 		case v1.ErrBadData:
-			reason = evaluator.ReasonBadQuery
+			reason = query.ReasonBadQuery
 		case v1.ErrTimeout:
-			reason = evaluator.ReasonTimeout
+			reason = query.ReasonTimeout
 		case v1.ErrCanceled:
-			reason = evaluator.ReasonCanceled
+			reason = query.ReasonCanceled
 		case v1.ErrClient:
-			reason = evaluator.ReasonBadQuery
+			reason = query.ReasonBadQuery
 		case v1.ErrServer, v1.ErrExec:
-			reason = evaluator.ReasonServer
+			reason = query.ReasonServer
 		case v1.ErrBadResponse:
-			reason = evaluator.ReasonBadResult
+			reason = query.ReasonBadResult
 		}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH):
-		reason = evaluator.ReasonUnreachable
+		reason = query.ReasonUnreachable
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		// The connection ended before the answer did: closed without a
 		// reset (a server exiting, a load balancer giving up) or cut short
 		// by a server dying mid-answer. As much an outage as a reset.
-		reason = evaluator.ReasonUnreachable
+		reason = query.ReasonUnreachable
 	case errors.As(err, &netErr) && netErr.Timeout():
-		reason = evaluator.ReasonTimeout
+		reason = query.ReasonTimeout
 	default:
 		var opErr *net.OpError
 		var dnsErr *net.DNSError
 		if errors.As(err, &opErr) || errors.As(err, &dnsErr) {
-			reason = evaluator.ReasonUnreachable
+			reason = query.ReasonUnreachable
 		}
 	}
-	return &evaluator.QueryError{Reason: reason, Query: query, Err: err}
+	return &query.Error{Reason: reason, Query: q, Err: err}
 }
 
 type headerRoundTripper struct {

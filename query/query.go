@@ -1,0 +1,71 @@
+// Package query is what slogate asks of a Prometheus-compatible backend:
+// the Querier interface, the time range of a range query, and failed
+// queries with the reason they failed. The evaluator, backtests and the
+// benchmarks ask through it; the HTTP API client (evaluator/promapi) and
+// the embedded engine (evaluator/embedded) implement it.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Querier is what slogate needs from Prometheus. It is implemented by
+// the HTTP API client (package promapi) for a remote Prometheus-compatible
+// backend, and by the embedded engine of `slogate demo`.
+type Querier interface {
+	// Query runs an instant query at ts.
+	Query(ctx context.Context, query string, ts time.Time) (model.Value, error)
+	// QueryRange runs a range query; the result is a model.Matrix.
+	QueryRange(ctx context.Context, query string, r Range) (model.Value, error)
+}
+
+// Range is the time range and resolution of a range query.
+type Range struct {
+	Start, End time.Time
+	Step       time.Duration
+}
+
+// Failure reasons, the values of slogate_query_failures_total{reason}.
+const (
+	ReasonTimeout     = "timeout"
+	ReasonUnreachable = "unreachable"
+	ReasonBadQuery    = "bad_query"
+	ReasonServer      = "server_error"
+	ReasonCanceled    = "canceled"
+	ReasonBadResult   = "bad_result"
+	ReasonOther       = "other"
+)
+
+// Error is a failed query with the reason it failed, so that callers can
+// count failures by kind and tell users what went wrong.
+type Error struct {
+	Reason string
+	Query  string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("query %q: %s: %v", e.Query, e.Reason, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// FailureReason returns the reason label for err.
+func FailureReason(err error) string {
+	var qe *Error
+	if errors.As(err, &qe) {
+		return qe.Reason
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ReasonTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return ReasonCanceled
+	}
+	return ReasonOther
+}
