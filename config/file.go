@@ -5,19 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	commoncfg "github.com/prometheus/common/config"
 	yamlv2 "go.yaml.in/yaml/v2"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slogate/slogate/internal/yamlnode"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -109,10 +109,10 @@ func readFile(path string) (*fileValues, []error) {
 
 	top := doc.Content[0]
 	switch {
-	case isNull(top):
+	case yamlnode.IsNull(top):
 	case top.Kind != yaml.MappingNode:
 		fv.unreadable = true
-		r.errorf(top, "expected a mapping of keys, got %s", describe(top))
+		r.errorf(top, "expected a mapping of keys, got %s", yamlnode.Describe(top))
 	default:
 		r.walk(top, "", schema)
 	}
@@ -168,42 +168,10 @@ func (r *fileReader) syntaxError(err error) error {
 	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 		return fmt.Errorf("%s:%s: %s", r.fv.path, m[1], m[2])
 	}
-	if line, col, what, ok := badByte(r.data); ok {
+	if line, col, what, ok := yamlnode.BadByte(r.data); ok {
 		return fmt.Errorf("%s:%d:%d: %s", r.fv.path, line, col, what)
 	}
 	return fmt.Errorf("%s: %w", r.fv.path, err)
-}
-
-// badByte finds the first character YAML does not allow in a file: bytes
-// that are not UTF-8, and control characters other than tab, line feed and
-// carriage return. Columns count characters, as yaml.v3's do. UTF-16 files
-// (which start with a byte order mark) are not scanned.
-func badByte(data []byte) (line, col int, what string, ok bool) {
-	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
-		return 0, 0, "", false
-	}
-	line, col = 1, 1
-	for i := 0; i < len(data); {
-		c, size := utf8.DecodeRune(data[i:])
-		switch {
-		case c == utf8.RuneError && size <= 1:
-			return line, col, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i]), true
-		case !yamlAllowed(c):
-			return line, col, fmt.Sprintf("control character %U is not allowed", c), true
-		case c == '\n':
-			line, col = line+1, 1
-		default:
-			col++
-		}
-		i += size
-	}
-	return 0, 0, "", false
-}
-
-// yamlAllowed is YAML 1.2's set of printable characters (c-printable).
-func yamlAllowed(c rune) bool {
-	return c == '\t' || c == '\n' || c == '\r' || c >= 0x20 && c <= 0x7e || c == 0x85 ||
-		c >= 0xa0 && c <= 0xd7ff || c >= 0xe000 && c <= 0xfffd || c >= 0x10000 && c <= 0x10ffff
 }
 
 func (r *fileReader) walk(m *yaml.Node, prefix string, sec *section) {
@@ -211,7 +179,7 @@ func (r *fileReader) walk(m *yaml.Node, prefix string, sec *section) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], resolve(m.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			r.errorf(k, "keys must be strings, got %s", describe(k))
+			r.errorf(k, "keys must be strings, got %s", yamlnode.Describe(k))
 			continue
 		}
 		name, key := k.Value, join(prefix, k.Value)
@@ -225,12 +193,12 @@ func (r *fileReader) walk(m *yaml.Node, prefix string, sec *section) {
 			r.errorf(k, "unknown key %q%s", key, suggest(prefix, name, sec))
 			continue
 		}
-		if isNull(v) {
+		if yamlnode.IsNull(v) {
 			continue // `key:` with nothing after it leaves the default alone
 		}
 		if child.field == nil {
 			if v.Kind != yaml.MappingNode {
-				r.errorf(v, "%s: expected a mapping of keys, got %s", key, describe(v))
+				r.errorf(v, "%s: expected a mapping of keys, got %s", key, yamlnode.Describe(v))
 				continue
 			}
 			r.walk(v, key, child)
@@ -251,26 +219,26 @@ func (r *fileReader) leaf(f field, n *yaml.Node) {
 			items := make([]string, 0, len(n.Content))
 			for _, it := range n.Content {
 				it = resolve(it)
-				if it.Kind != yaml.ScalarNode || isNull(it) {
-					r.keyErrorf(f.key, it, "expected a string, got %s", describe(it))
+				if it.Kind != yaml.ScalarNode || yamlnode.IsNull(it) {
+					r.keyErrorf(f.key, it, "expected a string, got %s", yamlnode.Describe(it))
 					return
 				}
 				items = append(items, it.Value)
 			}
 			r.fv.values[f.key] = items
 		default:
-			r.keyErrorf(f.key, n, "expected a list of strings, got %s", describe(n))
+			r.keyErrorf(f.key, n, "expected a list of strings, got %s", yamlnode.Describe(n))
 		}
 	case kindHeaders:
 		if n.Kind != yaml.MappingNode {
-			r.keyErrorf(f.key, n, "expected a mapping of header names to values, got %s", describe(n))
+			r.keyErrorf(f.key, n, "expected a mapping of header names to values, got %s", yamlnode.Describe(n))
 			return
 		}
 		h := make(map[string]string, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], resolve(n.Content[i+1])
 			if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
-				r.keyErrorf(f.key, k, "header %s: expected a name and a single value", describe(k))
+				r.keyErrorf(f.key, k, "header %s: expected a name and a single value", yamlnode.Describe(k))
 				continue
 			}
 			if _, dup := h[k.Value]; dup {
@@ -282,12 +250,12 @@ func (r *fileReader) leaf(f field, n *yaml.Node) {
 		r.fv.headers = h
 	case kindHTTP:
 		if n.Kind != yaml.MappingNode {
-			r.keyErrorf(f.key, n, "expected a mapping of HTTP client settings, got %s", describe(n))
+			r.keyErrorf(f.key, n, "expected a mapping of HTTP client settings, got %s", yamlnode.Describe(n))
 			delete(r.fv.nodes, f.key)
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
-			r.keyErrorf(f.key, n, "expected a single value, got %s", describe(n))
+			r.keyErrorf(f.key, n, "expected a single value, got %s", yamlnode.Describe(n))
 			return
 		}
 		r.fv.values[f.key] = n.Value
@@ -422,7 +390,7 @@ func suggest(prefix, name string, sec *section) string {
 
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
 	best, bestDist := "", len(name)/3+1
-	for _, sib := range sortedKeys(sec.children) {
+	for _, sib := range slices.Sorted(maps.Keys(sec.children)) {
 		if d := slo.EditDistance(norm(name), norm(sib)); d < bestDist {
 			best, bestDist = sib, d
 		}
@@ -478,32 +446,4 @@ func resolve(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if isNull(n) {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "an unexpected node"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

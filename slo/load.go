@@ -12,8 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -225,7 +225,7 @@ func (l *loader) file(name string, data []byte) {
 			l.syntaxError(name, data, err)
 			return
 		}
-		if len(doc.Content) == 0 || isNullNode(doc.Content[0]) {
+		if len(doc.Content) == 0 || yamlnode.IsNull(doc.Content[0]) {
 			continue
 		}
 		documents++
@@ -246,49 +246,13 @@ func (l *loader) syntaxError(name string, data []byte, err error) {
 			if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
 				line = n
 			}
-		} else if bl, bc, what, ok := badByte(data); ok {
+		} else if bl, bc, what, ok := yamlnode.BadByte(data); ok {
 			// yaml.v3 reports bytes it cannot read without a position.
 			line, col, msg = bl, bc, what
 		}
 	}
 	l.diags = append(l.diags, Diagnostic{Pos: Pos{File: name, Line: line, Col: col}, Severity: LevelError,
 		Message: "invalid YAML: " + msg})
-}
-
-// badByte finds the first character YAML does not allow in a file: bytes
-// that are not UTF-8, and control characters other than tab, line feed and
-// carriage return. Columns count characters, as yaml.v3's do. UTF-16 files
-// (which start with a byte order mark) are not scanned.
-func badByte(data []byte) (line, col int, what string, ok bool) {
-	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
-		return 0, 0, "", false
-	}
-	line, col = 1, 1
-	for i := 0; i < len(data); {
-		r, size := utf8.DecodeRune(data[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			return line, col, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i]), true
-		case !yamlAllowed(r):
-			return line, col, fmt.Sprintf("control character %U is not allowed", r), true
-		case r == '\n':
-			line, col = line+1, 1
-		default:
-			col++
-		}
-		i += size
-	}
-	return 0, 0, "", false
-}
-
-// yamlAllowed is YAML 1.2's set of printable characters (c-printable).
-func yamlAllowed(r rune) bool {
-	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
-		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
-}
-
-func isNullNode(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
 // tooDeep returns the first node nested deeper than maxDepth. Aliases are
@@ -328,12 +292,12 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 		}
 		return
 	case root.Kind != yaml.MappingNode:
-		d.errorf(root, "expected a definition (a mapping with apiVersion and kind), got %s", describe(root))
+		d.errorf(root, "expected a definition (a mapping with apiVersion and kind), got %s", yamlnode.Describe(root))
 		return
 	}
 	if v := peek(d, root, "version"); v != nil && peek(d, root, "apiVersion") == nil {
 		if v.Kind != yaml.ScalarNode || v.Value != slothVersion {
-			d.errorf(v, "unsupported version %s: slogate reads Sloth specs of version %q", describe(v), slothVersion)
+			d.errorf(v, "unsupported version %s: slogate reads Sloth specs of version %q", yamlnode.Describe(v), slothVersion)
 			return
 		}
 		l.sloth(d, root)
@@ -344,7 +308,7 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 	case av == nil:
 		d.errorf(root, "apiVersion is required (%s, %s), or version: %s for a Sloth spec", APIVersion, openSLOVersion, slothVersion)
 	case av.Kind != yaml.ScalarNode:
-		d.errorf(av, "apiVersion: expected a string, got %s", describe(av))
+		d.errorf(av, "apiVersion: expected a string, got %s", yamlnode.Describe(av))
 	case av.Value == APIVersion:
 		l.native(d, root)
 	case av.Value == openSLOVersion:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -164,7 +165,7 @@ func (d *decoder) tolerance(n *yaml.Node, path string) (Tolerance, bool) {
 		}
 		return t, true
 	}
-	d.errorf(n, "%s: expected a tolerance like \"< 0.01\" or {op: \"<\", value: 0.01}, got %s", path, describe(n))
+	d.errorf(n, "%s: expected a tolerance like \"< 0.01\" or {op: \"<\", value: 0.01}, got %s", path, yamlnode.Describe(n))
 	return Tolerance{}, false
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -62,7 +63,7 @@ func (f *fields) annotations(name string) map[string]string {
 	}
 	path := joinPath(f.path, name)
 	if n.Kind != yaml.MappingNode {
-		f.d.errorf(n, "%s: expected a mapping of names to text, got %s", path, describe(n))
+		f.d.errorf(n, "%s: expected a mapping of names to text, got %s", path, yamlnode.Describe(n))
 		return nil
 	}
 	out := map[string]string{}
@@ -70,11 +71,11 @@ func (f *fields) annotations(name string) map[string]string {
 		k, v := n.Content[i], f.d.resolve(n.Content[i+1])
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			f.d.errorf(k, "%s: keys must be strings, got %s", path, describe(k))
+			f.d.errorf(k, "%s: keys must be strings, got %s", path, yamlnode.Describe(k))
 		case v == nil:
 			out[k.Value] = ""
 		case v.Kind != yaml.ScalarNode:
-			f.d.errorf(v, "%s.%s: expected a string, got %s", path, k.Value, describe(v))
+			f.d.errorf(v, "%s.%s: expected a string, got %s", path, k.Value, yamlnode.Describe(v))
 		default:
 			out[k.Value] = v.Value
 		}

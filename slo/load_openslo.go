@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -132,7 +133,7 @@ func openSLOLabels(mf *fields) map[string]string {
 				if e = mf.d.resolve(e); e != nil && e.Kind == yaml.ScalarNode {
 					parts = append(parts, e.Value)
 				} else if e != nil {
-					mf.d.errorf(e, "metadata.labels.%s: expected a string, got %s", k.Value, describe(e))
+					mf.d.errorf(e, "metadata.labels.%s: expected a string, got %s", k.Value, yamlnode.Describe(e))
 				}
 			}
 			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.Join(parts, ","), Line: v.Line, Column: v.Column}

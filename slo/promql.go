@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -117,7 +118,7 @@ func (d *decoder) query(n *yaml.Node, path string, templated bool) (string, bool
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, "%s: expected a PromQL query, got %s", path, describe(n))
+		d.errorf(n, "%s: expected a PromQL query, got %s", path, yamlnode.Describe(n))
 		return "", false
 	}
 	q := canonicalQuery(n.Value)
@@ -209,7 +210,7 @@ func (d *decoder) seriesSelector(n *yaml.Node, path string) (string, bool) {
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, "%s: expected a series selector, got %s", path, describe(n))
+		d.errorf(n, "%s: expected a series selector, got %s", path, yamlnode.Describe(n))
 		return "", false
 	}
 	q := strings.TrimSpace(n.Value)

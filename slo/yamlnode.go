@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -92,23 +93,6 @@ func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// describe names what a node is, for "expected X, got Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:37] + "..."
-		}
-		return fmt.Sprintf("%q", v)
-	}
-	return "nothing"
-}
-
 func joinPath(path, name string) string {
 	if path == "" {
 		return name
@@ -138,7 +122,7 @@ func (d *decoder) fields(n *yaml.Node, path string, known ...string) *fields {
 	f.mapping = n
 	if n.Kind != yaml.MappingNode {
 		f.bad = true
-		d.errorf(n, "%s: expected a mapping, got %s", pathOrDocument(path), describe(n))
+		d.errorf(n, "%s: expected a mapping, got %s", pathOrDocument(path), yamlnode.Describe(n))
 		return f
 	}
 	f.collect(n, known, 0)
@@ -159,7 +143,7 @@ func (f *fields) collect(n *yaml.Node, known []string, depth int) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			f.d.errorf(k, "%s: keys must be strings, got %s", pathOrDocument(f.path), describe(k))
+			f.d.errorf(k, "%s: keys must be strings, got %s", pathOrDocument(f.path), yamlnode.Describe(k))
 			continue
 		}
 		if k.ShortTag() == "!!merge" {
@@ -196,7 +180,7 @@ func (f *fields) collect(n *yaml.Node, known []string, depth int) {
 				}
 			}
 		default:
-			f.d.errorf(m, "%s: a merge key (<<) needs a mapping, got %s", pathOrDocument(f.path), describe(m))
+			f.d.errorf(m, "%s: a merge key (<<) needs a mapping, got %s", pathOrDocument(f.path), yamlnode.Describe(m))
 		}
 	}
 }
@@ -232,7 +216,7 @@ func (f *fields) str(name string) (string, *yaml.Node) {
 		return "", nil
 	}
 	if n.Kind != yaml.ScalarNode {
-		f.d.errorf(n, "%s: expected a string, got %s", joinPath(f.path, name), describe(n))
+		f.d.errorf(n, "%s: expected a string, got %s", joinPath(f.path, name), yamlnode.Describe(n))
 		return "", nil
 	}
 	return n.Value, n
@@ -251,16 +235,16 @@ func (f *fields) num(name string) (v float64, n *yaml.Node, ok bool) {
 func (d *decoder) number(n *yaml.Node, path string) (float64, bool) {
 	tag := n.ShortTag()
 	if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") {
-		d.errorf(n, "%s: expected a number, got %s", path, describe(n))
+		d.errorf(n, "%s: expected a number, got %s", path, yamlnode.Describe(n))
 		return 0, false
 	}
 	var v float64
 	if err := n.Decode(&v); err != nil {
-		d.errorf(n, "%s: expected a number, got %s", path, describe(n))
+		d.errorf(n, "%s: expected a number, got %s", path, yamlnode.Describe(n))
 		return 0, false
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		d.errorf(n, "%s: expected a finite number, got %s", path, describe(n))
+		d.errorf(n, "%s: expected a finite number, got %s", path, yamlnode.Describe(n))
 		return 0, false
 	}
 	return v, true
@@ -272,12 +256,12 @@ func (f *fields) boolean(name string, def bool) bool {
 		return def
 	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-		f.d.errorf(n, "%s: expected true or false, got %s", joinPath(f.path, name), describe(n))
+		f.d.errorf(n, "%s: expected true or false, got %s", joinPath(f.path, name), yamlnode.Describe(n))
 		return def
 	}
 	var b bool
 	if err := n.Decode(&b); err != nil {
-		f.d.errorf(n, "%s: expected true or false, got %s", joinPath(f.path, name), describe(n))
+		f.d.errorf(n, "%s: expected true or false, got %s", joinPath(f.path, name), yamlnode.Describe(n))
 		return def
 	}
 	return b
@@ -291,7 +275,7 @@ func (f *fields) duration(name string) (time.Duration, *yaml.Node, bool) {
 		return 0, nil, false
 	}
 	if n.Kind != yaml.ScalarNode {
-		f.d.errorf(n, "%s: expected a duration like 30d or 5m, got %s", joinPath(f.path, name), describe(n))
+		f.d.errorf(n, "%s: expected a duration like 30d or 5m, got %s", joinPath(f.path, name), yamlnode.Describe(n))
 		return 0, n, false
 	}
 	d, err := model.ParseDuration(n.Value)
@@ -312,7 +296,7 @@ func (f *fields) ratio(name string) (float64, *yaml.Node, bool) {
 	}
 	path := joinPath(f.path, name)
 	if n.Kind != yaml.ScalarNode {
-		f.d.errorf(n, "%s: expected a percentage like \"25%%\" or a ratio like 0.25, got %s", path, describe(n))
+		f.d.errorf(n, "%s: expected a percentage like \"25%%\" or a ratio like 0.25, got %s", path, yamlnode.Describe(n))
 		return 0, n, false
 	}
 	if text, ok := strings.CutSuffix(strings.TrimSpace(n.Value), "%"); ok {
@@ -329,7 +313,7 @@ func (f *fields) ratio(name string) (float64, *yaml.Node, bool) {
 	}
 	v, err := parseBound(strings.TrimSpace(n.Value))
 	if err != nil {
-		f.d.errorf(n, "%s: expected a percentage like \"25%%\" or a ratio like 0.25, got %s", path, describe(n))
+		f.d.errorf(n, "%s: expected a percentage like \"25%%\" or a ratio like 0.25, got %s", path, yamlnode.Describe(n))
 		return 0, n, false
 	}
 	if v < 0 || v > 1 {
@@ -347,7 +331,7 @@ func (f *fields) list(name string) []*yaml.Node {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		f.d.errorf(n, "%s: expected a list, got %s", joinPath(f.path, name), describe(n))
+		f.d.errorf(n, "%s: expected a list, got %s", joinPath(f.path, name), yamlnode.Describe(n))
 		return nil
 	}
 	out := make([]*yaml.Node, len(n.Content))
@@ -366,7 +350,7 @@ func (f *fields) strList(name string) ([]string, []*yaml.Node) {
 		if e == nil || e.Kind != yaml.ScalarNode || e.Value == "" {
 			got := "null"
 			if e != nil {
-				got = describe(e)
+				got = yamlnode.Describe(e)
 			}
 			f.d.errorf(cmpNode(e, f.node(name)), "%s[%d]: expected a name, got %s", joinPath(f.path, name), i, got)
 			continue
@@ -394,14 +378,14 @@ func (f *fields) labels(name string, reserved ...string) map[string]string {
 	}
 	path := joinPath(f.path, name)
 	if n.Kind != yaml.MappingNode {
-		f.d.errorf(n, "%s: expected a mapping of label names to values, got %s", path, describe(n))
+		f.d.errorf(n, "%s: expected a mapping of label names to values, got %s", path, yamlnode.Describe(n))
 		return nil
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], f.d.resolve(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			f.d.errorf(k, "%s: keys must be strings, got %s", path, describe(k))
+			f.d.errorf(k, "%s: keys must be strings, got %s", path, yamlnode.Describe(k))
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
@@ -418,7 +402,7 @@ func (f *fields) labels(name string, reserved ...string) map[string]string {
 		case v.Kind == yaml.ScalarNode:
 			out[k.Value] = v.Value
 		default:
-			f.d.errorf(v, "%s.%s: expected a string, got %s", path, k.Value, describe(v))
+			f.d.errorf(v, "%s.%s: expected a string, got %s", path, k.Value, yamlnode.Describe(v))
 		}
 	}
 	return out
