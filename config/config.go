@@ -11,9 +11,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,7 +175,7 @@ func (c *Config) problems() []problem {
 
 	checkURL("prometheus.url", c.Prometheus.URL, true)
 	positive("prometheus.timeout", c.Prometheus.Timeout)
-	for _, name := range sortedKeys(c.Prometheus.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(c.Prometheus.Headers)) {
 		value := c.Prometheus.Headers[name]
 		if name == "" || strings.ContainsAny(name, " \t:\r\n") {
 			add("prometheus.headers", "%q is not a valid header name", name)
@@ -348,7 +350,7 @@ func (c Config) MarshalYAML() (any, error) {
 		switch f.kind {
 		case kindHeaders:
 			value = &yaml.Node{Kind: yaml.MappingNode}
-			for _, k := range sortedKeys(r.Prometheus.Headers) {
+			for _, k := range slices.Sorted(maps.Keys(r.Prometheus.Headers)) {
 				value.Content = append(value.Content, strNode(k), strNode(r.Prometheus.Headers[k]))
 			}
 		case kindHTTP:
