@@ -20,7 +20,7 @@ import (
 // answers the same queries as a real Prometheus over the same samples.
 func TestEmbeddedMatchesPrometheus(t *testing.T) {
 	tr := synth.History(time.Now().Truncate(time.Hour).Add(-2*time.Hour+30*time.Minute), time.Minute)
-	db := openTSDB(t, tr)
+	db := testenv.OpenTSDB(t, tr)
 	emb, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)
