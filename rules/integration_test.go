@@ -118,21 +118,11 @@ func compareWithEvaluator(t *testing.T, prom *testenv.Prometheus, set *slo.Set) 
 			prom.WaitForQuery(t, rules.BudgetRemainingMetric+sel, func(float64) bool { return true }, 2*time.Minute)
 			ms := prom.Query(t, "timestamp("+rules.BudgetRemainingMetric+sel+")")
 			at := time.UnixMilli(int64(math.Round(ms * 1000)))
+			st := evaluateAt(t, q, o, at)
 
-			ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{o}}); err != nil {
-				t.Fatal(err)
-			}
-			ev.Evaluate(context.Background(), at)
-			st, ok := ev.SLO(o.Name)
-			if !ok || st.Error != "" {
-				t.Fatalf("evaluator status %+v", st)
-			}
 			// The history ends 1.5 to 2.5 hours ago: shorter windows are
 			// empty on both sides.
+			var windows []time.Duration
 			for _, w := range []time.Duration{24 * time.Hour, 72 * time.Hour, o.Window} {
 				if m := at.Add(-w).Minute(); m < 3 || m > 57 {
 					// The window starts next to an incident's edge, where
@@ -140,27 +130,59 @@ func compareWithEvaluator(t *testing.T, prom *testenv.Prometheus, set *slo.Set) 
 					t.Logf("window %s starts at %s, next to an hour boundary: not compared", w, at.Add(-w).Format(time.RFC3339))
 					continue
 				}
-				ws, ok := st.WindowStatus(w)
-				if !ok {
-					t.Fatalf("evaluator has no window %s", w)
-				}
-				want := 1 - float64(ws.SLI)
-				got := prom.QueryAt(t, rules.SLIErrorMetric(w)+sel, at)
-				rel := math.Abs(got-want) / want
-				if !(rel <= 0.005) {
-					t.Errorf("window %s: recorded error ratio %g, evaluator %g: relative error %.5f > 0.5%%", w, got, want, rel)
-				}
-				t.Logf("window %s: recorded %.6g, evaluator %.6g, relative error %.2g", w, got, want, rel)
+				windows = append(windows, w)
 			}
-			want := float64(st.BudgetRemaining)
-			got := prom.QueryAt(t, rules.BudgetRemainingMetric+sel, at)
-			if rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); !(rel <= 0.005) {
-				t.Errorf("recorded budget remaining %g, evaluator %g: relative error %.5f > 0.5%%", got, want, rel)
-			}
+			checkRecorded(t, o, st, windows, func(q string) float64 { return prom.QueryAt(t, q, at) })
 			if l := prom.QueryVectorAt(t, rules.SLIErrorMetric(o.Window)+sel, at); len(l) != 1 || l[0].Metric["service"] != "shop" || l[0].Metric["team"] != o.Labels["team"] {
 				t.Errorf("recorded series %v: want one, with the labels service and the SLO's", l)
 			}
 		})
+	}
+}
+
+// evaluateAt is the status of o that slogate's evaluator over q gives at
+// at, from a cold start (a backfill of every window).
+func evaluateAt(t *testing.T, q evaluator.Querier, o *slo.SLO, at time.Time) evaluator.SLOStatus {
+	t.Helper()
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{o}}); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	st, ok := ev.SLO(o.Name)
+	if !ok || st.Error != "" {
+		t.Fatalf("evaluator status %+v", st)
+	}
+	return st
+}
+
+// checkRecorded wants what the rules recorded for o (recorded answers an
+// instant query at the evaluation time) to agree with the evaluator's
+// status st within 0.5 %: the error ratio of each of windows, and the
+// budget remaining. A window without errors agrees with a recorded 0.
+func checkRecorded(t *testing.T, o *slo.SLO, st evaluator.SLOStatus, windows []time.Duration, recorded func(query string) float64) {
+	t.Helper()
+	sel := `{slo="` + o.Name + `"}`
+	for _, w := range windows {
+		ws, ok := st.WindowStatus(w)
+		if !ok {
+			t.Fatalf("evaluator has no window %s", w)
+		}
+		want := 1 - float64(ws.SLI)
+		got := recorded(rules.SLIErrorMetric(w) + sel)
+		rel := testenv.RelErr(got, want)
+		if !(rel <= 0.005) {
+			t.Errorf("window %s: recorded error ratio %g, evaluator %g: relative error %.5f > 0.5%%", w, got, want, rel)
+		}
+		t.Logf("window %s: recorded %.6g, evaluator %.6g, relative error %.2g", w, got, want, rel)
+	}
+	want := float64(st.BudgetRemaining)
+	got := recorded(rules.BudgetRemainingMetric + sel)
+	if rel := math.Abs(got-want) / math.Max(math.Abs(want), 1e-3); !(rel <= 0.005) {
+		t.Errorf("recorded budget remaining %g, evaluator %g: relative error %.5f > 0.5%%", got, want, rel)
 	}
 }
 
