@@ -23,6 +23,8 @@ import (
 // that the evaluator's SLI and budget match a direct full-window query and
 // the generated truth within 0.1 %.
 func TestAccuracyPrometheus(t *testing.T) {
+	// Prometheus keeps recent history only: the one reading of the wall
+	// clock. The history, and so every expectation, is relative to its end.
 	tr := synth.History(time.Now().Truncate(time.Hour).Add(-2*time.Hour+30*time.Minute), time.Minute)
 	end := tr.End
 	var om bytes.Buffer
