@@ -50,32 +50,13 @@ func OpenTSDB(t testing.TB, trs ...synth.Traffic) *tsdb.DB {
 		rows   [][]row
 	)
 	for _, tr := range trs {
-		job := func(name string, kv ...string) labels.Labels {
-			return labels.FromStrings(append([]string{"__name__", name, "job", tr.Job}, kv...)...)
-		}
-		ls := []labels.Labels{
-			job("http_requests_total", "code", "200"),
-			job("http_requests_total", "code", "500"),
-			job("service_up"),
-			job("http_request_duration_seconds_count"),
-			job("http_request_duration_seconds_sum"),
-		}
-		for i := 0; i <= len(synth.Buckets); i++ {
-			le := "+Inf"
-			if i < len(synth.Buckets) {
-				le = strconv.FormatFloat(synth.Buckets[i], 'f', -1, 64)
-			}
-			ls = append(ls, job("http_request_duration_seconds_bucket", "le", le))
-		}
 		var rs []row
 		tr.Samples(func(s synth.Sample) {
-			if s.Skip {
-				return
+			if !s.Skip {
+				rs = append(rs, row{s.T.UnixMilli(), trafficValues(s)})
 			}
-			v := append([]float64{s.Total - s.Errors, s.Errors, s.Up, s.Bucket[len(synth.Buckets)], s.Sum}, s.Bucket...)
-			rs = append(rs, row{s.T.UnixMilli(), v})
 		})
-		series = append(series, ls)
+		series = append(series, trafficSeries(tr))
 		rows = append(rows, rs)
 	}
 	refs := make([][]storage.SeriesRef, len(series))
@@ -114,4 +95,32 @@ func OpenTSDB(t testing.TB, trs ...synth.Traffic) *tsdb.DB {
 		t.Fatalf("testenv: commit: %v", err)
 	}
 	return db
+}
+
+// trafficSeries are the series of a traffic, as WriteOpenMetrics names
+// them, in the order of trafficValues.
+func trafficSeries(tr synth.Traffic) []labels.Labels {
+	job := func(name string, kv ...string) labels.Labels {
+		return labels.FromStrings(append([]string{"__name__", name, "job", tr.Job}, kv...)...)
+	}
+	ls := []labels.Labels{
+		job("http_requests_total", "code", "200"),
+		job("http_requests_total", "code", "500"),
+		job("service_up"),
+		job("http_request_duration_seconds_count"),
+		job("http_request_duration_seconds_sum"),
+	}
+	for i := 0; i <= len(synth.Buckets); i++ {
+		le := "+Inf"
+		if i < len(synth.Buckets) {
+			le = strconv.FormatFloat(synth.Buckets[i], 'f', -1, 64)
+		}
+		ls = append(ls, job("http_request_duration_seconds_bucket", "le", le))
+	}
+	return ls
+}
+
+// trafficValues are the values of trafficSeries in a sample.
+func trafficValues(s synth.Sample) []float64 {
+	return append([]float64{s.Total - s.Errors, s.Errors, s.Up, s.Bucket[len(synth.Buckets)], s.Sum}, s.Bucket...)
 }
