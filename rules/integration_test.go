@@ -171,7 +171,8 @@ func evaluateAt(t *testing.T, q evaluator.Querier, o *slo.SLO, at time.Time) eva
 // checkRecorded wants what the rules recorded for o (recorded answers an
 // instant query at the evaluation time) to agree with the evaluator's
 // status st within 0.5 %: the error ratio of each of windows, and the
-// budget remaining. A window without errors agrees with a recorded 0.
+// budget remaining. A window without errors would agree with a recorded 0,
+// but prove nothing: the history must put errors in every window.
 func checkRecorded(t *testing.T, o *slo.SLO, st evaluator.SLOStatus, windows []time.Duration, recorded func(query string) float64) {
 	t.Helper()
 	sel := `{slo="` + o.Name + `"}`
@@ -183,6 +184,9 @@ func checkRecorded(t *testing.T, o *slo.SLO, st evaluator.SLOStatus, windows []t
 		want := 1 - float64(ws.SLI)
 		got := recorded(rules.SLIErrorMetric(w) + sel)
 		rel := testenv.RelErr(got, want)
+		if got == 0 && want == 0 {
+			t.Errorf("window %s holds no errors: they agree, but the history does not exercise the window", w)
+		}
 		if !(rel <= 0.005) {
 			t.Errorf("window %s: recorded error ratio %g, evaluator %g: relative error %.5f > 0.5%%", w, got, want, rel)
 		}
