@@ -30,7 +30,8 @@ type Traffic struct {
 	Step  time.Duration // sample resolution
 	// Anchor is the midnight that starts day 0 of the traffic's clock.
 	// The daily pattern below is laid out in days and hours from it;
-	// days before it are negative.
+	// days before it are negative. History sets it; a zero Anchor is the
+	// Unix epoch, so that the pattern follows UTC days.
 	Anchor time.Time
 	// BaseRPS is the mean request rate; traffic follows a daily wave of
 	// ±60 % around it.
@@ -102,9 +103,17 @@ type Sample struct {
 	Skip            bool // inside the gap: not exported
 }
 
+// origin is the start of day 0.
+func (tr Traffic) origin() time.Time {
+	if tr.Anchor.IsZero() {
+		return time.Unix(0, 0)
+	}
+	return tr.Anchor
+}
+
 // clock is the day and the time of day of t on the traffic's clock.
 func (tr Traffic) clock(t time.Time) (d int64, tod time.Duration) {
-	since := t.Sub(tr.Anchor)
+	since := t.Sub(tr.origin())
 	d, tod = int64(since/day), since%day
 	if tod < 0 {
 		d, tod = d-1, tod+day
@@ -119,9 +128,11 @@ type daily struct {
 	at, length time.Duration
 }
 
+func (p daily) onDay(d int64) bool { return ((d%p.every)+p.every)%p.every == p.on }
+
 func (p daily) covers(tr Traffic, t time.Time) bool {
 	d, tod := tr.clock(t)
-	return ((d%p.every)+p.every)%p.every == p.on && tod >= p.at && tod < p.at+p.length
+	return p.onDay(d) && tod >= p.at && tod < p.at+p.length
 }
 
 // spans lists the times of p that overlap the traffic's [Start, End].
@@ -130,10 +141,10 @@ func (p daily) spans(tr Traffic) []Span {
 	last, _ := tr.clock(tr.End)
 	var out []Span
 	for d := first - 1; d <= last; d++ {
-		if ((d%p.every)+p.every)%p.every != p.on {
+		if !p.onDay(d) {
 			continue
 		}
-		from := tr.Anchor.Add(time.Duration(d)*day + p.at)
+		from := tr.origin().Add(time.Duration(d)*day + p.at)
 		if s := (Span{From: from, To: from.Add(p.length)}); s.To.After(tr.Start) && !s.From.After(tr.End) {
 			out = append(out, s)
 		}

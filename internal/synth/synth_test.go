@@ -151,3 +151,15 @@ func TestTruths(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroAnchor: without an anchor the pattern follows UTC days from the
+// Unix epoch (and does not overflow from the zero time).
+func TestZeroAnchor(t *testing.T) {
+	// 2026-03-01 is epoch day 20513, which is 2 mod 3.
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	tr := synth.Traffic{Job: "x", Start: day.Add(-24 * time.Hour), End: day.Add(48 * time.Hour), Step: time.Minute, BaseRPS: 1, ErrorRatio: 0.01}
+	inc := tr.Incidents()
+	if len(inc) != 1 || !inc[0].From.Equal(day.Add(14*time.Hour)) {
+		t.Errorf("incidents %v: want one, at 14:00 on 2026-03-01", inc)
+	}
+}
