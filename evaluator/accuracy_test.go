@@ -3,93 +3,18 @@ package evaluator_test
 import (
 	"context"
 	"math"
-	"sort"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/embedded"
 	"github.com/slogate/slogate/internal/synth"
+	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/slo"
 )
-
-// openTSDB returns a TSDB filled with the traffic's samples.
-func openTSDB(t testing.TB, tr synth.Traffic) *tsdb.DB {
-	t.Helper()
-	return openTSDBMulti(t, tr)
-}
-
-// openTSDBMulti returns a TSDB filled with the samples of several services.
-func openTSDBMulti(t testing.TB, trs ...synth.Traffic) *tsdb.DB {
-	t.Helper()
-	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = int64(90 * 24 * time.Hour / time.Millisecond)
-	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	// The head accepts samples in time order only (across series too, once
-	// it spans hours): collect everything, then append by time.
-	type point struct {
-		ls labels.Labels
-		t  int64
-		v  float64
-	}
-	var points []point
-	add := func(ls labels.Labels, ts time.Time, v float64) {
-		points = append(points, point{ls, ts.UnixMilli(), v})
-	}
-	for _, tr := range trs {
-		ok := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "200")
-		bad := labels.FromStrings("__name__", "http_requests_total", "job", tr.Job, "code", "500")
-		up := labels.FromStrings("__name__", "service_up", "job", tr.Job)
-		cnt := labels.FromStrings("__name__", "http_request_duration_seconds_count", "job", tr.Job)
-		var bucketLabels []labels.Labels
-		for i := 0; i <= len(synth.Buckets); i++ {
-			le := "+Inf"
-			if i < len(synth.Buckets) {
-				le = strconv.FormatFloat(synth.Buckets[i], 'f', -1, 64)
-			}
-			bucketLabels = append(bucketLabels, labels.FromStrings("__name__", "http_request_duration_seconds_bucket", "job", tr.Job, "le", le))
-		}
-		tr.Samples(func(s synth.Sample) {
-			if s.Skip {
-				return
-			}
-			add(ok, s.T, s.Total-s.Errors)
-			add(bad, s.T, s.Errors)
-			add(up, s.T, s.Up)
-			add(cnt, s.T, s.Bucket[len(synth.Buckets)])
-			for i, ls := range bucketLabels {
-				add(ls, s.T, s.Bucket[i])
-			}
-		})
-	}
-	sort.SliceStable(points, func(i, j int) bool { return points[i].t < points[j].t })
-	app := db.Appender(context.Background())
-	for n, p := range points {
-		if _, err := app.Append(0, p.ls, p.t, p.v); err != nil {
-			t.Fatalf("append %s: %v", p.ls, err)
-		}
-		if n%50000 == 49999 {
-			if err := app.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			app = db.Appender(context.Background())
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
 
 func testSLOs() *slo.Set {
 	base := func(name string, ind slo.Indicator) *slo.SLO {
@@ -122,7 +47,7 @@ func testSLOs() *slo.Set {
 func TestAccuracyEmbedded(t *testing.T) {
 	tr := synth.History(time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC), time.Minute)
 	end := tr.End
-	db := openTSDB(t, tr)
+	db := testenv.OpenTSDB(t, tr)
 	q, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)

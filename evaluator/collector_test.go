@@ -19,6 +19,7 @@ import (
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/embedded"
 	"github.com/slogate/slogate/internal/synth"
+	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -181,7 +182,7 @@ func (c *countingQuerier) QueryRange(ctx context.Context, q string, r evaluator.
 // since the snapshot, and gives the same numbers.
 func TestSnapshotRestart(t *testing.T) {
 	tr := synth.History(time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC), time.Minute)
-	db := openTSDB(t, tr)
+	db := testenv.OpenTSDB(t, tr)
 	emb, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +243,7 @@ func threeJobs(t *testing.T, end time.Time) (*slo.Set, evaluator.Querier) {
 			}},
 		})
 	}
-	db := openTSDBMulti(t, trs...)
+	db := testenv.OpenTSDB(t, trs...)
 	emb, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)

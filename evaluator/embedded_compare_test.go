@@ -19,8 +19,10 @@ import (
 // TestEmbeddedMatchesPrometheus: the embedded engine of `slogate demo`
 // answers the same queries as a real Prometheus over the same samples.
 func TestEmbeddedMatchesPrometheus(t *testing.T) {
+	// Prometheus keeps recent history only: the one reading of the wall
+	// clock. The history, and so every expectation, is relative to its end.
 	tr := synth.History(time.Now().Truncate(time.Hour).Add(-2*time.Hour+30*time.Minute), time.Minute)
-	db := openTSDB(t, tr)
+	db := testenv.OpenTSDB(t, tr)
 	emb, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)

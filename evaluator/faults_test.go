@@ -71,6 +71,10 @@ type faultEnv struct {
 	ev    *evaluator.Evaluator
 	reg   *prometheus.Registry
 	runs  *chaos.Manager
+	// down is set while Prometheus is killed; last is the time of the
+	// latest cycle.
+	down bool
+	last time.Time
 }
 
 func startFaultEnv(t *testing.T) *faultEnv {
@@ -130,14 +134,20 @@ func startFaultEnv(t *testing.T) *faultEnv {
 	return &faultEnv{prom: prom, proxy: proxy, ev: ev, reg: reg, runs: runs}
 }
 
-// cycle evaluates once and waits for the next interval boundary, as Run
-// does, so that every cycle measures a new slice. It returns the evaluation
-// time.
-func (e *faultEnv) cycle() time.Time {
-	at := time.Now().Truncate(time.Second)
+// cycle evaluates once, a second after the previous cycle (or at the
+// current second, if the test waited since) as Run does at interval
+// boundaries, so that every cycle measures a new slice; and as soon as
+// Prometheus (asked directly, not through the proxy) has scraped past that
+// second, so that the slices hold all their data, unless it is down. It
+// returns the evaluation time.
+func (e *faultEnv) cycle(t *testing.T) time.Time {
+	t.Helper()
+	at := nextCycle(e.last, time.Second)
+	if !e.down {
+		waitIngested(t, directQuerier{e.prom}, at)
+	}
 	e.ev.Evaluate(context.Background(), at)
-	now := time.Now()
-	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
+	e.last = at
 	return at
 }
 
@@ -199,7 +209,7 @@ func (e *faultEnv) settle(t *testing.T, maxCycles int) faultState {
 	t.Helper()
 	var s faultState
 	for i := 1; i <= maxCycles; i++ {
-		s = e.state(t, e.cycle())
+		s = e.state(t, e.cycle(t))
 		if s.healthy() == "" {
 			t.Logf("steady state after %d evaluations", i)
 			return s
@@ -300,7 +310,7 @@ func TestPrometheusFaults(t *testing.T) {
 	}{
 		{
 			name:   "Prometheus killed",
-			inject: func(t *testing.T, e *faultEnv) { e.prom.Kill() },
+			inject: func(t *testing.T, e *faultEnv) { e.prom.Kill(); e.down = true },
 			recover: func(t *testing.T, e *faultEnv, leakOpts []goleak.Option) []goleak.Option {
 				// Everything the fault started is gone by now: check before
 				// the restart adds its own long-lived goroutines (the
@@ -310,6 +320,7 @@ func TestPrometheusFaults(t *testing.T) {
 				goleak.VerifyNone(t, leakOpts...)
 				restarted := float64(time.Now().UnixMilli()) / 1000
 				e.prom.Restart(t)
+				e.down = false
 				// Prometheus applies its scrape targets seconds after it
 				// starts, and a SIGKILL loses its newest samples: until it
 				// has scraped twice since, rate(x[5s]) is about the time
@@ -408,7 +419,7 @@ func TestPrometheusFaults(t *testing.T) {
 			tc.inject(t, e)
 			var first, last time.Time
 			for i := 1; i <= faultCycles; i++ {
-				s := e.state(t, e.cycle())
+				s := e.state(t, e.cycle(t))
 				if i == 1 {
 					first = s.at
 				}

@@ -23,6 +23,8 @@ import (
 // that the evaluator's SLI and budget match a direct full-window query and
 // the generated truth within 0.1 %.
 func TestAccuracyPrometheus(t *testing.T) {
+	// Prometheus keeps recent history only: the one reading of the wall
+	// clock. The history, and so every expectation, is relative to its end.
 	tr := synth.History(time.Now().Truncate(time.Hour).Add(-2*time.Hour+30*time.Minute), time.Minute)
 	end := tr.End
 	var om bytes.Buffer
@@ -79,12 +81,15 @@ func TestAccuracyPrometheus(t *testing.T) {
 }
 
 // liveEnv is a real Prometheus scraping a synthetic target every second,
-// and an evaluator over it driven cycle by cycle.
+// and an evaluator over it driven cycle by cycle on a clock of the test's.
 type liveEnv struct {
 	prom     *testenv.Prometheus
+	q        evaluator.Querier
 	requests *prometheus.CounterVec
 	ev       *evaluator.Evaluator
 	reg      *prometheus.Registry
+	clock    *testClock
+	last     time.Time // of the latest cycle
 }
 
 func startLive(t *testing.T, set *slo.Set) *liveEnv {
@@ -98,14 +103,15 @@ func startLive(t *testing.T, set *slo.Set) *liveEnv {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: time.Second, MinRange: 5 * time.Second, Registerer: reg})
+	clock := &testClock{}
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: time.Second, MinRange: 5 * time.Second, Registerer: reg, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ev.SetDefinitions(set); err != nil {
 		t.Fatal(err)
 	}
-	return &liveEnv{prom: prom, requests: requests, ev: ev, reg: reg}
+	return &liveEnv{prom: prom, q: q, requests: requests, ev: ev, reg: reg, clock: clock}
 }
 
 // traffic increments the counters every 100ms until ctx ends; errShare
@@ -127,10 +133,25 @@ func (l *liveEnv) traffic(ctx context.Context, errShare func() float64) {
 	}()
 }
 
-// cycle evaluates once at the current second.
+// cycle evaluates once, a second after the previous cycle (or at the
+// current second, if the test waited since), as soon as Prometheus has
+// scraped past that second.
 func (l *liveEnv) cycle(t *testing.T) {
-	l.ev.Evaluate(context.Background(), time.Now())
-	time.Sleep(time.Second)
+	at := nextCycle(l.last, time.Second)
+	waitIngested(t, l.q, at)
+	l.evaluate(at)
+}
+
+// cycleDown is cycle while Prometheus is down: there is no data to wait
+// for, the evaluation just comes a second after the previous one.
+func (l *liveEnv) cycleDown() {
+	l.evaluate(nextCycle(l.last, time.Second))
+}
+
+func (l *liveEnv) evaluate(at time.Time) {
+	l.clock.Set(at)
+	l.ev.Evaluate(context.Background(), at)
+	l.last = at
 }
 
 func (l *liveEnv) failures(t *testing.T) float64 {
@@ -232,7 +253,7 @@ func TestPrometheusOutage(t *testing.T) {
 	l.prom.Stop()
 	before := l.failures(t)
 	for range 3 {
-		l.cycle(t)
+		l.cycleDown()
 		s, _ := l.ev.Hypothesis("steady")
 		if s.Verdict == slo.Pass {
 			t.Fatalf("verdict pass while Prometheus is down")

@@ -27,24 +27,24 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{ScrapeInterval: time.Second, Targets: []testenv.ScrapeTarget{target.ScrapeTarget("shop")}})
 	vm := testenv.StartVictoriaMetrics(t, time.Second, target.ScrapeTarget("shop"))
 
-	newEval := func(url string) *evaluator.Evaluator {
+	// Both evaluators run on the test's clock, cycle by cycle.
+	clock := &testClock{}
+	queriers := map[string]evaluator.Querier{}
+	backends := map[string]*evaluator.Evaluator{}
+	for name, url := range map[string]string{"prometheus": prom.URL(), "victoriametrics": vm.URL()} {
 		q, err := promapi.New(promapi.Options{URL: url, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The evaluators live 3s in the past, so that both backends have
-		// ingested the scrapes of the instant they are asked about.
-		lagged := func() time.Time { return time.Now().Add(-3 * time.Second) }
-		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: time.Second, MinRange: 5 * time.Second, Registerer: prometheus.NewRegistry(), Now: lagged})
+		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: time.Second, MinRange: 5 * time.Second, Registerer: prometheus.NewRegistry(), Now: clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := ev.SetDefinitions(liveSet()); err != nil {
 			t.Fatal(err)
 		}
-		return ev
+		queriers[name], backends[name] = q, ev
 	}
-	backends := map[string]*evaluator.Evaluator{"prometheus": newEval(prom.URL()), "victoriametrics": newEval(vm.URL())}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -65,16 +65,23 @@ func TestVictoriaMetricsCompatibility(t *testing.T) {
 		}
 	}()
 
-	// cycle evaluates both at the same instant.
+	// cycle evaluates both at the same instant, a second after the
+	// previous cycle (or the current second, if the test waited since),
+	// once both backends have ingested the scrapes up to it.
+	var last time.Time
 	cycle := func() map[string]slo.Verdict {
-		at := time.Now().Add(-3 * time.Second)
+		at := nextCycle(last, time.Second)
+		for _, q := range queriers {
+			waitIngested(t, q, at)
+		}
+		clock.Set(at)
+		last = at
 		out := map[string]slo.Verdict{}
 		for name, ev := range backends {
 			ev.Evaluate(context.Background(), at)
 			h, _ := ev.Hypothesis("steady")
 			out[name] = h.Verdict
 		}
-		time.Sleep(time.Second)
 		return out
 	}
 	// waitBoth evaluates until both backends give want, and fails if they

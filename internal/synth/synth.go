@@ -1,7 +1,12 @@
 // Package synth generates deterministic synthetic service traffic for tests
 // and benchmarks: request counters by status, a latency histogram and an up
-// gauge, with uneven traffic, a counter reset and a scrape gap, and the exact
-// number of events in any time range, to check slogate's numbers against.
+// gauge, with uneven traffic, incidents, outages, a counter reset and a
+// scrape gap, and the exact number of events in any time range, to check
+// slogate's numbers against.
+//
+// The traffic's daily pattern follows its own clock, which starts at
+// Traffic.Anchor, never the wall clock or the calendar: the same data,
+// relative to the anchor, comes out whatever absolute time the anchor is.
 package synth
 
 import (
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -22,11 +28,16 @@ type Traffic struct {
 	Start time.Time
 	End   time.Time
 	Step  time.Duration // sample resolution
+	// Anchor is the midnight that starts day 0 of the traffic's clock.
+	// The daily pattern below is laid out in days and hours from it;
+	// days before it are negative. History sets it; a zero Anchor is the
+	// Unix epoch, so that the pattern follows UTC days.
+	Anchor time.Time
 	// BaseRPS is the mean request rate; traffic follows a daily wave of
 	// ±60 % around it.
 	BaseRPS float64
-	// ErrorRatio is the base share of 5xx; every 3rd day has an incident
-	// hour with ErrorRatio×20.
+	// ErrorRatio is the base share of 5xx; every third day (the days -1,
+	// -4, -7, ...) has an incident from 14:00 to 15:00 with ErrorRatio×20.
 	ErrorRatio float64
 	// ResetAt restarts all counters at this time (zero disables it).
 	ResetAt time.Time
@@ -34,22 +45,46 @@ type Traffic struct {
 	GapFrom, GapTo time.Time
 }
 
-// History is 31 days of job="shop" traffic ending at end: 20 requests/s,
-// 0.2 % errors, a counter reset 10 days back and a 20-minute scrape gap 5
-// days back, both placed in hours without incidents.
+// The daily pattern, on the traffic's clock. The service is down from
+// 3:00 to 3:10 every fifth day (the days -1, -6, ...) and restarts from
+// 23:21 to 23:23 every day; from 20:00 to 21:00 every day 5 % more
+// requests are slower than 0.3s.
+var (
+	incidents = daily{every: 3, on: 2, at: 14 * time.Hour, length: time.Hour}
+	outages   = daily{every: 5, on: 4, at: 3 * time.Hour, length: 10 * time.Minute}
+	restarts  = daily{every: 1, on: 0, at: 23*time.Hour + 21*time.Minute, length: 2 * time.Minute}
+	slowHours = daily{every: 1, on: 0, at: 20 * time.Hour, length: time.Hour}
+)
+
+const day = 24 * time.Hour
+
+// History is 31 days of job="shop" traffic ending at end, which is 23:30
+// of day -1 on its clock: 20 requests/s, 0.2 % errors, the incidents,
+// outages and restarts above (the last incident 9.5 hours before end, the
+// last outage 20.5 hours before it, the last restart 9 to 7 minutes before
+// it), a counter reset 10 days back and a 20-minute scrape gap 5 days back,
+// both in hours without incidents.
 //
-// Fine slices are moving averages over evaluation.min-range, so events
-// within a minute of a window edge may be counted on the other side of it;
-// tests put the edges (end) at half past an hour, away from the
-// hour-aligned incidents, so that the comparison with the exact truth
-// measures the arithmetic and not that smear.
+// Every time in it is relative to end, so any end gives the same data and
+// the same verdicts: a test that reads the wall clock once to put end near
+// now, as a real Prometheus needs, gets the same numbers at any hour.
+//
+// Fine slices are moving averages over evaluation.min-range, and the
+// evaluator's hourly slices start on the hour, so events within a minute
+// of a window's start, or of the hour where fine and hourly slices meet,
+// may be counted on the other side of it. Tests put end at half past an
+// hour, so that the pattern's hours start on the hour like the evaluator's
+// hourly slices and the rules' 5m buckets, and compare windows that start
+// where nothing changes (Calm), so that the comparison with the exact
+// truth measures the arithmetic and not that smear.
 func History(end time.Time, step time.Duration) Traffic {
-	day := func(d int) time.Time { return end.Add(time.Duration(-d) * 24 * time.Hour).Truncate(24 * time.Hour) }
+	anchor := end.Add(30 * time.Minute)
+	at := func(d int, clock time.Duration) time.Time { return anchor.Add(time.Duration(d)*day + clock) }
 	return Traffic{
-		Job: "shop", Start: end.Add(-31 * 24 * time.Hour), End: end, Step: step,
+		Job: "shop", Start: end.Add(-31 * day), End: end, Step: step, Anchor: anchor,
 		BaseRPS: 20, ErrorRatio: 0.002,
-		ResetAt: day(10).Add(9*time.Hour + 17*time.Minute),
-		GapFrom: day(5).Add(12 * time.Hour), GapTo: day(5).Add(12*time.Hour + 20*time.Minute),
+		ResetAt: at(-10, 9*time.Hour+17*time.Minute),
+		GapFrom: at(-5, 12*time.Hour), GapTo: at(-5, 12*time.Hour+20*time.Minute),
 	}
 }
 
@@ -68,44 +103,120 @@ type Sample struct {
 	Skip            bool // inside the gap: not exported
 }
 
+// origin is the start of day 0.
+func (tr Traffic) origin() time.Time {
+	if tr.Anchor.IsZero() {
+		return time.Unix(0, 0)
+	}
+	return tr.Anchor
+}
+
+// clock is the day and the time of day of t on the traffic's clock.
+func (tr Traffic) clock(t time.Time) (d int64, tod time.Duration) {
+	since := t.Sub(tr.origin())
+	d, tod = int64(since/day), since%day
+	if tod < 0 {
+		d, tod = d-1, tod+day
+	}
+	return d, tod
+}
+
+// daily is a part of the pattern: from at for length on the days d with
+// d mod every = on.
+type daily struct {
+	every, on  int64
+	at, length time.Duration
+}
+
+func (p daily) onDay(d int64) bool { return ((d%p.every)+p.every)%p.every == p.on }
+
+func (p daily) covers(tr Traffic, t time.Time) bool {
+	d, tod := tr.clock(t)
+	return p.onDay(d) && tod >= p.at && tod < p.at+p.length
+}
+
+// spans lists the times of p that overlap the traffic's [Start, End].
+func (p daily) spans(tr Traffic) []Span {
+	first, _ := tr.clock(tr.Start)
+	last, _ := tr.clock(tr.End)
+	var out []Span
+	for d := first - 1; d <= last; d++ {
+		if !p.onDay(d) {
+			continue
+		}
+		from := tr.origin().Add(time.Duration(d)*day + p.at)
+		if s := (Span{From: from, To: from.Add(p.length)}); s.To.After(tr.Start) && !s.From.After(tr.End) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Span is the time from From (included) to To (excluded).
+type Span struct{ From, To time.Time }
+
+// Incidents are the hours with 20 times the base error ratio.
+func (tr Traffic) Incidents() []Span { return incidents.spans(tr) }
+
+// Outages are the times the up gauge is 0: outages and restarts.
+func (tr Traffic) Outages() []Span {
+	out := append(outages.spans(tr), restarts.spans(tr)...)
+	slices.SortFunc(out, func(a, b Span) int { return a.From.Compare(b.From) })
+	return out
+}
+
+// Calm says whether nothing in the traffic changes within margin of t:
+// no incident, outage, restart or slow hour starts or ends, no reset, no
+// scrape gap. The daily wave changes smoothly and does not count.
+func (tr Traffic) Calm(t time.Time, margin time.Duration) bool {
+	edges := []time.Time{tr.ResetAt, tr.GapFrom, tr.GapTo}
+	for _, p := range []daily{incidents, outages, restarts, slowHours} {
+		for _, s := range p.spans(tr) {
+			edges = append(edges, s.From, s.To)
+		}
+	}
+	for _, e := range edges {
+		if !e.IsZero() && t.Sub(e).Abs() < margin {
+			return false
+		}
+	}
+	return true
+}
+
 func (tr Traffic) rps(t time.Time) float64 {
-	day := float64(t.Unix()%86400) / 86400
-	return tr.BaseRPS * (1 + 0.6*math.Sin(2*math.Pi*day))
+	_, tod := tr.clock(t)
+	return tr.BaseRPS * (1 + 0.6*math.Sin(2*math.Pi*float64(tod)/float64(day)))
 }
 
 func (tr Traffic) errRatio(t time.Time) float64 {
-	d := t.Unix() / 86400
-	h := (t.Unix() % 86400) / 3600
-	if d%3 == 0 && h == 14 {
+	if incidents.covers(tr, t) {
 		return math.Min(1, tr.ErrorRatio*20)
 	}
 	return tr.ErrorRatio
 }
 
-// upAt is 0 for the first 10 minutes of every 5th day's 3am hour.
 func (tr Traffic) upAt(t time.Time) float64 {
-	d := t.Unix() / 86400
-	s := t.Unix() % 86400
-	if d%5 == 0 && s >= 3*3600 && s < 3*3600+600 {
+	if outages.covers(tr, t) || restarts.covers(tr, t) {
 		return 0
 	}
 	return 1
 }
 
 // slowShare is the share of requests slower than each bucket bound.
-func slowShare(t time.Time) []float64 {
-	h := (t.Unix() % 86400) / 3600
+func (tr Traffic) slowShare(t time.Time) []float64 {
 	extra := 0.0
-	if h == 20 {
+	if slowHours.covers(tr, t) {
 		extra = 0.05
 	}
 	return []float64{0.6, 0.3, 0.01 + extra, 0.001}
 }
 
 // Samples generates the series, calling fn for every sample in time order.
+// The sample's Bucket and DBucket are reused: copy them to keep them.
 func (tr Traffic) Samples(fn func(Sample)) {
 	var cur Sample
 	cur.Bucket = make([]float64, len(Buckets)+1)
+	cur.DBucket = make([]float64, len(Buckets)+1)
 	reset := !tr.ResetAt.IsZero()
 	for t := tr.Start; !t.After(tr.End); t = t.Add(tr.Step) {
 		n := tr.rps(t) * tr.Step.Seconds()
@@ -121,8 +232,7 @@ func (tr Traffic) Samples(fn func(Sample)) {
 		cur.DTotal, cur.DErrors = n, e
 		cur.Total += n
 		cur.Errors += e
-		slow := slowShare(t)
-		cur.DBucket = make([]float64, len(Buckets)+1)
+		slow := tr.slowShare(t)
 		for i := range Buckets {
 			cur.DBucket[i] = n * (1 - slow[i])
 			cur.Bucket[i] += cur.DBucket[i]
@@ -145,24 +255,43 @@ type Truth struct {
 	Down, Duration float64
 }
 
+func (t *Truth) add(s Sample, step time.Duration) {
+	t.Total += s.DTotal
+	t.Errors += s.DErrors
+	for i, b := range Buckets {
+		t.Slow[b] += s.DTotal - s.DBucket[i]
+	}
+	if !s.Skip {
+		t.Duration += step.Seconds()
+		t.Down += (1 - s.Up) * step.Seconds()
+	}
+}
+
 // TruthBetween computes Truth over (from, to].
 func (tr Traffic) TruthBetween(from, to time.Time) Truth {
 	t := Truth{Slow: map[float64]float64{}}
 	tr.Samples(func(s Sample) {
-		if !s.T.After(from) || s.T.After(to) {
-			return
-		}
-		t.Total += s.DTotal
-		t.Errors += s.DErrors
-		for i, b := range Buckets {
-			t.Slow[b] += s.DTotal - s.DBucket[i]
-		}
-		if !s.Skip {
-			t.Duration += tr.Step.Seconds()
-			t.Down += (1 - s.Up) * tr.Step.Seconds()
+		if s.T.After(from) && !s.T.After(to) {
+			t.add(s, tr.Step)
 		}
 	})
 	return t
+}
+
+// Truths computes Truth over the windows ending at to, in one pass.
+func (tr Traffic) Truths(to time.Time, windows ...time.Duration) []Truth {
+	out := make([]Truth, len(windows))
+	for i := range out {
+		out[i].Slow = map[float64]float64{}
+	}
+	tr.Samples(func(s Sample) {
+		for i, w := range windows {
+			if s.T.After(to.Add(-w)) && !s.T.After(to) {
+				out[i].add(s, tr.Step)
+			}
+		}
+	})
+	return out
 }
 
 // WriteOpenMetrics writes the series as OpenMetrics text with timestamps,
