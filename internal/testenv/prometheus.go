@@ -273,34 +273,31 @@ func (p *Prometheus) QueryVectorAt(t testing.TB, expr string, ts time.Time) []Sa
 	return samples
 }
 
-// WaitForQuery evaluates expr every 200ms until it yields exactly one value
-// for which cond holds, and returns that value. It fails the test after
-// timeout, saying what the last answer was.
+// WaitForQuery evaluates expr until it yields exactly one value for which
+// cond holds, and returns that value. It fails the test after timeout,
+// saying what the last answer was.
 func (p *Prometheus) WaitForQuery(t testing.TB, expr string, cond func(float64) bool, timeout time.Duration) float64 {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
+	var v float64
+	err := Poll(timeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		samples, err := p.TryQuery(ctx, expr, time.Time{})
-		cancel()
-		if err == nil {
-			var v float64
-			if v, err = single(samples); err == nil {
-				if cond(v) {
-					return v
-				}
-				last = "value " + strconv.FormatFloat(v, 'g', -1, 64)
-			}
-		}
 		if err != nil {
-			last = err.Error()
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: query %q: condition not met within %s; last: %s", expr, timeout, last)
+		if v, err = single(samples); err != nil {
+			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		if !cond(v) {
+			return fmt.Errorf("value %s", strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: query %q: condition not met within %s; last: %v", expr, timeout, err)
 	}
+	return v
 }
 
 func single(samples []Sample) (float64, error) {

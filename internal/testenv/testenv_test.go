@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -147,19 +148,14 @@ func TestAlertmanagerListsPostedAlert(t *testing.T) {
 		t.Errorf("alert = %+v, want startsAt, a future endsAt and a fingerprint", a)
 	}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, "the notification at the webhook", func() error {
 		mu.Lock()
-		got := strings.Join(received, ",")
-		mu.Unlock()
-		if got == "firing:SLOErrorBudgetBurn" {
-			break
+		defer mu.Unlock()
+		if got := strings.Join(received, ","); got != "firing:SLOErrorBudgetBurn" {
+			return fmt.Errorf("webhook received %q, want firing:SLOErrorBudgetBurn", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook received %q, want firing:SLOErrorBudgetBurn", got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if st := am.Alerts(t)[0].Status.State; st != "active" {
 		t.Errorf("state after notification = %q, want active", st)
 	}
