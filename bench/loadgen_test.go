@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,9 +133,7 @@ func BenchmarkGateAPI(b *testing.B) {
 	prom.WaitForQuery(b, `count_over_time(up{job="`+serviceJob+`"}[5m])`, func(v float64) bool { return v >= 2 }, 2*time.Minute)
 	p := startSlogate(b, slogateOptions{promURL: prom.URL(), definitions: gateDefinitions(max(n, 2)), interval: gateInterval})
 	gateURL := p.url + "/api/v1/experiments/svc-0-chaos/gate"
-	p.waitFor("the gate to open", 5*time.Minute, time.Second, func() bool {
-		return getStatus(context.Background(), gateURL) == http.StatusOK
-	})
+	p.waitFor("the gate to open", 5*time.Minute, time.Second, gateOpen(context.Background(), gateURL))
 
 	type run struct {
 		name string
