@@ -159,6 +159,16 @@ func TestAlertmanagerListsPostedAlert(t *testing.T) {
 	if st := am.Alerts(t)[0].Status.State; st != "active" {
 		t.Errorf("state after notification = %q, want active", st)
 	}
+	testenv.Eventually(t, 30*time.Second, "the notification in Alertmanager's notification log", func() error {
+		ok, err := am.NotificationLogged(map[string]string{"alertname": "SLOErrorBudgetBurn", "slo": "checkout-availability"})
+		if err == nil && !ok {
+			err = errors.New("no entry for the alert's group")
+		}
+		return err
+	})
+	if ok, err := am.NotificationLogged(map[string]string{"slo": "checkout-availability", "severity": "ticket"}); err != nil || ok {
+		t.Errorf("NotificationLogged of a group never notified = %v, %v; want false", ok, err)
+	}
 }
 
 // After Stop nothing listens on the port any more: the server is gone, not
