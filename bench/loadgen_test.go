@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -54,34 +51,10 @@ type loadReport struct {
 	slogateCPU float64 // slogate's CPU cores during the run
 }
 
-var (
-	loadgenOnce sync.Once
-	loadgenPath string
-	loadgenErr  error
-)
-
 // loadgenBinary builds bench/loadgen once per process.
 func loadgenBinary(tb testing.TB) string {
 	tb.Helper()
-	root := testenv.RepoRoot(tb)
-	loadgenOnce.Do(func() {
-		// Left for the OS to clean, like testenv.SlogateBinary's.
-		dir, err := os.MkdirTemp("", "slogate-bench-loadgen")
-		if err != nil {
-			loadgenErr = err
-			return
-		}
-		loadgenPath = filepath.Join(dir, "loadgen")
-		cmd := exec.Command("go", "build", "-o", loadgenPath, "./bench/loadgen")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			loadgenErr = fmt.Errorf("go build ./bench/loadgen: %v\n%s", err, out)
-		}
-	})
-	if loadgenErr != nil {
-		tb.Fatal(loadgenErr)
-	}
-	return loadgenPath
+	return testenv.GoBinary(tb, "./bench/loadgen")
 }
 
 // gateDefinitions: the grouped SLOs of BenchmarkServiceCycle, and the

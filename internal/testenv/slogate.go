@@ -19,35 +19,55 @@ import (
 	"time"
 )
 
-var (
-	slogateOnce sync.Once
-	slogatePath string
-	slogateErr  error
-)
-
 // SlogateBinary builds cmd/slogate once per test process, as users run it,
-// and returns its path. The binary lives in a temporary directory that is
-// left for the OS to clean: tests of one package share it.
+// and returns its path.
 func SlogateBinary(t testing.TB) string {
 	t.Helper()
+	return GoBinary(t, "./cmd/slogate")
+}
+
+var (
+	buildsMu sync.Mutex
+	builds   = map[string]*build{}
+)
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// GoBinary builds the main package pkg of this module (a path from the
+// repository root, like "./bench/loadgen") once per test process and
+// returns the binary's path. The binary lives in a temporary directory that
+// is left for the OS to clean: tests of one package share it.
+func GoBinary(t testing.TB, pkg string) string {
+	t.Helper()
 	root := RepoRoot(t)
-	slogateOnce.Do(func() {
+	buildsMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &build{}
+		builds[pkg] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "slogate-test-bin")
 		if err != nil {
-			slogateErr = err
+			b.err = err
 			return
 		}
-		slogatePath = filepath.Join(dir, "slogate")
-		cmd := exec.Command("go", "build", "-o", slogatePath, "./cmd/slogate")
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			slogateErr = fmt.Errorf("go build ./cmd/slogate: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if slogateErr != nil {
-		t.Fatal(slogateErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return slogatePath
+	return b.path
 }
 
 // SlogateOptions configures StartSlogate. The files it writes (definitions,
