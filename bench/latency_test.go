@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -184,8 +185,7 @@ func measureFaults(b *testing.B, runs int) []faultTiming {
 	defer cancel()
 	gateURL := func(k int) string { return fmt.Sprintf("%s/api/v1/experiments/fault-%d-chaos/gate", p.url, k) }
 	for k := range runs {
-		p.waitFor(fmt.Sprintf("the gate of fault-%d-chaos to open", k), 3*time.Minute, 200*time.Millisecond,
-			func() bool { return getStatus(ctx, gateURL(k)) == http.StatusOK })
+		p.waitFor(fmt.Sprintf("the gate of fault-%d-chaos to open", k), 3*time.Minute, 200*time.Millisecond, gateOpen(ctx, gateURL(k)))
 	}
 
 	var ts []faultTiming
@@ -194,6 +194,8 @@ func measureFaults(b *testing.B, runs int) []faultTiming {
 		// the scrape.
 		phase := (time.Duration(k) * (latencyInterval + latencyScrape) / time.Duration(runs)) % latencyInterval
 		at := time.Now().Truncate(latencyInterval).Add(latencyInterval + phase)
+		// Not a wait for a condition: the fault is placed at a chosen
+		// phase of the cycle, which is what the measurement varies.
 		time.Sleep(time.Until(at))
 		if code := getStatus(ctx, gateURL(k)); code != http.StatusOK {
 			b.Fatalf("fault %d: the gate is %d before the fault", k, code)
@@ -219,19 +221,16 @@ func measureFaults(b *testing.B, runs int) []faultTiming {
 }
 
 // waitVerdicts polls the gate every 20 ms and Alertmanager every 100 ms
-// until the gate is closed and the page alert of the SLO is there.
+// until the gate is closed and the page alert of the SLO is there. The
+// fixed pace is the resolution of the latencies it measures.
 func waitVerdicts(b *testing.B, ctx context.Context, p *slogateProc, am *testenv.Alertmanager, gateURL, sloName string, t0 time.Time) faultTiming {
 	b.Helper()
 	var t faultTiming
-	deadline := t0.Add(2 * time.Minute)
 	lastAM := time.Time{}
 	alertsURL := am.URL() + "/api/v2/alerts?filter=" + url.QueryEscape(fmt.Sprintf(`slo=%q`, sloName)) + "&filter=" + url.QueryEscape(`severity="page"`)
-	for t.gate == 0 || t.page == 0 {
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: after 2 minutes: gate closed after %s, page after %s (0: not yet)", sloName, t.gate, t.page)
-		}
-		if p.exited() {
-			b.Fatalf("slogate exited")
+	err := testenv.PollEvery(time.Until(t0.Add(2*time.Minute)), 20*time.Millisecond, func() error {
+		if p.Exited() {
+			return testenv.Permanent(errors.New("slogate exited"))
 		}
 		if t.gate == 0 {
 			// 409 closed; 503 unknown, which closes it too (onUnknown:
@@ -243,7 +242,7 @@ func waitVerdicts(b *testing.B, ctx context.Context, p *slogateProc, am *testenv
 				t.gate = time.Since(t0)
 				t.reasons = fmt.Sprintf("%d %s", code, reasons)
 			default:
-				b.Fatalf("%s: gate answered %d during the fault: %s", sloName, code, reasons)
+				return testenv.Permanent(fmt.Errorf("gate answered %d during the fault: %s", code, reasons))
 			}
 		}
 		if t.page == 0 && time.Since(lastAM) >= 100*time.Millisecond {
@@ -252,7 +251,13 @@ func waitVerdicts(b *testing.B, ctx context.Context, p *slogateProc, am *testenv
 				t.page = time.Since(t0)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		if t.gate == 0 || t.page == 0 {
+			return fmt.Errorf("gate closed after %s, page after %s (0: not yet)", t.gate, t.page)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("%s: within 2 minutes of the fault: %v", sloName, err)
 	}
 	return t
 }

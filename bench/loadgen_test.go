@@ -5,13 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -55,34 +51,10 @@ type loadReport struct {
 	slogateCPU float64 // slogate's CPU cores during the run
 }
 
-var (
-	loadgenOnce sync.Once
-	loadgenPath string
-	loadgenErr  error
-)
-
 // loadgenBinary builds bench/loadgen once per process.
 func loadgenBinary(tb testing.TB) string {
 	tb.Helper()
-	root := testenv.RepoRoot(tb)
-	loadgenOnce.Do(func() {
-		// Left for the OS to clean, like testenv.SlogateBinary's.
-		dir, err := os.MkdirTemp("", "slogate-bench-loadgen")
-		if err != nil {
-			loadgenErr = err
-			return
-		}
-		loadgenPath = filepath.Join(dir, "loadgen")
-		cmd := exec.Command("go", "build", "-o", loadgenPath, "./bench/loadgen")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			loadgenErr = fmt.Errorf("go build ./bench/loadgen: %v\n%s", err, out)
-		}
-	})
-	if loadgenErr != nil {
-		tb.Fatal(loadgenErr)
-	}
-	return loadgenPath
+	return testenv.GoBinary(tb, "./bench/loadgen")
 }
 
 // gateDefinitions: the grouped SLOs of BenchmarkServiceCycle, and the
@@ -134,9 +106,7 @@ func BenchmarkGateAPI(b *testing.B) {
 	prom.WaitForQuery(b, `count_over_time(up{job="`+serviceJob+`"}[5m])`, func(v float64) bool { return v >= 2 }, 2*time.Minute)
 	p := startSlogate(b, slogateOptions{promURL: prom.URL(), definitions: gateDefinitions(max(n, 2)), interval: gateInterval})
 	gateURL := p.url + "/api/v1/experiments/svc-0-chaos/gate"
-	p.waitFor("the gate to open", 5*time.Minute, time.Second, func() bool {
-		return getStatus(context.Background(), gateURL) == http.StatusOK
-	})
+	p.waitFor("the gate to open", 5*time.Minute, time.Second, gateOpen(context.Background(), gateURL))
 
 	type run struct {
 		name string

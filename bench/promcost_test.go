@@ -162,25 +162,31 @@ func benchmarkPrometheusCost(b *testing.B, n int) {
 // measurements include: the first approach logs it.
 func settle(b *testing.B, c *statClient) float64 {
 	b.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	prev := mustCPU(b, c)
-	quiet := 0
-	var idle float64
-	for quiet < 3 {
-		time.Sleep(time.Second)
+	var prev, delta, idle float64
+	quiet, calls := 0, 0
+	// A fixed pace: each call measures the CPU Prometheus used in the
+	// second since the previous one.
+	err := testenv.PollEvery(90*time.Second, time.Second, func() error {
 		cur := mustCPU(b, c)
-		delta := cur - prev
+		calls++
+		if calls > 1 {
+			delta = cur - prev
+			if delta <= 0.02 {
+				quiet++
+				idle += delta
+			} else {
+				quiet, idle = 0, 0
+			}
+		}
 		prev = cur
-		if delta <= 0.02 {
-			quiet++
-			idle += delta
-		} else {
-			quiet, idle = 0, 0
+		if quiet < 3 {
+			return fmt.Errorf("%d quiet seconds in a row", quiet)
 		}
-		if time.Now().After(deadline) {
-			b.Logf("Prometheus still uses %.0f ms of CPU a second after 90 s; measuring anyway", delta*1000)
-			return delta
-		}
+		return nil
+	})
+	if err != nil {
+		b.Logf("Prometheus still uses %.0f ms of CPU a second after 90 s; measuring anyway", delta*1000)
+		return delta
 	}
 	return idle / 3
 }

@@ -5,19 +5,16 @@ package bench
 // (/proc) and of its /metrics.
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,18 +26,13 @@ import (
 // svcHTTP is the benchmarks' client for slogate's and Alertmanager's APIs.
 var svcHTTP = &http.Client{Timeout: 10 * time.Second}
 
-// slogateProc is one `slogate serve` child process. It can be stopped
-// (SIGTERM, so that it saves its snapshot) and started again with the same
-// arguments, storage included.
+// slogateProc is one `slogate serve` child process (testenv.StartSlogate).
+// It can be stopped (SIGTERM, so that it saves its snapshot) and started
+// again with the same arguments, storage included.
 type slogateProc struct {
-	tb      testing.TB
-	args    []string
-	url     string
-	logPath string
-
-	cmd     *exec.Cmd
-	done    chan struct{}
-	started time.Time
+	*testenv.Slogate
+	tb  testing.TB
+	url string
 }
 
 // slogateOptions configures startSlogate.
@@ -55,146 +47,48 @@ type slogateOptions struct {
 
 // startSlogate writes the definitions and starts slogate; it returns at once
 // (waitReady and waitBackfilled wait). The process is stopped when the
-// benchmark ends.
+// benchmark ends; saving the snapshot of 10,000 SLOs may take a while.
 func startSlogate(tb testing.TB, o slogateOptions) *slogateProc {
 	tb.Helper()
-	dir := tb.TempDir()
-	defs := filepath.Join(dir, "definitions.yaml")
-	if err := os.WriteFile(defs, []byte(o.definitions), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if o.storage == "" {
-		o.storage = filepath.Join(dir, "data")
-	}
-	port := testenv.FreePort(tb)
-	p := &slogateProc{
-		tb:      tb,
-		url:     fmt.Sprintf("http://127.0.0.1:%d", port),
-		logPath: filepath.Join(dir, "slogate.log"),
-		args: []string{"serve",
-			"--prometheus.url=" + o.promURL,
-			"--definitions=" + defs,
-			"--evaluation.interval=" + o.interval.String(),
-			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-			"--storage.path=" + o.storage,
-			"--log.format=json",
-		},
-	}
-	if o.minRange > 0 {
-		p.args = append(p.args, "--evaluation.min-range="+o.minRange.String())
+	opts := testenv.SlogateOptions{
+		PrometheusURL: o.promURL, Definitions: o.definitions, Interval: o.interval, MinRange: o.minRange,
+		StoragePath: o.storage, NoWait: true, StopTimeout: 30 * time.Second,
 	}
 	if o.amURL != "" {
-		p.args = append(p.args, "--alertmanager.urls="+o.amURL)
+		opts.AlertmanagerURLs = []string{o.amURL}
 	}
-	p.start()
-	tb.Cleanup(func() {
-		p.stop()
-		if tb.Failed() {
-			tb.Logf("last lines of slogate's log %s:\n%s", p.logPath, fileTail(p.logPath, 30))
+	s := testenv.StartSlogate(tb, opts)
+	return &slogateProc{Slogate: s, tb: tb, url: s.URL()}
+}
+
+func (p *slogateProc) pid() int { return p.Pid() }
+
+// waitFor calls cond every poll until it holds; it fails the benchmark
+// after timeout or when slogate exits. The pace is fixed: reading /metrics
+// of 10,000 SLOs costs slogate CPU itself, which the benchmarks measure.
+func (p *slogateProc) waitFor(what string, timeout, poll time.Duration, cond func() error) {
+	p.tb.Helper()
+	err := testenv.PollEvery(timeout, poll, func() error {
+		if p.Exited() {
+			return testenv.Permanent(errors.New("slogate exited"))
 		}
+		return cond()
 	})
-	return p
-}
-
-func (p *slogateProc) start() {
-	p.tb.Helper()
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		p.tb.Fatal(err)
-	}
-	p.cmd = exec.Command(testenv.SlogateBinary(p.tb), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p.started = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		p.tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	p.done = done
-	go func() {
-		_ = p.cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-}
-
-// stop sends SIGTERM and waits for the exit (SIGKILL after 30 s); the
-// evaluator saves its snapshot on the way out.
-func (p *slogateProc) stop() {
-	if p.cmd == nil || p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.tb.Errorf("slogate did not stop within 30s of SIGTERM")
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		p.tb.Fatalf("waiting for %s (up to %s): %v; log:\n%s", what, timeout, err, fileTail(p.LogPath(), 30))
 	}
 }
 
-func (p *slogateProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *slogateProc) pid() int { return p.cmd.Process.Pid }
-
-// waitFor polls cond every poll until it holds; it fails the benchmark
-// after timeout or when slogate exits.
-func (p *slogateProc) waitFor(what string, timeout, poll time.Duration, cond func() bool) {
-	p.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if p.exited() {
-			p.tb.Fatalf("slogate exited while waiting for %s; log:\n%s", what, fileTail(p.logPath, 30))
-		}
-		if time.Now().After(deadline) {
-			p.tb.Fatalf("timed out after %s waiting for %s; log:\n%s", timeout, what, fileTail(p.logPath, 30))
-		}
-		time.Sleep(poll)
-	}
-}
-
-// metrics returns slogate's /metrics as series → value (the series as
-// written, e.g. `slogate_slo_backfill_pending` or `x{a="b"}`); nil when
-// slogate does not answer.
+// metrics returns slogate's own metrics from /metrics as series → value
+// (the series as written, e.g. `slogate_slo_backfill_pending` or
+// `x{a="b"}`); nil when slogate does not answer. The per-SLO series of
+// 10,000 SLOs are millions of lines nobody here reads.
 func (p *slogateProc) metrics() map[string]float64 {
-	resp, err := svcHTTP.Get(p.url + "/metrics")
+	m, err := p.Metrics("slogate_evaluation_", "slogate_slo_backfill_pending", "slogate_query_", "slogate_alerts_", "slogate_queries_")
 	if err != nil {
 		return nil
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		// Only slogate's own metrics: the per-SLO series of 10,000 SLOs
-		// are millions of lines nobody here reads.
-		if !strings.HasPrefix(line, "slogate_evaluation_") && !strings.HasPrefix(line, "slogate_slo_backfill_pending") &&
-			!strings.HasPrefix(line, "slogate_query_") && !strings.HasPrefix(line, "slogate_alerts_") && !strings.HasPrefix(line, "slogate_queries_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
+	return m
 }
 
 // metric reads one series; ok is false when slogate does not answer or
@@ -210,10 +104,13 @@ func (p *slogateProc) metric(series string) (float64, bool) {
 func (p *slogateProc) waitBackfilled(timeout time.Duration) time.Duration {
 	p.tb.Helper()
 	var took time.Duration
-	p.waitFor("slogate_slo_backfill_pending to reach 0", timeout, 100*time.Millisecond, func() bool {
+	p.waitFor("slogate_slo_backfill_pending to reach 0", timeout, 100*time.Millisecond, func() error {
 		v, ok := p.metric("slogate_slo_backfill_pending")
-		took = time.Since(p.started)
-		return ok && v == 0
+		took = time.Since(p.StartedAt())
+		if !ok || v != 0 {
+			return fmt.Errorf("slogate_slo_backfill_pending %v (exported: %v)", v, ok)
+		}
+		return nil
 	})
 	return took
 }
@@ -480,6 +377,16 @@ func fileTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// gateOpen is a waitFor condition: the gate at url answers 200.
+func gateOpen(ctx context.Context, url string) func() error {
+	return func() error {
+		if code := getStatus(ctx, url); code != http.StatusOK {
+			return fmt.Errorf("the gate answers %d", code)
+		}
+		return nil
+	}
 }
 
 // getStatus GETs url and returns the status code (0 when no answer).

@@ -167,11 +167,21 @@ func BenchmarkServiceCycle(b *testing.B) {
 	}
 }
 
+// cyclesAbove is a waitFor condition: more than n evaluation cycles ended.
+func cyclesAbove(p *slogateProc, n float64) func() error {
+	return func() error {
+		if c := p.cycleCount(); c <= n {
+			return fmt.Errorf("%v evaluation cycles, want more than %v", c, n)
+		}
+		return nil
+	}
+}
+
 func measureServiceCycle(b *testing.B, promURL, variant string, n, cycles int) serviceResult {
 	b.Helper()
 	b.StopTimer()
 	p := startSlogate(b, slogateOptions{promURL: promURL, definitions: serviceDefinitions(variant, n), interval: serviceInterval})
-	defer p.stop()
+	defer p.Stop()
 	r := serviceResult{name: fmt.Sprintf("%d %s", n, variant), slos: n, wantCycles: cycles}
 	// Reading /metrics of 10,000 SLOs costs slogate CPU itself: poll slowly.
 	r.backfill = p.waitBackfilled(15 * time.Minute)
@@ -182,7 +192,7 @@ func measureServiceCycle(b *testing.B, promURL, variant string, n, cycles int) s
 	// measured: one cycle after the backfill, or after a backfill that
 	// skipped boundaries, cycles until two have passed and one asked no
 	// range query. The CPU of the catch-up cycle is logged.
-	p.waitFor("the end of the backfill cycle", 5*time.Minute, time.Second, func() bool { return p.cycleCount() >= 1 })
+	p.waitFor("the end of the backfill cycle", 5*time.Minute, time.Second, cyclesAbove(p, 0))
 	rangeCount := func() float64 {
 		v, _ := p.metric(`slogate_query_duration_seconds_count{type="range"}`)
 		return v
@@ -196,7 +206,7 @@ func measureServiceCycle(b *testing.B, promURL, variant string, n, cycles int) s
 			b.Fatalf("10 cycles after the backfill, every one still asked range queries")
 		}
 		c0, r0, cpu0 := p.cycleCount(), rangeCount(), readProcStat(b, p.pid()).cpu
-		p.waitFor("an evaluation cycle", 5*time.Minute, time.Second, func() bool { return p.cycleCount() > c0 })
+		p.waitFor("an evaluation cycle", 5*time.Minute, time.Second, cyclesAbove(p, c0))
 		if r1 := rangeCount(); r1 > r0 {
 			r.refetchRanges, r.refetchCPU = r1-r0, readProcStat(b, p.pid()).cpu-cpu0
 			continue
@@ -212,6 +222,8 @@ func measureServiceCycle(b *testing.B, promURL, variant string, n, cycles int) s
 	if time.Until(boundary) < 5*time.Second {
 		boundary = boundary.Add(serviceInterval)
 	}
+	// The sleeps below wait for no condition: they place the measurement
+	// window on the clock, where cycles start.
 	time.Sleep(time.Until(boundary.Add(-3 * time.Second)))
 	m0 := p.metrics()
 	time.Sleep(time.Until(boundary.Add(-100 * time.Millisecond)))
@@ -359,15 +371,15 @@ func measureRestart(b *testing.B, n, days int) []restartResult {
 	p := startSlogate(b, slogateOptions{promURL: prom.URL(), definitions: defs, interval: serviceInterval, storage: storage})
 	rs = append(rs, measure("cold", p))
 	// SIGTERM: the evaluator saves the snapshot as Run ends.
-	p.stop()
-	p.start()
+	p.Stop()
+	p.Start()
 	rs = append(rs, measure("restart-snapshot", p))
-	if log, err := os.ReadFile(p.logPath); err != nil || !strings.Contains(string(log), "restored SLO windows from the snapshot") {
-		b.Fatalf("the restart did not restore the snapshot (log %s)", p.logPath)
+	if log, err := os.ReadFile(p.LogPath()); err != nil || !strings.Contains(string(log), "restored SLO windows from the snapshot") {
+		b.Fatalf("the restart did not restore the snapshot (log %s)", p.LogPath())
 	}
-	p.stop()
+	p.Stop()
 	fresh := startSlogate(b, slogateOptions{promURL: prom.URL(), definitions: defs, interval: serviceInterval})
 	rs = append(rs, measure("restart-fresh", fresh))
-	fresh.stop()
+	fresh.Stop()
 	return rs
 }

@@ -2,16 +2,9 @@ package dashboards
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,38 +75,29 @@ func TestQueriesReturnData(t *testing.T) {
 		t.FailNow()
 	}
 
-	bin := testenv.SlogateBinary(t)
-	shop := startShop(t)
+	target := testenv.NewTarget(t)
+	shop := target.Traffic(200)
 	am := testenv.StartAlertmanager(t, testenv.AMOptions{})
 	port := testenv.FreePort(t)
-	slogateAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	// One Prometheus serves both sides: slogate queries the shop's
 	// counters, and the dashboards query slogate's metrics.
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{
 		ScrapeInterval: time.Second,
 		Targets: []testenv.ScrapeTarget{
-			shop.target.ScrapeTarget("shop"),
-			{Job: "slogate", Addr: slogateAddr},
+			target.ScrapeTarget("shop"),
+			{Job: "slogate", Addr: fmt.Sprintf("127.0.0.1:%d", port)},
 		},
 	})
-	srv := startSlogate(t, bin, "http://"+slogateAddr, []string{
-		"--prometheus.url=" + prom.URL(),
-		"--alertmanager.urls=" + am.URL(),
-		"--evaluation.interval=1s",
-		"--evaluation.min-range=5s",
-		"--web.listen-address=" + slogateAddr,
+	// No API token: the run API needs none here.
+	srv := testenv.StartSlogate(t, testenv.SlogateOptions{
+		PrometheusURL: prom.URL(), AlertmanagerURLs: []string{am.URL()}, Definitions: definitions,
+		MinRange: 5 * time.Second, Port: port,
 	})
-
-	waitFor(t, "slogate to be ready", 60*time.Second, func() bool {
-		if srv.exited() {
-			t.Fatal("slogate exited")
+	srv.Eventually(60*time.Second, "the gate of break-shop to open", func() error {
+		if code, body, err := srv.Try("GET", "/api/v1/experiments/break-shop/gate", nil, false); err != nil || code != http.StatusOK {
+			return fmt.Errorf("the gate answers %d %s (%v)", code, body, err)
 		}
-		code, _ := srv.do("GET", "/ping", nil)
-		return code == http.StatusOK
-	})
-	waitFor(t, "the gate of break-shop to open", 60*time.Second, func() bool {
-		code, _ := srv.do("GET", "/api/v1/experiments/break-shop/gate", nil)
-		return code == http.StatusOK
+		return nil
 	})
 
 	// A run that ends creates slogate_runs_total.
@@ -121,16 +105,16 @@ func TestQueriesReturnData(t *testing.T) {
 		ID    string `json:"id"`
 		State string `json:"state"`
 	}
-	if code, body := srv.do("POST", "/api/v1/experiments/break-shop/runs", &run); code != http.StatusCreated || run.ID == "" {
-		t.Fatalf("start run: status %d: %s", code, body)
+	if code := srv.Do("POST", "/api/v1/experiments/break-shop/runs", nil, false, &run); code != http.StatusCreated || run.ID == "" {
+		t.Fatalf("start run: status %d: %+v", code, run)
 	}
-	if code, body := srv.do("POST", "/api/v1/runs/"+run.ID+"/abort", &run); code != http.StatusOK || run.State != "aborted" {
-		t.Fatalf("abort run: status %d: %s", code, body)
+	if code := srv.Do("POST", "/api/v1/runs/"+run.ID+"/abort", nil, false, &run); code != http.StatusOK || run.State != "aborted" {
+		t.Fatalf("abort run: status %d: %+v", code, run)
 	}
 
 	// Half the requests failing burns a 99 % SLO at 50x: the page alert
 	// fires, which the alert panels and annotations need.
-	shop.errShare.Store(0.5)
+	shop.SetErrorShare(0.5)
 	prom.WaitForQuery(t, `max(slogate_slo_alert_firing{slo="shop-availability", severity="page"})`,
 		func(v float64) bool { return v == 1 }, 90*time.Second)
 
@@ -172,28 +156,29 @@ func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, deadline 
 		t.Errorf("%s: %v", q.where, err)
 		return
 	}
-	for {
+	var queryErr error
+	err = testenv.Poll(time.Until(deadline), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		samples, err := prom.TryQuery(ctx, expr, time.Time{})
-		cancel()
 		if err != nil {
-			t.Errorf("%s: %v", q.where, err)
-			return
+			queryErr = err
+			return testenv.Permanent(err)
 		}
-		if ok, why := hasData(q, samples); ok {
-			if optional {
-				t.Logf("%s: event-only query (%s) returned data; its metrics may leave eventOnly", q.where, reason)
-			}
-			return
-		} else if time.Now().After(deadline) {
-			if optional {
-				t.Logf("%s: no data, allowed: %s", q.where, reason)
-				return
-			}
-			t.Errorf("%s: %s: %s", q.where, expr, why)
-			return
+		if ok, why := hasData(q, samples); !ok {
+			return errors.New(why)
 		}
-		time.Sleep(500 * time.Millisecond)
+		return nil
+	})
+	switch {
+	case queryErr != nil:
+		t.Errorf("%s: %v", q.where, queryErr)
+	case err == nil && optional:
+		t.Logf("%s: event-only query (%s) returned data; its metrics may leave eventOnly", q.where, reason)
+	case err != nil && optional:
+		t.Logf("%s: no data, allowed: %s", q.where, reason)
+	case err != nil:
+		t.Errorf("%s: %s: %v", q.where, expr, err)
 	}
 }
 
@@ -233,147 +218,4 @@ func eventOnlyReason(expr string) (string, bool, error) {
 		}
 	}
 	return "", false, nil
-}
-
-// shop is the synthetic service the SLO measures: request counters that
-// grow by 200 requests a second, errShare of them failing.
-type shop struct {
-	target   *testenv.Target
-	errShare atomic.Value // float64
-}
-
-func startShop(t *testing.T) *shop {
-	t.Helper()
-	s := &shop{target: testenv.NewTarget(t)}
-	s.errShare.Store(0.0)
-	requests := s.target.Counter("http_requests_total", "code")
-	requests.WithLabelValues("200").Add(0)
-	requests.WithLabelValues("500").Add(0)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				e := s.errShare.Load().(float64)
-				requests.WithLabelValues("500").Add(20 * e)
-				requests.WithLabelValues("200").Add(20 * (1 - e))
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return s
-}
-
-// slogateProcess is a running `slogate serve`.
-type slogateProcess struct {
-	t    *testing.T
-	url  string
-	done chan struct{} // closed when the process has exited
-}
-
-func (s *slogateProcess) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// startSlogate runs `slogate serve` with the test's definitions and args;
-// it is stopped with SIGTERM when the test ends, and its log is printed if
-// the test failed.
-func startSlogate(t *testing.T, bin, url string, args []string) *slogateProcess {
-	t.Helper()
-	dir := t.TempDir()
-	defs := filepath.Join(dir, "definitions.yaml")
-	if err := os.WriteFile(defs, []byte(definitions), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "slogate.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No --web.api-token-file: the run API needs no token here.
-	cmd := exec.Command(bin, append([]string{"serve",
-		"--definitions=" + defs,
-		"--storage.path=" + filepath.Join(dir, "data"),
-		"--log.format=json",
-	}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Killed with the test binary, so a panic or a timeout leaves no
-	// orphan.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("slogate did not stop within 20s of SIGTERM")
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(lines) > 40 {
-				lines = lines[len(lines)-40:]
-			}
-			t.Logf("last lines of slogate's log:\n%s", strings.Join(lines, "\n"))
-		}
-	})
-	return &slogateProcess{t: t, url: url, done: done}
-}
-
-var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-// do sends a request to slogate and decodes a JSON answer into out (if not
-// nil). A connection error reads as status 0, for polling.
-func (s *slogateProcess) do(method, path string, out any) (int, string) {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.url+path, nil)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: status %d, body %q: %v", method, path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond every 200ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -109,10 +110,9 @@ func runKill9(t *testing.T, iterations int) {
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
 	d := &crashDriver{
 		t: t, srv: srv, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
-		defs: filepath.Join(srv.dir, "definitions.yaml"), written: "base", good: "base",
+		defs: srv.DefinitionsPath(), written: "base", good: "base",
 		runs: map[string]*ackedRun{}, fig: &crashFigures{},
 	}
-	srv.waitReady()
 
 	for i := range iterations {
 		d.waitGateOpen()
@@ -148,8 +148,10 @@ func (d *crashDriver) operateAndKill(duringReload bool) {
 	} else {
 		delay := time.Duration(300+d.rng.IntN(3000)) * time.Millisecond
 		go func() {
+			// Not a wait for anything: the kill lands at a random moment
+			// of the requests, which is what the test exercises.
 			time.Sleep(delay)
-			d.srv.kill9()
+			d.srv.Kill()
 			close(killed)
 		}()
 		steps = -1
@@ -165,8 +167,10 @@ func (d *crashDriver) operateAndKill(duringReload bool) {
 			// swapped in, or just after.
 			lag := time.Duration(d.rng.IntN(40)) * time.Millisecond
 			go func() {
+				// Deliberate pacing, as above: a random point of the
+				// reload.
 				time.Sleep(lag)
-				d.srv.kill9()
+				d.srv.Kill()
 				close(killed)
 			}()
 			d.reload()
@@ -203,23 +207,11 @@ func (d *crashDriver) try(method, path string, body string) (int, []byte) {
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, d.srv.url+path, r)
+	code, b, err := d.srv.Try(method, path, r, method == http.MethodPost)
 	if err != nil {
-		d.t.Fatal(err)
+		return 0, nil // no answer, or cut off by the kill: not an answer
 	}
-	if method == http.MethodPost {
-		req.Header.Set("Authorization", "Bearer "+d.srv.token)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil // cut off by the kill: not an answer
-	}
-	return resp.StatusCode, b
+	return code, b
 }
 
 func (d *crashDriver) experiments() []string {
@@ -366,7 +358,7 @@ func (d *crashDriver) reload() {
 		d.good = set
 	}
 	if d.rng.IntN(2) == 0 {
-		_ = d.srv.cmd.Process.Signal(syscall.SIGHUP)
+		_ = d.srv.Signal(syscall.SIGHUP)
 		return
 	}
 	code, b := d.try(http.MethodPost, "/-/reload", "")
@@ -383,7 +375,7 @@ func (d *crashDriver) reload() {
 // consistency check on it.
 func (d *crashDriver) checkStore() {
 	d.t.Helper()
-	path := filepath.Join(d.srv.dir, "data", store.FileName)
+	path := filepath.Join(d.srv.StoragePath(), store.FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		d.t.Fatalf("open the store after kill -9: %v", err)
@@ -409,7 +401,7 @@ func (d *crashDriver) restart() {
 	if d.written == "bad" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, slogateBinary(d.t), d.srv.args...).CombinedOutput()
+		out, err := d.srv.Command(ctx).CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "definitions.yaml:6:3") {
 			d.t.Errorf("serve with a definitions file with an error: %v, want exit status 1 naming definitions.yaml:6:3\n%s", err, out)
@@ -417,8 +409,7 @@ func (d *crashDriver) restart() {
 		writeAtomically(d.t, d.defs, crashSets[d.good])
 		d.written = d.good
 	}
-	d.srv.start()
-	d.srv.waitReady()
+	d.srv.Start()
 }
 
 // checkAfterRestart compares what the restarted server serves with what the
@@ -495,9 +486,11 @@ func (d *crashDriver) waitGateOpen() {
 			d.end1(id)
 		}
 	}
-	waitFor(d.t, "the gate to open", 60*time.Second, func() bool {
-		code, _ := d.try(http.MethodGet, "/api/v1/experiments/break-shop/gate", "")
-		return code == http.StatusOK
+	d.srv.Eventually(60*time.Second, "the gate to open", func() error {
+		if code, b := d.try(http.MethodGet, "/api/v1/experiments/break-shop/gate", ""); code != http.StatusOK {
+			return fmt.Errorf("the gate answers %d %s", code, b)
+		}
+		return nil
 	})
 }
 

@@ -4,21 +4,12 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slogate/slogate/internal/testenv"
 )
@@ -26,48 +17,23 @@ import (
 // slogateBinary is the binary under test, built once per test process.
 func slogateBinary(t *testing.T) string { return testenv.SlogateBinary(t) }
 
-// shop is a synthetic service: a target whose request counters the test
-// drives, scraped every second by a real Prometheus.
+// shop is a synthetic service: a target whose request counters grow by
+// 200 requests a second, errShare of them failing, scraped every second by
+// a real Prometheus.
 type shop struct {
-	prom     *testenv.Prometheus
-	requests *prometheus.CounterVec
-	mu       sync.Mutex
-	errShare float64
+	prom    *testenv.Prometheus
+	traffic *testenv.Traffic
 }
 
 func startShop(t *testing.T) *shop {
 	t.Helper()
 	target := testenv.NewTarget(t)
-	s := &shop{requests: target.Counter("http_requests_total", "code")}
-	s.requests.WithLabelValues("200").Add(0)
-	s.requests.WithLabelValues("500").Add(0)
+	s := &shop{traffic: target.Traffic(200)}
 	s.prom = testenv.StartPrometheus(t, testenv.PromOptions{ScrapeInterval: time.Second, Targets: []testenv.ScrapeTarget{target.ScrapeTarget("shop")}})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				s.mu.Lock()
-				e := s.errShare
-				s.mu.Unlock()
-				s.requests.WithLabelValues("500").Add(20 * e)
-				s.requests.WithLabelValues("200").Add(20 * (1 - e))
-			}
-		}
-	}()
 	return s
 }
 
-func (s *shop) setErrors(share float64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.errShare = share
-}
+func (s *shop) setErrors(share float64) { s.traffic.SetErrorShare(share) }
 
 const definitions = `apiVersion: slogate.dev/v1
 kind: SLO
@@ -102,185 +68,74 @@ spec:
   recovery: 10s
 `
 
-// server is a running `slogate serve` process.
+// server is a running `slogate serve` process with the definitions above
+// and an API token.
 type server struct {
-	t       *testing.T
-	dir     string
-	url     string
-	token   string
-	args    []string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
+	*testenv.Slogate
+	t *testing.T
 }
 
 type serverOptions struct {
 	promURL   string
-	webConfig string // content of web.config-file, empty for none
-	amURL     string // Alertmanager to send alerts to, empty for none
-	scheme    string
+	amURLs    []string // Alertmanagers to send alerts to, none for none
+	webConfig string   // content of web.config-file, empty for none
+	// tls and basicAuth ("user", "password") are the client side of
+	// webConfig, for the readiness check and the helpers' requests.
+	tls       *tls.Config
+	basicAuth [2]string
+	token     string // default apiToken
+	config    string // content of a --config file, empty for none
+	storage   string // storage.path, default in the server's directory
+	args      []string
 }
 
+// apiToken is the API token of the servers of these tests.
+const apiToken = "s3cret-token"
+
+func serverConfig(o serverOptions) testenv.SlogateOptions {
+	if o.token == "" {
+		o.token = apiToken
+	}
+	args := append([]string{"--prometheus.timeout=2s"}, o.args...)
+	if len(o.amURLs) > 0 {
+		args = append(args, "--alertmanager.resend-delay=2s")
+	}
+	return testenv.SlogateOptions{
+		PrometheusURL: o.promURL, AlertmanagerURLs: o.amURLs, Definitions: definitions,
+		Token: o.token, WebConfig: o.webConfig, TLS: o.tls, BasicAuthUser: o.basicAuth[0], BasicAuthPassword: o.basicAuth[1],
+		Config: o.config, StoragePath: o.storage, MinRange: 5 * time.Second, Args: args,
+	}
+}
+
+// startServer starts slogate and waits until it is ready (/ping).
 func startServer(t *testing.T, o serverOptions) *server {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "definitions.yaml"), []byte(definitions), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	token := "s3cret-token"
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	scheme := o.scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	s := &server{
-		t: t, dir: dir, token: token, logPath: filepath.Join(dir, "slogate.log"),
-		url: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port),
-		args: []string{"serve",
-			"--prometheus.url=" + o.promURL,
-			"--prometheus.timeout=2s",
-			"--definitions=" + filepath.Join(dir, "definitions.yaml"),
-			"--evaluation.interval=1s",
-			"--evaluation.min-range=5s",
-			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-			"--web.api-token-file=" + filepath.Join(dir, "token"),
-			"--storage.path=" + filepath.Join(dir, "data"),
-			"--log.format=json",
-		},
-	}
-	if o.amURL != "" {
-		s.args = append(s.args, "--alertmanager.urls="+o.amURL, "--alertmanager.resend-delay=2s")
-	}
-	if o.webConfig != "" {
-		path := filepath.Join(dir, "web.yml")
-		if err := os.WriteFile(path, []byte(o.webConfig), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s.args = append(s.args, "--web.config-file="+path)
-	}
-	s.start()
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(s.logPath)
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			t.Logf("last lines of slogate's log:\n%s", strings.Join(lines, "\n"))
-		}
-	})
-	return s
+	return &server{Slogate: testenv.StartSlogate(t, serverConfig(o)), t: t}
 }
 
-func (s *server) start() {
-	s.t.Helper()
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.cmd = exec.Command(slogateBinary(s.t), s.args...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.done = make(chan struct{})
-	go func() {
-		_ = s.cmd.Wait()
-		logf.Close()
-		close(s.done)
-	}()
-}
-
-// stop sends SIGTERM and waits; the service must be gone within its
-// shutdown bound.
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		s.t.Errorf("slogate did not stop within 20s of SIGTERM")
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-func (s *server) kill9() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
-
-func (s *server) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
+// newServer prepares the server without starting it.
+func newServer(t *testing.T, o serverOptions) *server {
+	t.Helper()
+	return &server{Slogate: testenv.NewSlogate(t, serverConfig(o)), t: t}
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// do sends a request and decodes a JSON answer into out (if not nil).
+// do sends a request, with the API token if auth, and decodes a JSON answer
+// into out (if not nil).
 func (s *server) do(method, path string, auth bool, body io.Reader, out any) int {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.url+path, body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if auth {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: status %d, body %q: %v", method, path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode
+	return s.Do(method, path, body, auth, out)
 }
 
-// waitFor polls cond every 200ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func (s *server) waitReady() {
+// waitGate waits until the gate of break-shop answers status.
+func (s *server) waitGate(what string, timeout time.Duration, status int) {
 	s.t.Helper()
-	waitFor(s.t, "slogate to be ready", 60*time.Second, func() bool {
-		if s.exited() {
-			s.t.Fatalf("slogate exited")
+	s.Eventually(timeout, what, func() error {
+		if g, code := s.gate(); code != status {
+			return fmt.Errorf("the gate answers %d %+v, want %d", code, g, status)
 		}
-		resp, err := httpClient.Get(s.url + "/ping")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return nil
 	})
 }
 
@@ -307,6 +162,16 @@ func (s *server) gate() (gateAnswer, int) {
 	return g, code
 }
 
+// evaluations is how many evaluation cycles the server has finished.
+func (s *server) evaluations() float64 {
+	s.t.Helper()
+	n, err := s.Evaluations()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
 type runAnswer struct {
 	ID       string `json:"id"`
 	State    string `json:"state"`
@@ -316,6 +181,17 @@ type runAnswer struct {
 		Value                                    *float64
 	} `json:"timeline"`
 	Error string `json:"error"`
+}
+
+// measurements counts the values of probe in the run's timeline.
+func (r runAnswer) measurements(probe string) int {
+	n := 0
+	for _, e := range r.Timeline {
+		if e.Probe == probe && e.Value != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // definitionsWide is definitions with one more SLO and experiment

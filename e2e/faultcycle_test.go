@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -108,7 +109,6 @@ func runFaultCycles(t *testing.T, n int, d time.Duration) {
 	sh := startShop(t)
 	e := &faultCycleEnv{t: t, shop: sh, proxy: faultproxy.New(t, sh.prom.URL())}
 	e.srv = startServer(t, serverOptions{promURL: e.proxy.URL()})
-	e.srv.waitReady()
 
 	order := rng.Perm(len(promFaults))
 	tried := map[string]int{}
@@ -121,25 +121,30 @@ func runFaultCycles(t *testing.T, n int, d time.Duration) {
 		if d > 0 {
 			f = promFaults[rng.IntN(len(promFaults))]
 		}
-		waitFor(t, "the gate to open before "+f.name, 60*time.Second, func() bool { _, code := e.srv.gate(); return code == http.StatusOK })
+		e.srv.waitGate("the gate to open before "+f.name, 60*time.Second, http.StatusOK)
 		requests := e.proxy.Requests()
 		f.inject(e)
-		waitFor(t, "the gate to close during "+f.name, 30*time.Second, func() bool {
-			_, code := e.srv.gate()
-			return code != http.StatusOK
+		e.srv.Eventually(30*time.Second, "the gate to close during "+f.name, func() error {
+			if g, code := e.srv.gate(); code == http.StatusOK {
+				return fmt.Errorf("the gate answers %d %+v", code, g)
+			}
+			return nil
 		})
 		// Held for a few evaluations, with or without a random extra: a
-		// closed gate must stay closed.
-		hold := time.Now().Add(2*time.Second + time.Duration(rng.IntN(2000))*time.Millisecond)
-		for time.Now().Before(hold) {
+		// closed gate must stay closed, and /health answer, all along.
+		from, hold := e.srv.evaluations(), float64(2+rng.IntN(2))
+		e.srv.Eventually(60*time.Second, fmt.Sprintf("%v evaluations during %s", hold, f.name), func() error {
 			if g, code := e.srv.gate(); code == http.StatusOK || g.Status == "open" {
 				t.Fatalf("%s: the gate opened again during the fault: %+v", f.name, g)
 			}
 			if code := e.srv.do("GET", "/health", false, nil, nil); code != http.StatusOK {
 				t.Fatalf("%s: /health answered %d during a Prometheus fault, want 200", f.name, code)
 			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			if n := e.srv.evaluations(); n < from+hold {
+				return fmt.Errorf("%v evaluations so far", n-from)
+			}
+			return nil
+		})
 		if f.name != "killed" && e.proxy.Requests() == requests {
 			t.Fatalf("%s: no query went through the proxy during the fault", f.name)
 		}
@@ -150,8 +155,8 @@ func runFaultCycles(t *testing.T, n int, d time.Duration) {
 		}
 		tried[f.name]++
 	}
-	waitFor(t, "the gate to open after the last fault", 60*time.Second, func() bool { _, code := e.srv.gate(); return code == http.StatusOK })
-	if e.srv.exited() {
+	e.srv.waitGate("the gate to open after the last fault", 60*time.Second, http.StatusOK)
+	if e.srv.Exited() {
 		t.Fatal("slogate exited")
 	}
 	total := 0

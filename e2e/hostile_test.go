@@ -23,10 +23,9 @@ import (
 func TestHostileReload(t *testing.T) {
 	shop := startShop(t)
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 	original := srv.sloNames()
-	defsPath := filepath.Join(srv.dir, "definitions.yaml")
+	defsPath := srv.DefinitionsPath()
 
 	type hostile struct {
 		name string
@@ -70,7 +69,7 @@ func TestHostileReload(t *testing.T) {
 			if code != http.StatusUnprocessableEntity || !strings.Contains(rejected.Error, first) {
 				t.Errorf("reload: %d %.300q, want 422 with %q", code, rejected.Error, first)
 			}
-			if srv.exited() {
+			if srv.Exited() {
 				t.Fatal("slogate exited")
 			}
 			if got := srv.sloNames(); !slices.Equal(got, original) {
@@ -90,8 +89,8 @@ func TestHostileReload(t *testing.T) {
 	if code := srv.do("POST", "/-/reload", true, nil, &ok); code != http.StatusOK {
 		t.Fatalf("reload of the original definitions: %d %v", code, ok)
 	}
-	if m := srv.metric(t, "slogate_config_last_reload_successful"); m != "1" {
-		t.Errorf("slogate_config_last_reload_successful = %q after a good reload, want 1", m)
+	if v, n := srv.metric("slogate_config_last_reload_successful"); n != 1 || v != 1 {
+		t.Errorf("slogate_config_last_reload_successful = %v (%d series) after a good reload, want 1", v, n)
 	}
 }
 

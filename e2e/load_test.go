@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -91,8 +90,7 @@ func TestLoad(t *testing.T) {
 func runLoad(t *testing.T, workers, requests int, timeout time.Duration) {
 	shop := startShop(t)
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 
 	// The second set adds an SLO and an experiment; break-shop, which the
 	// load uses, is in both.
@@ -102,7 +100,7 @@ func runLoad(t *testing.T, workers, requests int, timeout time.Duration) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLoadHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
-		loadHelperEnv+"=1", loadURLEnv+"="+srv.url, loadTokenEnv+"="+srv.token,
+		loadHelperEnv+"=1", loadURLEnv+"="+srv.URL(), loadTokenEnv+"="+srv.Token(),
 		loadWorkersEnv+"="+strconv.Itoa(workers), loadCountEnv+"="+strconv.Itoa(requests))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -122,7 +120,7 @@ loop:
 		case helperErr = <-done:
 			break loop
 		case <-tick.C:
-			writeAtomically(t, filepath.Join(srv.dir, "definitions.yaml"), sets[reloads%2])
+			writeAtomically(t, srv.DefinitionsPath(), sets[reloads%2])
 			var answer struct{ Error string }
 			if code := srv.do("POST", "/-/reload", true, nil, &answer); code != http.StatusOK {
 				rejected++
@@ -134,7 +132,7 @@ loop:
 	if helperErr != nil {
 		t.Fatalf("load generator: %v\nstderr:\n%s\nstdout:\n%s", helperErr, stderr.String(), stdout.String())
 	}
-	if srv.exited() {
+	if srv.Exited() {
 		t.Fatal("slogate exited under load")
 	}
 
@@ -275,6 +273,7 @@ type loadGen struct {
 func (g *loadGen) worker(w, count int) {
 	var run string
 	for i := 0; i < count; i++ {
+		// The load's pace between calls, not a wait for anything.
 		time.Sleep(loadPause)
 		switch {
 		case run != "" && i%2 == 0:

@@ -87,33 +87,18 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	var servers []*secretServer
 	for _, v := range variants {
-		o := serverOptions{promURL: v.promURL, amURL: amURL}
+		o := serverOptions{promURL: v.promURL, amURLs: []string{amURL}, token: secretToken, config: v.config, args: []string{"--prometheus.timeout=1s"}}
 		if v.webAuth {
-			o.webConfig = webConfig
+			o.webConfig, o.basicAuth = webConfig, [2]string{"sre", secretWebPass}
 		}
-		srv := startServer(t, o)
-		// startServer's API token and flags stay; the token and a config
-		// file are added, and the server restarted with them.
-		srv.stop()
-		srv.token = secretToken
-		if err := os.WriteFile(filepath.Join(srv.dir, "token"), []byte(secretToken+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		srv.args = append(srv.args, "--prometheus.timeout=1s")
-		if v.config != "" {
-			path := filepath.Join(srv.dir, "slogate.yml")
-			if err := os.WriteFile(path, []byte(v.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			srv.args = append(srv.args, "--config="+path)
-		}
-		srv.start()
-		servers = append(servers, &secretServer{server: srv, name: v.name, sent: v.sent, webAuth: v.webAuth})
+		servers = append(servers, &secretServer{server: startServer(t, o), name: v.name, sent: v.sent, webAuth: v.webAuth})
 	}
 	for _, s := range servers {
-		waitFor(t, s.name+": the gate to open through the authenticating path", 60*time.Second, func() bool {
-			code, _ := s.get("/api/v1/experiments/break-shop/gate")
-			return code == http.StatusOK
+		s.Eventually(60*time.Second, s.name+": the gate to open through the authenticating path", func() error {
+			if code, body := s.get("/api/v1/experiments/break-shop/gate"); code != http.StatusOK {
+				return fmt.Errorf("the gate answers %d %s", code, body)
+			}
+			return nil
 		})
 		if !rec.saw(s.sent) {
 			t.Errorf("%s: Prometheus never received the configured credentials", s.name)
@@ -138,8 +123,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte(secretWebPass+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(servers[0].server.dir, "token")
-	webAuthArgs := []string{"--server", servers[0].server.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile}
+	tokenFile := servers[0].TokenPath()
+	webAuthArgs := []string{"--server", servers[0].URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", passFile}
 	for _, args := range [][]string{
 		append([]string{"gate", "break-shop", "--token-file", tokenFile}, webAuthArgs...),
 		append(append([]string{"run", "break-shop", "--token-file", tokenFile}, webAuthArgs...), "--", "true"),
@@ -169,13 +154,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, f := range faults {
 		f.inject()
 		for _, s := range servers {
-			waitFor(t, s.name+": the gate to close during "+f.name, 30*time.Second, func() bool {
-				code, _ := s.get("/api/v1/experiments/break-shop/gate")
-				return code == http.StatusServiceUnavailable
+			s.Eventually(30*time.Second, s.name+": the gate to close during "+f.name, func() error {
+				if code, body := s.get("/api/v1/experiments/break-shop/gate"); code != http.StatusServiceUnavailable {
+					return fmt.Errorf("the gate answers %d %s", code, body)
+				}
+				return nil
 			})
 		}
 		// A few more evaluations, so that errors are logged and shown.
-		time.Sleep(2 * time.Second)
+		for _, s := range servers {
+			s.WaitEvaluations(2, 30*time.Second)
+		}
 		collectAll(f.name)
 		f.recover()
 	}
@@ -183,9 +172,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// The commands that talk to the server or to Prometheus, failing with
 	// the credentials on their command line.
 	srv := servers[0].server
-	hostPort := strings.TrimPrefix(srv.url, "http://")
+	hostPort := strings.TrimPrefix(srv.URL(), "http://")
 	closed := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	defs := filepath.Join(srv.dir, "definitions.yaml")
+	defs := srv.DefinitionsPath()
 	badConfig := filepath.Join(t.TempDir(), "bad.yml")
 	if err := os.WriteFile(badConfig, []byte("prometheus:\n  url: ftp://u:"+secretBadURL+"@"+closed+"\n  headers:\n    X-Api-Key: "+secretHeader+
 		"\n  http:\n    basic_auth:\n      username: u\n      password: "+secretBasicPass+"\n    authorization:\n      credentials: "+secretBearer+
@@ -201,15 +190,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	commands := [][]string{
-		{"gate", "break-shop", "--server", srv.url, "--token", secretCLIToken},                                        // 401 from web basic auth
+		{"gate", "break-shop", "--server", srv.URL(), "--token", secretCLIToken},                                      // 401 from web basic auth
 		{"gate", "break-shop", "--server", "http://sre:" + secretWebPass + "@" + hostPort, "--token", secretCLIToken}, // user info refused
-		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", wrongPassFile, "--token", secretCLIToken},
-		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", twoLinesFile},
-		{"gate", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken}, // gate unknown: Prometheus answers 401
-		{"run", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken, "--", "true"},
-		{"run", "break-shop", "--server", srv.url, "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token-file", tokenFile, "--", "true"},
+		{"gate", "break-shop", "--server", srv.URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", wrongPassFile, "--token", secretCLIToken},
+		{"gate", "break-shop", "--server", srv.URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", twoLinesFile},
+		{"gate", "break-shop", "--server", srv.URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken}, // gate unknown: Prometheus answers 401
+		{"run", "break-shop", "--server", srv.URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token", secretCLIToken, "--", "true"},
+		{"run", "break-shop", "--server", srv.URL(), "--basic-auth-user", "sre", "--basic-auth-password-file", passFile, "--token-file", tokenFile, "--", "true"},
 		{"gate", "break-shop", "--server", "http://" + closed, "--token", secretCLIToken}, // nobody there
-		{"run", "break-shop", "--server", srv.url, "--token", secretCLIToken, "--", "true"},
+		{"run", "break-shop", "--server", srv.URL(), "--token", secretCLIToken, "--", "true"},
 		{"backtest", defs, "--from", "-1h", "--prometheus.url", "http://u:" + secretBacktest + "@" + closed},
 		{"backtest", defs, "--from", "-1h", "--prometheus.url", "ftp://u:" + secretBacktest + "@" + closed},
 		{"serve", "--config", badConfig, "--definitions", defs, "--web.listen-address", closed},
@@ -232,8 +221,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// The logs, shutdown included.
 	for _, s := range servers {
-		s.server.stop()
-		b, err := os.ReadFile(s.server.logPath)
+		s.Stop()
+		b, err := os.ReadFile(s.LogPath())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +282,7 @@ var secretClient = &http.Client{Timeout: 10 * time.Second}
 // (none if user is empty) and the API token (none if empty): a bearer
 // token, or in X-Slogate-Token beside basic auth, as the client sends it.
 func (s *secretServer) request(method, path, user, pass, token string) (int, []byte) {
-	req, err := http.NewRequest(method, s.url+path, nil)
+	req, err := http.NewRequest(method, s.URL()+path, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,13 +23,8 @@ import (
 func TestRunLifecycle(t *testing.T) {
 	shop := startShop(t)
 	am := testenv.StartAlertmanager(t, testenv.AMOptions{})
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), amURL: am.URL()})
-	srv.waitReady()
-
-	waitFor(t, "the gate to open", 60*time.Second, func() bool {
-		_, code := srv.gate()
-		return code == http.StatusOK
-	})
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), amURLs: []string{am.URL()}})
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 
 	// Without the token a mutating call is refused.
 	var refused runAnswer
@@ -48,41 +44,49 @@ func TestRunLifecycle(t *testing.T) {
 	if code := srv.do("POST", "/api/v1/experiments/break-shop/runs", true, nil, &again); code != http.StatusConflict {
 		t.Errorf("second start during a run: status %d, want 409", code)
 	}
-	time.Sleep(3 * time.Second) // a few supervised evaluations
+	// A few supervised evaluations: the run's timeline holds their
+	// measurements of the probe.
+	srv.Eventually(30*time.Second, "three supervised measurements of the probe", func() error {
+		var r runAnswer
+		srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &r)
+		if n := r.measurements("error-rate"); n < 3 {
+			return fmt.Errorf("%d measurements in the timeline %+v", n, r.Timeline)
+		}
+		return nil
+	})
 	if code := srv.do("POST", "/api/v1/runs/"+run.ID+"/finish", true, nil, &run); code != http.StatusOK || run.State != "recovering" {
 		t.Fatalf("finish: status %d state %s", code, run.State)
 	}
-	waitFor(t, "the run to pass", 30*time.Second, func() bool {
+	srv.Eventually(30*time.Second, "the run to end its recovery", func() error {
 		srv.do("GET", "/api/v1/runs/"+run.ID+"/wait?timeout=5s", false, nil, &run)
-		return run.State != "recovering"
+		if run.State == "recovering" {
+			return errors.New("the run is still recovering")
+		}
+		return nil
 	})
 	if run.State != "passed" {
 		t.Fatalf("run ended %s (%s), want passed", run.State, run.Reason)
 	}
-	probes := 0
-	for _, e := range run.Timeline {
-		if e.Probe == "error-rate" && e.Value != nil {
-			probes++
-		}
-	}
-	if probes < 2 {
+	if probes := run.measurements("error-rate"); probes < 2 {
 		t.Errorf("timeline has %d measurements of the probe, want several: %+v", probes, run.Timeline)
 	}
 
 	// A run aborted by its hypothesis, driven by `slogate run`: the chaos
 	// command is terminated and the exit code is 3.
-	waitFor(t, "the gate to reopen", 30*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to reopen", 30*time.Second, http.StatusOK)
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	cmd := exec.Command(slogateBinary(t), "run", "break-shop", "--server", srv.url, "--token", srv.token, "--grace", "2s",
+	cmd := exec.Command(slogateBinary(t), "run", "break-shop", "--server", srv.URL(), "--token", srv.Token(), "--grace", "2s",
 		"--", "sh", "-c", "echo $$ > "+pidFile+"; exec sleep 120")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the chaos command to start", 20*time.Second, func() bool {
-		b, err := os.ReadFile(pidFile)
-		return err == nil && len(bytes.TrimSpace(b)) > 0
+	testenv.Eventually(t, 20*time.Second, "the chaos command to start", func() error {
+		if b, err := os.ReadFile(pidFile); err != nil || len(bytes.TrimSpace(b)) == 0 {
+			return fmt.Errorf("no pid in %s yet (%v)", pidFile, err)
+		}
+		return nil
 	})
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -115,7 +119,7 @@ func TestRunLifecycle(t *testing.T) {
 		"SteadyStateViolated":    {"hypothesis": "shop-steady"},
 		"SLOErrorBudgetBurn":     {"slo": "shop-availability", "service": "shop", "severity": "page", "team": "web"},
 	}
-	waitFor(t, "the alerts in Alertmanager", 30*time.Second, func() bool {
+	testenv.Eventually(t, 30*time.Second, "the alerts in Alertmanager", func() error {
 		got := am.Alerts(t)
 		for name, labels := range want {
 			found := false
@@ -130,10 +134,10 @@ func TestRunLifecycle(t *testing.T) {
 				found = found || ok
 			}
 			if !found {
-				return false
+				return fmt.Errorf("no %s alert with %v among %d alerts", name, labels, len(got))
 			}
 		}
-		return true
+		return nil
 	})
 
 	// The burst spent the 1d budget of a service with one minute of
@@ -141,16 +145,19 @@ func TestRunLifecycle(t *testing.T) {
 	// gate policy keeps the gate closed.
 	shop.setErrors(0)
 	var g gateAnswer
-	waitFor(t, "the gate to be closed by the budget alone", 30*time.Second, func() bool {
+	srv.Eventually(30*time.Second, "the gate to be closed by the budget alone", func() error {
 		g, _ = srv.gate()
-		return g.Status == "closed" && g.hasReason("slo") && !g.hasReason("hypothesis")
+		if g.Status != "closed" || !g.hasReason("slo") || g.hasReason("hypothesis") {
+			return fmt.Errorf("gate %+v", g)
+		}
+		return nil
 	})
 	// The API token never shows up in the log (failed and successful
 	// authentications included).
-	if b, err := os.ReadFile(srv.logPath); err != nil || bytes.Contains(b, []byte(srv.token)) {
+	if b, err := os.ReadFile(srv.LogPath()); err != nil || bytes.Contains(b, []byte(srv.Token())) {
 		t.Errorf("slogate's log contains the API token (or cannot be read: %v)", err)
 	}
-	out, err := exec.Command(slogateBinary(t), "gate", "break-shop", "--server", srv.url).CombinedOutput()
+	out, err := exec.Command(slogateBinary(t), "gate", "break-shop", "--server", srv.URL()).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "budget") {
 		t.Errorf("slogate gate: %v, output %q, want exit status 2 naming the budget", err, out)
@@ -162,23 +169,25 @@ func TestRunLifecycle(t *testing.T) {
 func TestReloadAndOutage(t *testing.T) {
 	shop := startShop(t)
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 
 	// A changed file is picked up without asking (fsnotify).
 	second := strings.Replace(strings.SplitN(definitions, "---", 2)[0], "name: shop-availability", "name: shop-availability-strict", 1)
 	second = strings.Replace(second, "objective: 99", "objective: 99.9", 1)
-	if err := os.WriteFile(filepath.Join(srv.dir, "definitions.yaml"), []byte(definitions+"---\n"+second), 0o644); err != nil {
+	if err := os.WriteFile(srv.DefinitionsPath(), []byte(definitions+"---\n"+second), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var slos struct{ SLOs []struct{ Name string } }
-	waitFor(t, "the changed definitions file to be reloaded", 20*time.Second, func() bool {
+	srv.Eventually(20*time.Second, "the changed definitions file to be reloaded", func() error {
 		srv.do("GET", "/api/v1/slos", false, nil, &slos)
-		return len(slos.SLOs) == 2
+		if len(slos.SLOs) != 2 {
+			return fmt.Errorf("SLOs %+v, want 2", slos.SLOs)
+		}
+		return nil
 	})
 
 	bad := strings.Replace(definitions, "objective: 99", "objectiv: 99", 1)
-	if err := os.WriteFile(filepath.Join(srv.dir, "definitions.yaml"), []byte(bad), 0o644); err != nil {
+	if err := os.WriteFile(srv.DefinitionsPath(), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var rejected struct{ Error string }
@@ -191,45 +200,38 @@ func TestReloadAndOutage(t *testing.T) {
 	if _, code := srv.gate(); code != http.StatusOK {
 		t.Errorf("after a bad reload the gate answers %d, want the old definitions still working (200)", code)
 	}
-	if m := srv.metric(t, "slogate_config_last_reload_successful"); m != "0" {
-		t.Errorf("slogate_config_last_reload_successful = %q after a bad reload, want 0", m)
+	if v, n := srv.metric("slogate_config_last_reload_successful"); n != 1 || v != 0 {
+		t.Errorf("slogate_config_last_reload_successful = %v (%d series) after a bad reload, want 0", v, n)
 	}
 
 	shop.prom.Stop()
 	var g gateAnswer
-	waitFor(t, "the gate to turn unknown", 30*time.Second, func() bool {
+	srv.Eventually(30*time.Second, "the gate to turn unknown", func() error {
 		var code int
-		g, code = srv.gate()
-		return code == http.StatusServiceUnavailable && g.Status == "unknown"
+		if g, code = srv.gate(); code != http.StatusServiceUnavailable || g.Status != "unknown" {
+			return fmt.Errorf("gate %d %+v", code, g)
+		}
+		return nil
 	})
 	if !g.hasReason("stale") {
 		t.Errorf("unknown gate without a stale reason: %+v", g)
 	}
-	resp, err := httpClient.Get(srv.url + "/health")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/health while Prometheus is down: %v %v, want 200", resp, err)
+	if code, _, err := srv.Try("GET", "/health", nil, false); err != nil || code != http.StatusOK {
+		t.Fatalf("/health while Prometheus is down: %d %v, want 200", code, err)
 	}
-	resp.Body.Close()
 	shop.prom.Restart(t)
-	waitFor(t, "the gate to open again", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open again", 60*time.Second, http.StatusOK)
 }
 
-func (s *server) metric(t *testing.T, name string) string {
-	t.Helper()
-	resp, err := httpClient.Get(s.url + "/metrics")
+// metric is the sum of the series of name on /metrics, and how many there
+// are.
+func (s *server) metric(name string) (float64, int) {
+	s.t.Helper()
+	v, n, err := s.MetricSum(name)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			f := strings.Fields(line)
-			return f[len(f)-1]
-		}
-	}
-	return ""
+	return v, n
 }
 
 // TestKill9DuringRun: a run survives `kill -9` of the service and goes on
@@ -237,18 +239,22 @@ func (s *server) metric(t *testing.T, name string) string {
 func TestKill9DuringRun(t *testing.T) {
 	shop := startShop(t)
 	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 	var run runAnswer
 	if code := srv.do("POST", "/api/v1/experiments/break-shop/runs", true, nil, &run); code != http.StatusCreated {
 		t.Fatalf("start run: %d", code)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	// Supervision has recorded measurements the kill could lose.
 	var before runAnswer
-	srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &before)
-	srv.kill9()
-	srv.start()
-	srv.waitReady()
+	srv.Eventually(30*time.Second, "supervised measurements in the run's timeline", func() error {
+		srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &before)
+		if n := before.measurements("error-rate"); n < 2 {
+			return fmt.Errorf("%d measurements in the timeline", n)
+		}
+		return nil
+	})
+	srv.Kill()
+	srv.Start()
 	var after runAnswer
 	if code := srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &after); code != http.StatusOK || after.State != "running" {
 		t.Fatalf("after kill -9: status %d state %q, want the run still running", code, after.State)
@@ -256,15 +262,21 @@ func TestKill9DuringRun(t *testing.T) {
 	if len(after.Timeline) < len(before.Timeline) {
 		t.Errorf("timeline shrank from %d to %d entries across kill -9", len(before.Timeline), len(after.Timeline))
 	}
-	waitFor(t, "supervision to go on after the restart", 20*time.Second, func() bool {
+	srv.Eventually(20*time.Second, "supervision to go on after the restart", func() error {
 		srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &after)
-		return len(after.Timeline) > len(before.Timeline)+1
+		if len(after.Timeline) <= len(before.Timeline)+1 {
+			return fmt.Errorf("%d timeline entries, %d before the kill", len(after.Timeline), len(before.Timeline))
+		}
+		return nil
 	})
 	if code := srv.do("POST", "/api/v1/runs/"+run.ID+"/finish", true, nil, &after); code != http.StatusOK {
 		t.Fatalf("finish after restart: %d", code)
 	}
-	waitFor(t, "the run to pass", 30*time.Second, func() bool {
+	srv.Eventually(30*time.Second, "the run to pass", func() error {
 		srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &after)
-		return after.State == "passed"
+		if after.State != "passed" {
+			return fmt.Errorf("run %s (%s)", after.State, after.Reason)
+		}
+		return nil
 	})
 }

@@ -43,16 +43,14 @@ func TestStorageReadOnly(t *testing.T) {
 	}
 
 	shop := startShop(t)
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	srv.stop()
 	data := filepath.Join(mnt, "data")
-	srv.args = append(srv.args, "--storage.path="+data)
+	srv := newServer(t, serverOptions{promURL: shop.prom.URL(), storage: data})
 
 	serveFails := func(what string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, slogateBinary(t), srv.args...)
+		cmd := srv.Command(ctx)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
@@ -73,20 +71,18 @@ func TestStorageReadOnly(t *testing.T) {
 
 	// Writable: a run is stored; then read-only with the database in it.
 	remount(0)
-	srv.start()
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.Start()
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 	var run runAnswer
 	if code := srv.do("POST", "/api/v1/experiments/break-shop/runs", true, nil, &run); code != http.StatusCreated {
 		t.Fatalf("start run: %d %+v", code, run)
 	}
-	srv.stop()
+	srv.Stop()
 	remount(syscall.MS_RDONLY)
 	serveFails("storage.path with a database, read-only")
 
 	remount(0)
-	srv.start()
-	srv.waitReady()
+	srv.Start()
 	var stored runAnswer
 	if code := srv.do("GET", "/api/v1/runs/"+run.ID, false, nil, &stored); code != http.StatusOK || stored.State != "running" {
 		t.Fatalf("run after the read-only episode: %d %+v, want it still running", code, stored)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,20 +73,17 @@ func TestStorageFull(t *testing.T) {
 		t.Fatalf("cannot mount a tmpfs to fill (%v): the full-disk case needs root (CAP_SYS_ADMIN), as CI has", err)
 	}
 	shop := startShop(t)
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
-	// startServer fixes storage.path; restart on the tmpfs (the last flag
-	// wins), and stop before the unmount (cleanups run last first).
-	srv.stop()
-	srv.args = append(srv.args, "--storage.path="+filepath.Join(mnt, "data"))
-	srv.start()
+	srv := newServer(t, serverOptions{promURL: shop.prom.URL(), storage: filepath.Join(mnt, "data")})
+	// Stopped before the unmount (cleanups run last first), even if the
+	// start fails.
 	t.Cleanup(func() {
-		srv.stop()
+		srv.Stop()
 		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", mnt, err)
 		}
 	})
-	srv.waitReady()
-	waitFor(t, "the gate to open", 60*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.Start()
+	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 
 	filler := filepath.Join(mnt, "filler")
 	fill(t, filler)
@@ -101,26 +99,28 @@ func TestStorageFull(t *testing.T) {
 	}
 	// Several evaluations, each checking the store again: the gate must
 	// stay shut while the disk is full.
-	for range 4 {
+	from := srv.evaluations()
+	srv.Eventually(30*time.Second, "4 evaluations with the disk full", func() error {
 		g, code := srv.gate()
 		if code == http.StatusOK || g.Status == "open" || !g.hasReason("run-active") {
 			t.Fatalf("gate while runs cannot be stored: %d %+v, want not open, with the reason", code, g)
 		}
-		time.Sleep(time.Second)
-	}
-	if srv.exited() {
+		if n := srv.evaluations(); n < from+4 {
+			return fmt.Errorf("%v evaluations so far", n-from)
+		}
+		return nil
+	})
+	if srv.Exited() {
 		t.Fatal("slogate exited on a full disk")
 	}
-	if resp, err := httpClient.Get(srv.url + "/health"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/health on a full disk: %v %v, want 200", resp, err)
-	} else {
-		resp.Body.Close()
+	if code, _, err := srv.Try("GET", "/health", nil, false); err != nil || code != http.StatusOK {
+		t.Fatalf("/health on a full disk: %d %v, want 200", code, err)
 	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the gate to open once there is room", 20*time.Second, func() bool { _, code := srv.gate(); return code == http.StatusOK })
+	srv.waitGate("the gate to open once there is room", 20*time.Second, http.StatusOK)
 	var run runAnswer
 	if code := srv.do("POST", "/api/v1/experiments/break-shop/runs", true, nil, &run); code != http.StatusCreated {
 		t.Fatalf("start once there is room: %d %+v", code, run)

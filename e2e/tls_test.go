@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,11 +70,13 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	}
 	webConfig := "tls_server_config:\n  cert_file: " + certPath + "\n  key_file: " + keyPath +
 		"\nbasic_auth_users:\n  sre: " + string(hash) + "\n"
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: webConfig, scheme: "https"})
+	// Ready means /ping answered over TLS with the credentials.
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: webConfig,
+		tls: &tls.Config{RootCAs: pool}, basicAuth: [2]string{"sre", "hunter2"}})
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
 	get := func(user, pass string) int {
-		req, _ := http.NewRequest("GET", srv.url+"/metrics", nil)
+		req, _ := http.NewRequest("GET", srv.URL()+"/metrics", nil)
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
@@ -84,7 +87,12 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, "slogate to serve TLS", 30*time.Second, func() bool { return get("sre", "hunter2") == http.StatusOK })
+	if !strings.HasPrefix(srv.URL(), "https://") {
+		t.Fatalf("test server URL %s", srv.URL())
+	}
+	if code := get("sre", "hunter2"); code != http.StatusOK {
+		t.Errorf("with credentials over TLS: %d, want 200", code)
+	}
 	if code := get("", ""); code != http.StatusUnauthorized {
 		t.Errorf("without credentials: %d, want 401", code)
 	}
@@ -92,7 +100,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		t.Errorf("wrong password: %d, want 401", code)
 	}
 	// Plain HTTP to the TLS port does not get an answer with data.
-	if resp, err := http.Get("http" + srv.url[len("https"):] + "/metrics"); err == nil {
+	if resp, err := http.Get("http" + srv.URL()[len("https"):] + "/metrics"); err == nil {
 		if resp.StatusCode == http.StatusOK {
 			t.Errorf("plain HTTP answered 200 on a TLS listener")
 		}

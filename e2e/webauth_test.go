@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -33,14 +34,15 @@ func TestBasicAuthWithToken(t *testing.T) {
 	}
 	webConfig := "tls_server_config:\n  cert_file: " + certPath + "\n  key_file: " + keyPath +
 		"\nbasic_auth_users:\n  " + user + ": " + string(hash) + "\n"
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: webConfig, scheme: "https"})
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: webConfig,
+		tls: &tls.Config{RootCAs: pool}, basicAuth: [2]string{user, password}})
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
 	// call sends a request with basic auth (if basic) and the token in
 	// header (if not empty) and returns the status and body.
 	call := func(method, path string, basic bool, header string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.url+path, nil)
+		req, err := http.NewRequest(method, srv.URL()+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,9 +51,9 @@ func TestBasicAuthWithToken(t *testing.T) {
 		}
 		switch header {
 		case "Authorization":
-			req.Header.Set("Authorization", "Bearer "+srv.token)
+			req.Header.Set("Authorization", "Bearer "+srv.Token())
 		case "X-Slogate-Token":
-			req.Header.Set("X-Slogate-Token", srv.token)
+			req.Header.Set("X-Slogate-Token", srv.Token())
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -61,12 +63,14 @@ func TestBasicAuthWithToken(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	waitFor(t, "the gate to open over TLS with basic auth", 60*time.Second, func() bool {
-		code, _ := call(http.MethodGet, "/api/v1/experiments/break-shop/gate", true, "")
-		return code == http.StatusOK
+	srv.Eventually(60*time.Second, "the gate to open over TLS with basic auth", func() error {
+		if code, body := call(http.MethodGet, "/api/v1/experiments/break-shop/gate", true, ""); code != http.StatusOK {
+			return fmt.Errorf("the gate answers %d %s", code, body)
+		}
+		return nil
 	})
-	if url := startedURL(t, srv.logPath); url != srv.url {
-		t.Errorf("serve logged its URL as %q, want %q", url, srv.url)
+	if url := startedURL(t, srv.LogPath()); url != srv.URL() {
+		t.Errorf("serve logged its URL as %q, want %q", url, srv.URL())
 	}
 
 	// Refused: the token without basic auth (exporter-toolkit refuses it,
@@ -105,7 +109,7 @@ func TestBasicAuthWithToken(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := filepath.Join(srv.dir, "token")
+	tokenFile := srv.TokenPath()
 	cli := func(env []string, args ...string) (int, string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -125,19 +129,19 @@ func TestBasicAuthWithToken(t *testing.T) {
 		}
 		return code, string(out)
 	}
-	auth := []string{"--server", srv.url, "--basic-auth-user", user, "--basic-auth-password-file", passFile, "--token-file", tokenFile}
+	auth := []string{"--server", srv.URL(), "--basic-auth-user", user, "--basic-auth-password-file", passFile, "--token-file", tokenFile}
 	if code, out := cli(nil, append([]string{"gate", "break-shop"}, auth...)...); code != 0 || !strings.Contains(out, "gate break-shop: open") {
 		t.Fatalf("slogate gate with basic auth: exit %d, want 0 and an open gate:\n%s", code, out)
 	}
-	if code, out := cli(nil, "gate", "break-shop", "--server", srv.url); code != 4 || !strings.Contains(out, "401 Unauthorized") || !strings.Contains(out, "--basic-auth-user") {
+	if code, out := cli(nil, "gate", "break-shop", "--server", srv.URL()); code != 4 || !strings.Contains(out, "401 Unauthorized") || !strings.Contains(out, "--basic-auth-user") {
 		t.Errorf("slogate gate without basic auth: exit %d, want 4 and a 401 naming the basic-auth flags:\n%s", code, out)
 	}
 	// Without the token, basic auth passes and the start is refused.
-	if code, out := cli(nil, "run", "break-shop", "--server", srv.url, "--basic-auth-user", user, "--basic-auth-password-file", passFile, "--", "true"); code != 4 || !strings.Contains(out, "401 Unauthorized") || !strings.Contains(out, "web.api-token-file") {
+	if code, out := cli(nil, "run", "break-shop", "--server", srv.URL(), "--basic-auth-user", user, "--basic-auth-password-file", passFile, "--", "true"); code != 4 || !strings.Contains(out, "401 Unauthorized") || !strings.Contains(out, "web.api-token-file") {
 		t.Errorf("slogate run without the token: exit %d, want 4 and the server's 401:\n%s", code, out)
 	}
 	// The credentials from the environment this time.
-	env := []string{"SLOGATE_SERVER=" + srv.url, "SLOGATE_BASIC_AUTH_USER=" + user, "SLOGATE_BASIC_AUTH_PASSWORD_FILE=" + passFile, "SLOGATE_TOKEN_FILE=" + tokenFile}
+	env := []string{"SLOGATE_SERVER=" + srv.URL(), "SLOGATE_BASIC_AUTH_USER=" + user, "SLOGATE_BASIC_AUTH_PASSWORD_FILE=" + passFile, "SLOGATE_TOKEN_FILE=" + tokenFile}
 	code, out := cli(env, "run", "break-shop", "--", "sleep", "2")
 	if code != 0 || !strings.Contains(out, "passed") {
 		t.Fatalf("slogate run with basic auth and the token: exit %d, want 0 (passed):\n%s", code, out)
@@ -157,22 +161,23 @@ func TestBasicAuthWithoutTLSSaysHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: "basic_auth_users:\n  sre: " + string(hash) + "\n"})
-	waitFor(t, "slogate to answer plain HTTP with basic auth", 60*time.Second, func() bool {
-		req, _ := http.NewRequest(http.MethodGet, srv.url+"/health", nil)
-		req.SetBasicAuth("sre", "pw")
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	if !strings.HasPrefix(srv.url, "http://") {
-		t.Fatalf("test server URL %s", srv.url)
+	// Ready means /ping answered plain HTTP with basic auth.
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), webConfig: "basic_auth_users:\n  sre: " + string(hash) + "\n", basicAuth: [2]string{"sre", "pw"}})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/health", nil)
+	req.SetBasicAuth("sre", "pw")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("/health over plain HTTP with basic auth: %v", err)
 	}
-	if url := startedURL(t, srv.logPath); url != srv.url {
-		t.Errorf("serve logged its URL as %q, want %q", url, srv.url)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/health over plain HTTP with basic auth: %d, want 200", resp.StatusCode)
+	}
+	if !strings.HasPrefix(srv.URL(), "http://") {
+		t.Fatalf("test server URL %s", srv.URL())
+	}
+	if url := startedURL(t, srv.LogPath()); url != srv.URL() {
+		t.Errorf("serve logged its URL as %q, want %q", url, srv.URL())
 	}
 }
 

@@ -3,6 +3,7 @@
 package examples
 
 import (
+	"errors"
 	"maps"
 	"os"
 	"os/exec"
@@ -88,8 +89,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 
 	want := map[string]string{"checkout/page": "active", "checkout/ticket": "suppressed", "search/ticket": "active"}
 	var got map[string]string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	_ = testenv.Poll(30*time.Second, func() error {
 		got = map[string]string{}
 		for _, a := range am.Alerts(t) {
 			state := a.Status.State
@@ -98,11 +98,11 @@ func TestAlertmanagerInhibition(t *testing.T) {
 			}
 			got[a.Labels["slo"]+"/"+a.Labels["severity"]] = state
 		}
-		if maps.Equal(got, want) || time.Now().After(deadline) {
-			break
+		if !maps.Equal(got, want) {
+			return errors.New("not yet")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if !maps.Equal(got, want) {
 		t.Errorf("alert states %v, want %v", got, want)
 	}

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -716,6 +715,7 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 // scrapes a healthy checkout service, so that the gate opens unless a run
 // is active.
 type gateServer struct {
+	*testenv.Slogate
 	url, token, bin string
 }
 
@@ -753,142 +753,46 @@ spec:
 func startGateServer(t *testing.T) *gateServer {
 	t.Helper()
 	target := testenv.NewTarget(t)
-	requests := target.Counter("http_requests_total", "code")
-	requests.WithLabelValues("500").Add(0) // a healthy service: no errors, but the series exists
+	target.Traffic(200) // a healthy service: no errors, but the series exists
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{ScrapeInterval: time.Second, Targets: []testenv.ScrapeTarget{target.ScrapeTarget("checkout")}})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				requests.WithLabelValues("200").Add(20)
-			}
-		}
-	}()
-
-	dir := t.TempDir()
-	bin := testenv.SlogateBinary(t)
-	defs, tokenFile := filepath.Join(dir, "definitions.yaml"), filepath.Join(dir, "token")
-	s := &gateServer{token: "integration-token", bin: bin}
-	if err := os.WriteFile(defs, []byte(gateDefinitions), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tokenFile, []byte(s.token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
-	logPath := filepath.Join(dir, "slogate.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve",
-		"--prometheus.url="+prom.URL(),
-		"--definitions="+defs,
-		"--evaluation.interval=1s",
-		"--evaluation.min-range=5s",
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--web.api-token-file="+tokenFile,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--log.format=json")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("slogate did not stop within 20s of SIGTERM")
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("slogate's log:\n%s", tailLines(string(b), 40))
-		}
+	srv := testenv.StartSlogate(t, testenv.SlogateOptions{
+		PrometheusURL: prom.URL(), Definitions: gateDefinitions, Token: "integration-token", MinRange: 5 * time.Second,
 	})
-	s.waitFor(t, "slogate to be ready", func() bool {
-		select {
-		case <-done:
-			t.Fatal("slogate exited")
-		default:
-		}
-		status, _ := s.tryRequest(http.MethodGet, s.url+"/ping", "")
-		return status == http.StatusOK
-	})
-	return s
+	return &gateServer{Slogate: srv, url: srv.URL(), token: srv.Token(), bin: testenv.SlogateBinary(t)}
 }
 
-func tailLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-func (s *gateServer) tryRequest(method, u, token string) (int, []byte) {
+// request sends a request with token (if not empty) as a bearer token to
+// the URL u, as the integration under test built it; no answer fails the
+// test.
+func (s *gateServer) request(t *testing.T, method, u, token string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
-		return 0, nil
+		t.Fatalf("%s %s: %v", method, u, err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := s.Client().Do(req)
 	if err != nil {
-		return 0, nil
+		t.Fatalf("%s %s: no answer: %v", method, u, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, u, err)
+	}
 	return resp.StatusCode, b
-}
-
-func (s *gateServer) request(t *testing.T, method, u, token string) (int, []byte) {
-	t.Helper()
-	status, body := s.tryRequest(method, u, token)
-	if status == 0 {
-		t.Fatalf("%s %s: no answer", method, u)
-	}
-	return status, body
-}
-
-func (s *gateServer) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // waitGate waits until the gate of kill-checkout-pod answers status.
 func (s *gateServer) waitGate(t *testing.T, status int) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		got, body := s.tryRequest(http.MethodGet, s.url+"/api/v1/experiments/kill-checkout-pod/gate", "")
-		if got == status {
-			return
+	s.Eventually(90*time.Second, fmt.Sprintf("the gate to answer %d", status), func() error {
+		got, body, err := s.Try(http.MethodGet, "/api/v1/experiments/kill-checkout-pod/gate", nil, false)
+		if err != nil || got != status {
+			return fmt.Errorf("last answer %d %s (%v)", got, body, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the gate to answer %d; last answer %d %s", status, got, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }

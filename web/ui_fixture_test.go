@@ -3,7 +3,8 @@ package web
 import (
 	"context"
 	"errors"
-	"regexp"
+	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -11,17 +12,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/embedded"
 	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/slo"
 )
 
-// The UI tests run the real evaluator and run manager over a small fake
-// Prometheus: a few services whose request rates are functions of time, so
+// The UI tests run the real evaluator and run manager over Prometheus's
+// own TSDB and PromQL engine (package evaluator/embedded, as `slogate demo`
+// does), filled once per test binary with deterministic synthetic samples
+// at fixed times: a few services at constant request and error rates, so
 // that each colour of the UI has a row (a burning SLO, an overspent one, a
-// nearly spent one, a perfect one and one whose queries fail).
+// nearly spent one, a perfect one and one whose queries fail). The failures
+// are injected in front of the engine, by what a query reads, as a
+// Prometheus timing out or answering 503 would. Every number the pages show
+// comes from real PromQL, evaluated at fixtureEnd: nothing depends on the
+// wall clock.
+
+// fixtureEnd is the time of the fixture's last evaluation.
+var fixtureEnd = time.Date(2026, 11, 27, 15, 30, 0, 0, time.UTC)
 
 // clock is the shared test time of the evaluator and the run manager.
 type clock struct {
@@ -41,132 +55,219 @@ func (c *clock) Set(t time.Time) {
 	c.t = t
 }
 
-// service is the traffic of one fake job: total and error rates per second,
-// with an error spike from spikeFrom on.
+// service is the traffic of one synthetic job: total and error requests a
+// second, with spike more errors a second from spikeFrom on.
 type service struct {
+	job                  string
 	total, errors, spike float64
 	spikeFrom            time.Time
-	fail                 bool
 }
 
-// errorsOver is the average error rate over (t-w, t], as rate(x[w]) reads it.
-func (s service) errorsOver(t time.Time, w time.Duration) float64 {
-	r := s.errors
-	if !s.spikeFrom.IsZero() && t.After(s.spikeFrom) {
-		overlap := min(t.Sub(s.spikeFrom), w)
-		r += s.spike * float64(overlap) / float64(w)
-	}
-	return r
+// fixtureServices are the jobs of the fixture. search also has a latency
+// histogram (searchBuckets), catalog an up series that is always 1.
+var fixtureServices = []service{
+	{job: "checkout", total: 50, errors: 0.02, spike: 1.5, spikeFrom: fixtureEnd.Add(-40 * time.Minute)},
+	{job: "payments", total: 10, errors: 0.06},
+	{job: "search", total: 200, errors: 0.16},
+	// Its queries time out (fixtureFaults); the data is there all the same.
+	{job: "inventory", total: 10},
 }
 
-type fakeProm struct {
-	services map[string]service
-	// probes answer hypothesis queries by exact text.
-	probes map[string]func() (model.Value, error)
-}
+// searchBuckets are the requests a second of search at or below each bound
+// of http_request_duration_seconds: the 99th percentile is 0.12 s.
+var searchBuckets = []struct {
+	le   string
+	rate float64
+}{{"0.05", 150}, {"0.1", 190}, {"0.125", 200}, {"0.25", 200}, {"+Inf", 200}}
 
-var (
-	jobRe      = regexp.MustCompile(`job="([^"]+)"`)
-	jobGroupRe = regexp.MustCompile(`job=~"([^"]+)"`)
-	windowRe   = regexp.MustCompile(`\[([0-9a-z]+)\]`)
+const (
+	// fixtureHistory is how far back the samples go: the 30d windows of
+	// the charts' oldest hour, and some.
+	fixtureHistory = 32 * 24 * time.Hour
+	// The samples are a minute apart, and 15 s apart for the last hours,
+	// so that rate() over the probes' 1m has several.
+	fixtureStep, fixtureFineStep, fixtureFineSpan = time.Minute, 15 * time.Second, 3 * time.Hour
 )
 
-func (f *fakeProm) value(q string, t time.Time) (float64, bool, error) {
-	m := jobRe.FindStringSubmatch(q)
-	if m == nil {
-		return 0, false, nil
+// errorsAt is the errors counter of s at t (zero at the start of the
+// history).
+func (s service) errorsAt(t time.Time) float64 {
+	v := s.errors * t.Sub(fixtureEnd.Add(-fixtureHistory)).Seconds()
+	if !s.spikeFrom.IsZero() && t.After(s.spikeFrom) {
+		v += s.spike * t.Sub(s.spikeFrom).Seconds()
 	}
-	s, ok := f.services[m[1]]
-	if !ok {
-		return 0, false, nil
-	}
-	if s.fail {
-		return 0, false, &evaluator.QueryError{Reason: evaluator.ReasonTimeout, Query: q, Err: errors.New("context deadline exceeded after 10s")}
-	}
-	w := time.Minute
-	if wm := windowRe.FindStringSubmatch(q); wm != nil {
-		d, err := model.ParseDuration(wm[1])
-		if err != nil {
-			return 0, false, err
-		}
-		w = time.Duration(d)
-	}
-	switch {
-	case strings.Contains(q, "avg_over_time"):
-		return 0, true, nil // a raw error ratio: always up
-	case strings.Contains(q, `code=~"5.."`):
-		return s.errorsOver(t, w), true, nil
-	}
-	return s.total, true, nil
+	return v
 }
 
-// grouped splits a grouped `sum by (job)` query of slogate's batching into
-// one query per job, with the job's label for its answer.
-func grouped(q string) (jobs []string, per func(job string) string) {
-	m := jobGroupRe.FindStringSubmatch(q)
-	if m == nil || !strings.Contains(q, "sum by (job)") {
-		return nil, nil
+func (s service) totalAt(t time.Time) float64 {
+	return s.total * t.Sub(fixtureEnd.Add(-fixtureHistory)).Seconds()
+}
+
+// fixtureStorage is the TSDB of the UI tests, written once and read by
+// every fixture; TestMain removes it.
+var fixtureStorage struct {
+	once sync.Once
+	dir  string
+	db   *tsdb.DB
+	err  error
+}
+
+func fixtureDB(t testing.TB) *tsdb.DB {
+	t.Helper()
+	fs := &fixtureStorage
+	fs.once.Do(func() {
+		if fs.dir, fs.err = os.MkdirTemp("", "slogate-web-test-tsdb"); fs.err != nil {
+			return
+		}
+		opts := tsdb.DefaultOptions()
+		opts.RetentionDuration = int64(2 * fixtureHistory / time.Millisecond)
+		if fs.db, fs.err = tsdb.Open(fs.dir, nil, nil, opts, nil); fs.err != nil {
+			return
+		}
+		fs.err = writeFixtureSamples(fs.db)
+	})
+	if fs.err != nil {
+		t.Fatalf("the fixture's TSDB: %v", fs.err)
 	}
-	return strings.Split(m[1], "|"), func(job string) string {
-		return strings.Replace(q, m[0], `job="`+job+`"`, 1)
+	return fs.db
+}
+
+func closeFixtureDB() {
+	fs := &fixtureStorage
+	if fs.db != nil {
+		fs.db.Close()
+	}
+	if fs.dir != "" {
+		os.RemoveAll(fs.dir)
 	}
 }
 
-func (f *fakeProm) Query(ctx context.Context, q string, ts time.Time) (model.Value, error) {
-	if p, ok := f.probes[q]; ok {
-		return p()
+// writeFixtureSamples writes the fixture's series from fixtureEnd -
+// fixtureHistory to fixtureEnd.
+func writeFixtureSamples(db *tsdb.DB) error {
+	ctx := context.Background()
+	app := db.Appender(ctx)
+	add := func(v float64, t time.Time, kv ...string) error {
+		_, err := app.Append(0, labels.FromStrings(kv...), t.UnixMilli(), v)
+		return err
 	}
-	if jobs, per := grouped(q); jobs != nil {
-		out := model.Vector{}
-		for _, job := range jobs {
-			v, err := f.Query(ctx, per(job), ts)
-			if err != nil {
-				return nil, err
+	fineFrom := fixtureEnd.Add(-fixtureFineSpan)
+	n := 0
+	for t := fixtureEnd.Add(-fixtureHistory); !t.After(fixtureEnd); {
+		for _, s := range fixtureServices {
+			bad := s.errorsAt(t)
+			if err := add(s.totalAt(t)-bad, t, "__name__", "http_requests_total", "job", s.job, "code", "200"); err != nil {
+				return err
 			}
-			for _, s := range v.(model.Vector) {
-				out = append(out, &model.Sample{Metric: model.Metric{"job": model.LabelValue(job)}, Value: s.Value, Timestamp: s.Timestamp})
+			if err := add(bad, t, "__name__", "http_requests_total", "job", s.job, "code", "500"); err != nil {
+				return err
 			}
 		}
-		return out, nil
+		if err := add(1, t, "__name__", "up", "job", "catalog", "instance", "catalog:8080"); err != nil {
+			return err
+		}
+		if !t.Before(fineFrom) {
+			for _, b := range searchBuckets {
+				v := b.rate * t.Sub(fineFrom).Seconds()
+				if err := add(v, t, "__name__", "http_request_duration_seconds_bucket", "job", "search", "le", b.le); err != nil {
+					return err
+				}
+			}
+		}
+		if n++; n%1000 == 0 {
+			if err := app.Commit(); err != nil {
+				return err
+			}
+			app = db.Appender(ctx)
+		}
+		if t.Before(fineFrom) {
+			t = t.Add(fixtureStep)
+		} else {
+			t = t.Add(fixtureFineStep)
+		}
 	}
-	v, ok, err := f.value(q, ts)
-	if err != nil || !ok {
-		return model.Vector{}, err
-	}
-	return model.Vector{{Metric: model.Metric{}, Value: model.SampleValue(v), Timestamp: model.TimeFromUnixNano(ts.UnixNano())}}, nil
+	return app.Commit()
 }
 
-func (f *fakeProm) QueryRange(ctx context.Context, q string, r evaluator.Range) (model.Value, error) {
-	if jobs, per := grouped(q); jobs != nil {
-		out := model.Matrix{}
-		for _, job := range jobs {
-			v, err := f.QueryRange(ctx, per(job), r)
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range v.(model.Matrix) {
-				out = append(out, &model.SampleStream{Metric: model.Metric{"job": model.LabelValue(job)}, Values: s.Values})
-			}
-		}
-		return out, nil
-	}
-	ss := &model.SampleStream{Metric: model.Metric{}}
-	for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
-		v, ok, err := f.value(q, t)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(v)})
-		}
-	}
-	return model.Matrix{ss}, nil
+// fault is a Prometheus failure injected for the queries that read a
+// series of metric (any, if empty) whose matcher on label (none, if empty)
+// matches value.
+type fault struct {
+	metric, label, value string
+	err                  func(query string) error
 }
 
-func scalar(v float64) func() (model.Value, error) {
-	return func() (model.Value, error) {
-		return model.Vector{{Metric: model.Metric{}, Value: model.SampleValue(v)}}, nil
+func (f fault) reads(vs *parser.VectorSelector) bool {
+	name := vs.Name
+	for _, m := range vs.LabelMatchers {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+			name = m.Value
+		}
 	}
+	if f.metric != "" && name != f.metric {
+		return false
+	}
+	if f.label == "" {
+		return true
+	}
+	for _, m := range vs.LabelMatchers {
+		if m.Name == f.label && m.Matches(f.value) {
+			return true
+		}
+	}
+	return false
+}
+
+// fixtureFaults: the queries of the inventory job's requests time out (its
+// SLO has no fresh data), and those of its errors get a 503. Its stock
+// level has no series at all: no data, not an error.
+var fixtureFaults = []fault{
+	{metric: "http_requests_total", label: "job", value: "inventory", err: func(q string) error {
+		return &evaluator.QueryError{Reason: evaluator.ReasonTimeout, Query: q, Err: errors.New("context deadline exceeded after 10s")}
+	}},
+	{metric: "inventory_errors_total", err: func(q string) error {
+		return &evaluator.QueryError{Reason: evaluator.ReasonServer, Query: q, Err: errors.New(`server error 503: "upstream unavailable"`)}
+	}},
+}
+
+// faultyQuerier is the embedded engine behind fixtureFaults.
+type faultyQuerier struct {
+	evaluator.Querier
+	faults []fault
+}
+
+func (f faultyQuerier) fault(q string) error {
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		return nil // the engine says what is wrong with it
+	}
+	var hit error
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok && hit == nil {
+			for _, ft := range f.faults {
+				if ft.reads(vs) {
+					hit = ft.err(q)
+					break
+				}
+			}
+		}
+		return nil
+	})
+	return hit
+}
+
+func (f faultyQuerier) Query(ctx context.Context, q string, ts time.Time) (model.Value, error) {
+	if err := f.fault(q); err != nil {
+		return nil, err
+	}
+	return f.Querier.Query(ctx, q, ts)
+}
+
+func (f faultyQuerier) QueryRange(ctx context.Context, q string, r evaluator.Range) (model.Value, error) {
+	if err := f.fault(q); err != nil {
+		return nil, err
+	}
+	return f.Querier.QueryRange(ctx, q, r)
 }
 
 func ratioSLO(name, job string, objective float64, window time.Duration) *slo.SLO {
@@ -239,29 +340,16 @@ type fixture struct {
 	aborted, passed, running string
 }
 
-// newFixture evaluates a few cycles ending now (real time, so the pages'
-// "ago" read sensibly in screenshots) and leaves three runs behind: one
-// aborted, one passed and one running.
+// newFixture evaluates a few cycles ending at fixtureEnd and leaves three
+// runs behind: one aborted, one passed and one running.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	end := time.Now().UTC().Truncate(30 * time.Second)
-	prom := &fakeProm{
-		services: map[string]service{
-			"checkout":  {total: 50, errors: 0.02, spike: 1.5, spikeFrom: end.Add(-40 * time.Minute)},
-			"payments":  {total: 10, errors: 0.06},
-			"search":    {total: 200, errors: 0.16},
-			"inventory": {fail: true},
-			"catalog":   {},
-		},
-		probes: map[string]func() (model.Value, error){
-			checkoutErrors: scalar(0.0304),
-			searchP99:      scalar(0.118),
-			inventoryStock: func() (model.Value, error) { return model.Vector{}, nil },
-			inventoryErrs: func() (model.Value, error) {
-				return nil, &evaluator.QueryError{Reason: evaluator.ReasonServer, Query: inventoryErrs, Err: errors.New(`server error 503: "upstream unavailable"`)}
-			},
-		},
+	end := fixtureEnd
+	engine, err := embedded.New(embedded.Options{Storage: fixtureDB(t)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	prom := faultyQuerier{Querier: engine, faults: fixtureFaults}
 	c := &clock{t: end.Add(-3 * time.Minute)}
 	ev, err := evaluator.New(evaluator.Options{Querier: prom, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: c.Now})
 	if err != nil {
@@ -324,4 +412,50 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatalf("run %s: %+v, %v; want passed", f.passed, r, err)
 	}
 	return f
+}
+
+// TestFixtureNumbers checks that what the UI tests show is what the
+// fixture's samples imply, computed by hand: the evaluator read them
+// through real PromQL, and the faults hit only what they should.
+func TestFixtureNumbers(t *testing.T) {
+	f := newFixture(t)
+	near := func(got evaluator.Num, want float64) bool {
+		return got.Valid() && math.Abs(float64(got)-want) <= 1e-3*math.Max(1, math.Abs(want))
+	}
+	// Error ratio over the SLO window → budget remaining = 1 - ratio/(1-objective).
+	const month = 30 * 24 * 3600.0
+	budgets := map[string]float64{
+		"checkout-availability": 1 - (0.02*month+1.5*40*60)/(50*month)/0.001,
+		"payments-availability": 1 - 0.06/10/0.005,
+		"search-availability":   1 - 0.16/200/0.001,
+		"catalog-uptime":        1,
+	}
+	for _, s := range f.ev.SLOs() {
+		want, ok := budgets[s.Name]
+		if !ok {
+			if !strings.Contains(s.Error, "context deadline exceeded") || s.Fresh {
+				t.Errorf("%s: fresh %v, error %q; want the injected timeout", s.Name, s.Fresh, s.Error)
+			}
+			continue
+		}
+		if !s.Fresh || !near(s.BudgetRemaining, want) {
+			t.Errorf("%s: budget remaining %v (fresh %v), want %.4f", s.Name, s.BudgetRemaining, s.Fresh, want)
+		}
+		if s.Name == "checkout-availability" {
+			if w, _ := s.WindowStatus(5 * time.Minute); !near(w.BurnRate, (0.02+1.5)/50/0.001) {
+				t.Errorf("%s: burn rate over 5m %v, want 30.4 (the spike)", s.Name, w.BurnRate)
+			}
+		}
+	}
+	probes := map[string]float64{"checkout-steady/error-rate": (0.02 + 1.5) / 50, "search-steady/p99-latency": 0.12}
+	for _, h := range f.ev.Hypotheses() {
+		for _, p := range h.Probes {
+			if want, ok := probes[h.Name+"/"+p.Name]; ok && !near(p.Value, want) {
+				t.Errorf("%s/%s = %v, want %v", h.Name, p.Name, p.Value, want)
+			}
+			if h.Name == "inventory-steady" && p.Name == "stock-level" && p.Outcome != "no data" {
+				t.Errorf("inventory-steady/stock-level: outcome %q, want no data (no series, no fault)", p.Outcome)
+			}
+		}
+	}
 }

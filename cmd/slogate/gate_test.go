@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/client"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 func TestGateCommand(t *testing.T) {
@@ -142,8 +144,13 @@ type fakeAPI struct {
 	// recoverAfter.
 	recoverTo    client.State
 	recoverAfter time.Duration
-	// down makes the server drop every request, as if it were gone.
-	down bool
+	// down makes the server drop every request, as if it were gone;
+	// dropped counts them.
+	down    bool
+	dropped int
+	// polls counts the long polls open now, by the state they wait to
+	// change.
+	polls map[client.State]int
 	// mute makes long polls answer only at their timeout, like a server
 	// that misses a change.
 	mute bool
@@ -156,6 +163,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{
 		changed:      make(chan struct{}),
 		gates:        map[string]*client.GateAnswer{},
+		polls:        map[client.State]int{},
 		runs:         map[string]*client.Run{},
 		recoverTo:    client.StatePassed,
 		recoverAfter: 100 * time.Millisecond,
@@ -170,6 +178,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		down := f.down
+		if down {
+			f.dropped++
+		}
 		f.mu.Unlock()
 		if down {
 			// Drop the connection without an answer, like a server that
@@ -371,6 +382,13 @@ func (f *fakeAPI) waitRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seen := len(run.Timeline)
+	f.polls[state]++
+	defer func() {
+		// Every way out below has released f.mu by now.
+		f.mu.Lock()
+		f.polls[state]--
+		f.mu.Unlock()
+	}()
 	for f.mute || run.State == state && len(run.Timeline) == seen && !f.down {
 		changed := f.changed
 		f.mu.Unlock()
@@ -399,16 +417,31 @@ func (f *fakeAPI) waitRun(w http.ResponseWriter, r *http.Request) {
 // onlyRun waits for the one run of the test to exist and returns its id.
 func (f *fakeAPI) onlyRun(t *testing.T) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	var id string
+	testenv.Eventually(t, 10*time.Second, "a run to be started", func() error {
 		f.mu.Lock()
-		for id := range f.runs {
-			f.mu.Unlock()
-			return id
+		defer f.mu.Unlock()
+		for id = range f.runs {
+			return nil
 		}
-		f.mu.Unlock()
-	}
-	t.Fatal("no run was started")
-	return ""
+		return errors.New("no run yet")
+	})
+	return id
+}
+
+// droppedRequests is how many requests the server dropped while down.
+func (f *fakeAPI) droppedRequests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropped
+}
+
+// waiting is how many long polls waiting for a run to leave state are
+// open.
+func (f *fakeAPI) waiting(state client.State) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.polls[state]
 }
 
 func (f *fakeAPI) state(id string) (client.State, string) {

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,23 +16,24 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/client"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // waitPID waits for a chaos command to write its process id to path.
 func waitPID(t *testing.T, path string) int {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	var pid int
+	testenv.Eventually(t, 10*time.Second, "the chaos command to write "+path, func() error {
 		b, err := os.ReadFile(path)
-		if err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
+		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
+			return fmt.Errorf("%q (%v)", b, err)
 		}
-	}
-	t.Fatalf("the chaos command did not write %s", path)
-	return 0
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return testenv.Permanent(err)
+		}
+		return nil
+	})
+	return pid
 }
 
 func assertGone(t *testing.T, pid int) {
@@ -294,8 +296,15 @@ func TestRunServerBlip(t *testing.T) {
 	go func() {
 		defer close(done)
 		waitPID(t, pidFile)
+		// Down until the client has found the server gone and retried at
+		// least once: a short outage it rides out.
 		f.setDown(true)
-		time.Sleep(400 * time.Millisecond)
+		testenv.Eventually(t, 10*time.Second, "the client to retry against the server that went away", func() error {
+			if n := f.droppedRequests(); n < 1 {
+				return fmt.Errorf("%d requests dropped", n)
+			}
+			return nil
+		})
 		f.setDown(false)
 	}()
 	res := runCLI(t, "run", experiment, "--server", f.srv.URL, "--server-timeout", "10s", "--poll-timeout", "300ms", "--",
@@ -461,15 +470,16 @@ func TestRunNoVerdict(t *testing.T) {
 				if !tt.signal {
 					return
 				}
-				id := f.onlyRun(t)
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-					if state, _ := f.state(id); state == client.StateRecovering {
-						time.Sleep(100 * time.Millisecond) // let the client get to its wait
-						syscall.Kill(os.Getpid(), syscall.SIGTERM)
-						return
+				// The signal comes while the client waits for the
+				// verdict: its long poll of the recovering run is open.
+				f.onlyRun(t)
+				testenv.Eventually(t, 10*time.Second, "the client to wait for the recovery verdict", func() error {
+					if n := f.waiting(client.StateRecovering); n == 0 {
+						return errors.New("no long poll of a recovering run is open")
 					}
-				}
-				t.Error("the run never recovered")
+					return nil
+				})
+				syscall.Kill(os.Getpid(), syscall.SIGTERM)
 			}()
 			args := append([]string{"run", experiment, "--server", f.srv.URL}, tt.flags...)
 			res := runCLI(t, append(args, "--", "true")...)

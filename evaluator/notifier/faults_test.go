@@ -57,7 +57,9 @@ func TestAlertmanagerFaults(t *testing.T) {
 			}
 			// Alertmanager logs the notification after the webhook
 			// answered; it needs the entry to notify the resolve.
-			time.Sleep(time.Second)
+			for _, a := range []Alert{steady, resolving} {
+				notificationLogged(t, am, a)
+			}
 			sentBefore := counter(t, m.sent)
 
 			tc.inject(proxy)

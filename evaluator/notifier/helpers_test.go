@@ -3,6 +3,8 @@ package notifier
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // fakeClock is a settable clock.
@@ -150,13 +153,26 @@ func run(t *testing.T, n *Notifier) (stop func()) {
 // eventually fails the test unless cond holds within timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	testenv.Eventually(t, timeout, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+}
+
+// notificationLogged waits until Alertmanager's notification log has the
+// notification of a: Alertmanager writes it after the webhook answered,
+// and needs it to notify the resolve later (after a restart too).
+func notificationLogged(t *testing.T, am *testenv.Alertmanager, a Alert) {
+	t.Helper()
+	testenv.Eventually(t, amWait, "the notification log entry of "+a.Labels["alertname"]+" "+fmt.Sprint(a.Labels), func() error {
+		ok, err := am.NotificationLogged(a.Labels)
+		if err == nil && !ok {
+			err = errors.New("no entry for the alert's group")
+		}
+		return err
+	})
 }
 
 func alert(name string, kv ...string) Alert {

@@ -141,9 +141,11 @@ func TestAlertmanagerOutage(t *testing.T) {
 		// resolve.
 		eventually(t, amWait, a.Labels["slo"]+" notified", func() bool { return hook.notified("firing", a.Labels) })
 	}
-	// Alertmanager writes the log entry after the webhook has answered;
-	// give it time to do so before stopping it.
-	time.Sleep(time.Second)
+	// Alertmanager writes the log entry after the webhook has answered:
+	// it must be there before Alertmanager stops.
+	for _, a := range []Alert{steady, resolving} {
+		notificationLogged(t, am, a)
+	}
 
 	am.Stop()
 	n.Update([]Alert{steady, starting})

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,8 +45,14 @@ type AMOptions struct {
 type Alertmanager struct {
 	proc       *process
 	configPath string
+	storage    string
 	client     *http.Client
 }
+
+// amMaintenanceInterval is how often Alertmanager writes its notification
+// log to disk (default 15m), so that NotificationLogged sees an entry soon
+// after Alertmanager made it.
+const amMaintenanceInterval = 250 * time.Millisecond
 
 // StartAlertmanager starts the pinned Alertmanager binary on a free
 // loopback port and returns once it answers /-/ready. It is stopped when
@@ -70,6 +80,7 @@ func StartAlertmanager(t testing.TB, opts AMOptions) *Alertmanager {
 			"--storage.path=" + storage,
 			"--web.listen-address=" + addr,
 			"--cluster.listen-address=", // no gossip: a single instance
+			"--data.maintenance-interval=" + model.Duration(amMaintenanceInterval).String(),
 		}
 		args = append(args, opts.ExtraArgs...)
 		return &process{
@@ -80,7 +91,7 @@ func StartAlertmanager(t testing.TB, opts AMOptions) *Alertmanager {
 			addr:    addr,
 		}, nil
 	})
-	return &Alertmanager{proc: proc, configPath: configPath, client: newHTTPClient()}
+	return &Alertmanager{proc: proc, configPath: configPath, storage: storage, client: newHTTPClient()}
 }
 
 type amConfig struct {
@@ -154,6 +165,38 @@ func (a *Alertmanager) Restart(t testing.TB) {
 	t.Helper()
 	a.proc.restart(t)
 }
+
+// NotificationLogged reports whether Alertmanager's notification log holds
+// an entry for a group whose labels include labels. Alertmanager writes the
+// entry after the receiver has answered, and needs it to notify the resolve
+// of an alert that fired before a restart: a test that stops Alertmanager
+// after a notification waits for this, not for the webhook alone. It reads
+// the log's snapshot on disk (nflog), written every 250 ms.
+func (a *Alertmanager) NotificationLogged(labels map[string]string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(a.storage, "nflog"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("testenv: alertmanager notification log: %w", err)
+	}
+	// An entry's group key is "<route key>:<group labels>", the labels as
+	// model.LabelSet prints them: {a="1", b="2"}.
+	for _, m := range groupKeyRE.FindAllSubmatch(b, -1) {
+		group := string(m[1])
+		all := true
+		for k, v := range labels {
+			kv := k + "=" + strconv.Quote(v)
+			all = all && (strings.Contains(group, "{"+kv) || strings.Contains(group, " "+kv))
+		}
+		if all {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+var groupKeyRE = regexp.MustCompile(`\}:(\{[^{}]*\})`)
 
 // AMAlert is an alert as the v2 API lists it (GET /api/v2/alerts). For
 // PostAlerts only Labels, Annotations, StartsAt, EndsAt and GeneratorURL

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,9 +38,13 @@ type process struct {
 	bin     string
 	args    []string
 	logPath string
-	addr    string // host:port it serves HTTP on
+	env     []string // added to the test process's environment
+	addr    string   // host:port it serves HTTP on
 	// readyPath answers 200 once the child is ready; default /-/ready.
 	readyPath string
+	// ready, when set, replaces the GET of readyPath: nil once the child is
+	// ready (a server behind TLS or basic auth needs its own client).
+	ready func() error
 
 	mu  sync.Mutex
 	run *run // nil before the first start
@@ -47,9 +52,10 @@ type process struct {
 
 // run is one life of the child process.
 type run struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited and been reaped
-	err  error         // exit status; read only after done is closed
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{} // closed when the process has exited and been reaped
+	err     error         // exit status; read only after done is closed
 }
 
 func (r *run) exited() bool {
@@ -75,16 +81,19 @@ func (p *process) start() error {
 	// The child writes to its own copy of the descriptor, so no goroutine
 	// copies output and ours can be closed right after the start.
 	defer logFile.Close()
-	fmt.Fprintf(logFile, "=== testenv: starting %s %s\n", p.bin, strings.Join(p.args, " "))
+	fmt.Fprintf(logFile, "=== testenv: starting %s %s\n", p.bin, redactUserinfo(strings.Join(p.args, " ")))
 
 	cmd := exec.Command(p.bin, p.args...)
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: start: %w", p.name, err)
 	}
-	r := &run{cmd: cmd, done: make(chan struct{})}
+	r := &run{cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		r.err = cmd.Wait()
 		close(r.done)
@@ -102,18 +111,35 @@ func (p *process) current() *run {
 // stop sends SIGTERM and, if the child is still there after stopGrace,
 // SIGKILL. It returns once the child has been reaped. Stopping a stopped
 // process does nothing.
-func (p *process) stop() {
+func (p *process) stop() { p.stopWithin(stopGrace) }
+
+// stopWithin is stop with another grace; it reports whether the child
+// exited on its own within it (a stopped process did).
+func (p *process) stopWithin(grace time.Duration) bool {
 	r := p.current()
 	if r == nil || r.exited() {
-		return
+		return true
 	}
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
 	select {
 	case <-r.done:
-	case <-time.After(stopGrace):
+		return true
+	case <-t.C:
 		killGroup(r.cmd.Process)
 		<-r.done
+		return false
 	}
+}
+
+// signal sends sig to the running child.
+func (p *process) signal(sig os.Signal) error {
+	r := p.current()
+	if r == nil || r.exited() {
+		return fmt.Errorf("%s is not running", p.name)
+	}
+	return r.cmd.Process.Signal(sig)
 }
 
 // kill ends the child with SIGKILL, as a crash would, and reaps it.
@@ -126,40 +152,40 @@ func (p *process) kill() {
 	<-r.done
 }
 
-// waitReady polls http://addr/-/ready until it answers 200, the child exits
-// or the timeout passes.
+// waitReady waits until the child is ready (p.ready, or a 200 from
+// http://addr/readyPath), it exits or the timeout passes.
 func (p *process) waitReady(client *http.Client, timeout time.Duration) error {
 	r := p.current()
-	path := p.readyPath
-	if path == "" {
-		path = "/-/ready"
-	}
-	url := "http://" + p.addr + path
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		if r.exited() {
-			return fmt.Errorf("%s exited before it was ready: %v", p.name, r.err)
+	ready := p.ready
+	if ready == nil {
+		path := p.readyPath
+		if path == "" {
+			path = "/-/ready"
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		status, err := getStatus(ctx, client, url)
-		cancel()
-		if err == nil && status == http.StatusOK {
+		url := "http://" + p.addr + path
+		ready = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			status, err := getStatus(ctx, client, url)
+			if err != nil {
+				return fmt.Errorf("last answer from %s: %w", url, err)
+			}
+			if status != http.StatusOK {
+				return fmt.Errorf("last answer from %s: status %d", url, status)
+			}
 			return nil
 		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = fmt.Sprintf("status %d", status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s (last answer from %s: %s)", p.name, timeout, url, last)
-		}
-		select {
-		case <-r.done:
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
+	err := Poll(timeout, func() error {
+		if r.exited() {
+			return Permanent(fmt.Errorf("%s exited before it was ready: %v", p.name, r.err))
+		}
+		return ready()
+	})
+	if err != nil && !r.exited() {
+		return fmt.Errorf("%s not ready after %s: %w", p.name, timeout, err)
+	}
+	return err
 }
 
 func getStatus(ctx context.Context, client *http.Client, url string) (int, error) {
@@ -175,6 +201,14 @@ func getStatus(ctx context.Context, client *http.Client, url string) (int, error
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
 }
+
+// redactUserinfo hides the passwords of URLs (scheme://user:password@host)
+// in a command line written to the log: tests scan logs for leaked secrets.
+func redactUserinfo(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}:xxxxx@")
+}
+
+var userinfoRE = regexp.MustCompile(`(://[^/:@\s,]*):[^/@\s,]*@`)
 
 // addrInUse tells whether the last start failed because the port was taken.
 func (p *process) addrInUse() bool {

@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -274,9 +273,9 @@ func (p *Prometheus) QueryVectorAt(t testing.TB, expr string, ts time.Time) []Sa
 	return samples
 }
 
-// WaitForQuery evaluates expr (Poll) until it yields exactly one value
-// for which cond holds, and returns that value. It fails the test after
-// timeout, saying what the last answer was.
+// WaitForQuery evaluates expr until it yields exactly one value for which
+// cond holds, and returns that value. It fails the test after timeout,
+// saying what the last answer was.
 func (p *Prometheus) WaitForQuery(t testing.TB, expr string, cond func(float64) bool, timeout time.Duration) float64 {
 	t.Helper()
 	var v float64
@@ -291,7 +290,7 @@ func (p *Prometheus) WaitForQuery(t testing.TB, expr string, cond func(float64) 
 			return err
 		}
 		if !cond(v) {
-			return errors.New("value " + strconv.FormatFloat(v, 'g', -1, 64))
+			return fmt.Errorf("value %s", strconv.FormatFloat(v, 'g', -1, 64))
 		}
 		return nil
 	})

@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"context"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -120,3 +123,47 @@ func (tg *Target) vec(kind, name string, labelNames []string, create func() prom
 	tg.vecs[name] = registered{kind: kind, labelNames: slices.Clone(labelNames), vec: c}
 	return c
 }
+
+// Traffic is a synthetic service's requests on a Target:
+// http_requests_total{code="200"} and {code="500"}, both present from the
+// start, growing by RPS requests a second in steps of 100 ms, a settable
+// share of them failing.
+type Traffic struct {
+	errShare atomic.Uint64 // math.Float64bits of the share
+}
+
+// Traffic starts rps requests a second on the target's http_requests_total
+// until the test ends.
+func (tg *Target) Traffic(rps float64) *Traffic {
+	tg.t.Helper()
+	requests := tg.Counter("http_requests_total", "code")
+	ok, bad := requests.WithLabelValues("200"), requests.WithLabelValues("500")
+	tr := &Traffic{}
+	const tick = 100 * time.Millisecond
+	perTick := rps * tick.Seconds()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				e := tr.ErrorShare()
+				bad.Add(perTick * e)
+				ok.Add(perTick * (1 - e))
+			}
+		}
+	}()
+	tg.t.Cleanup(func() { cancel(); <-done })
+	return tr
+}
+
+// SetErrorShare makes share (0 to 1) of the requests fail from now on.
+func (tr *Traffic) SetErrorShare(share float64) { tr.errShare.Store(math.Float64bits(share)) }
+
+// ErrorShare is the share of requests failing now.
+func (tr *Traffic) ErrorShare() float64 { return math.Float64frombits(tr.errShare.Load()) }

@@ -148,17 +148,26 @@ func TestAlertmanagerListsPostedAlert(t *testing.T) {
 		t.Errorf("alert = %+v, want startsAt, a future endsAt and a fingerprint", a)
 	}
 
-	testenv.Eventually(t, 30*time.Second, "the webhook notified", func() error {
+	testenv.Eventually(t, 30*time.Second, "the notification at the webhook", func() error {
 		mu.Lock()
-		got := strings.Join(received, ",")
-		mu.Unlock()
-		if got != "firing:SLOErrorBudgetBurn" {
+		defer mu.Unlock()
+		if got := strings.Join(received, ","); got != "firing:SLOErrorBudgetBurn" {
 			return fmt.Errorf("webhook received %q, want firing:SLOErrorBudgetBurn", got)
 		}
 		return nil
 	})
 	if st := am.Alerts(t)[0].Status.State; st != "active" {
 		t.Errorf("state after notification = %q, want active", st)
+	}
+	testenv.Eventually(t, 30*time.Second, "the notification in Alertmanager's notification log", func() error {
+		ok, err := am.NotificationLogged(map[string]string{"alertname": "SLOErrorBudgetBurn", "slo": "checkout-availability"})
+		if err == nil && !ok {
+			err = errors.New("no entry for the alert's group")
+		}
+		return err
+	})
+	if ok, err := am.NotificationLogged(map[string]string{"slo": "checkout-availability", "severity": "ticket"}); err != nil || ok {
+		t.Errorf("NotificationLogged of a group never notified = %v, %v; want false", ok, err)
 	}
 }
 
