@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/promapi"
@@ -146,7 +147,7 @@ type faultState struct {
 	at   time.Time
 	hyps map[string]evaluator.HypothesisStatus
 	slo  evaluator.SLOStatus
-	gate *chaos.GateAnswer
+	gate *api.GateAnswer
 }
 
 func (e *faultEnv) state(t *testing.T, at time.Time) faultState {
@@ -187,7 +188,7 @@ func (s faultState) healthy() string {
 			problems = append(problems, "SLO window "+w.Window+" incomplete")
 		}
 	}
-	if s.gate.Status != chaos.StatusOpen {
+	if s.gate.Status != api.GateOpen {
 		problems = append(problems, fmt.Sprintf("gate %s: %+v", s.gate.Status, s.gate.Reasons))
 	}
 	return strings.Join(problems, "; ")
@@ -462,7 +463,7 @@ func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string,
 			t.Errorf("evaluation %d: hypothesis %s: fresh %v with a failing query %v", i, name, h.Fresh, transport)
 		}
 	}
-	if s.gate.Status == chaos.StatusOpen {
+	if s.gate.Status == api.GateOpen {
 		t.Errorf("evaluation %d: gate open during the fault: %+v", i, s.gate)
 	}
 	if reason != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/store"
@@ -317,7 +318,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := mgr.Get(f.passed); err != nil || r.State != store.StatePassed {
+	if r, err := mgr.Get(f.passed); err != nil || r.State != api.StatePassed {
 		t.Fatalf("run %s: %+v, %v; want passed", f.passed, r, err)
 	}
 	return f

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
-	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -48,7 +48,7 @@ type sloRow struct {
 type gateRow struct {
 	Experiment string
 	Status     string
-	Reasons    []chaos.Reason
+	Reasons    []api.Reason
 	Hypotheses []string
 	SLOs       []string
 	Policy     string
@@ -101,9 +101,9 @@ func (s *Server) overviewView() overviewPage {
 	v.Experiments = len(v.Gates)
 	for _, g := range v.Gates {
 		switch g.Status {
-		case chaos.StatusOpen:
+		case string(api.GateOpen):
 			v.Open++
-		case chaos.StatusClosed:
+		case string(api.GateClosed):
 			v.Closed++
 		default:
 			v.Unknown++
@@ -209,7 +209,7 @@ func (s *Server) gates() []gateRow {
 			continue
 		}
 		g := gateRow{
-			Experiment: e.Name, Status: ans.Status, Reasons: ans.Reasons,
+			Experiment: e.Name, Status: string(ans.Status), Reasons: ans.Reasons,
 			Hypotheses: e.Hypotheses, SLOs: e.SLOs, Policy: experimentPolicy(e),
 			Summary: "every hypothesis passes and every SLO allows a run",
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/slo"
@@ -42,7 +43,7 @@ type Options struct {
 	Now        func() time.Time
 	// OnTransition is called after a run's state change was stored, e.g. to
 	// send the ChaosExperimentAborted alert.
-	OnTransition      func(r *store.Run, from store.State)
+	OnTransition      func(r *store.Run, from api.RunState)
 	UnknownAbortAfter int
 }
 
@@ -112,7 +113,7 @@ func New(opts Options) (*Manager, error) {
 }
 
 // Gate answers whether experiment may run now.
-func (m *Manager) Gate(experiment string) (*GateAnswer, error) {
+func (m *Manager) Gate(experiment string) (*api.GateAnswer, error) {
 	exp := m.opts.Statuses.Definitions().Experiment(experiment)
 	if exp == nil {
 		return nil, fmt.Errorf("%w %q", ErrUnknownExperiment, experiment)
@@ -121,23 +122,23 @@ func (m *Manager) Gate(experiment string) (*GateAnswer, error) {
 	active, err := m.opts.Store.ListRuns(store.ListFilter{Experiment: experiment, Active: true})
 	if err != nil {
 		// Without the store we cannot know whether a run is active.
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: experiment, Message: "cannot read runs: " + err.Error()})
-		if ans.Status == StatusOpen {
-			ans.Status = StatusUnknown
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: experiment, Message: "cannot read runs: " + err.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
 		}
 		return ans, nil
 	}
 	for _, r := range active {
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
-		ans.Status = StatusClosed
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
+		ans.Status = api.GateClosed
 	}
 	if err := m.storeError(); err != nil {
 		// A run this answer let start could be neither recorded nor
 		// supervised: the start would fail, or a run already going would
 		// lose its timeline.
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: experiment, Message: "runs cannot be stored: " + err.Error()})
-		if ans.Status == StatusOpen {
-			ans.Status = StatusUnknown
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: experiment, Message: "runs cannot be stored: " + err.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
 		}
 	}
 	return ans, nil
@@ -189,7 +190,7 @@ func (m *Manager) storeError() error {
 
 // Start opens a run if the gate is open. A closed or unknown gate gives
 // ErrGateClosed and the answer with its reasons.
-func (m *Manager) Start(experiment string) (*store.Run, *GateAnswer, error) {
+func (m *Manager) Start(experiment string) (*store.Run, *api.GateAnswer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ans, err := m.Gate(experiment)
@@ -201,8 +202,8 @@ func (m *Manager) Start(experiment string) (*store.Run, *GateAnswer, error) {
 	}
 	now := m.opts.Now().UTC()
 	r := &store.Run{
-		ID: store.NewID(now), Experiment: experiment, State: store.StateRunning, StartedAt: now,
-		Timeline: []store.TimelineEntry{{At: now, Verdict: string(store.StateRunning), Message: "run started: gate open"}},
+		ID: store.NewID(now), Experiment: experiment, State: api.StateRunning, StartedAt: now,
+		Timeline: []store.TimelineEntry{{At: now, Verdict: string(api.StateRunning), Message: "run started: gate open"}},
 	}
 	if err := m.opts.Store.CreateRun(r); err != nil {
 		m.storeFailed(err)
@@ -231,12 +232,12 @@ func (m *Manager) Finish(id string) (*store.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.State != store.StateRunning {
+	if r.State != api.StateRunning {
 		return r, fmt.Errorf("%w: run %s is %s, only a running run can finish", ErrConflict, id, r.State)
 	}
 	now := m.opts.Now().UTC()
 	r.FinishedAt = &now
-	return r, m.transition(r, store.StateRecovering, "chaos finished; checking recovery", now)
+	return r, m.transition(r, api.StateRecovering, "chaos finished; checking recovery", now)
 }
 
 // Abort ends a running or recovering run as aborted.
@@ -253,12 +254,12 @@ func (m *Manager) Abort(id, reason string) (*store.Run, error) {
 	if reason == "" {
 		reason = "aborted through the API"
 	}
-	return r, m.transition(r, store.StateAborted, reason, m.opts.Now().UTC())
+	return r, m.transition(r, api.StateAborted, reason, m.opts.Now().UTC())
 }
 
 // Wait returns the run once its state differs from state or its timeline
 // has more than seen entries, or when ctx ends (then with the current run).
-func (m *Manager) Wait(ctx context.Context, id string, state store.State, seen int) (*store.Run, error) {
+func (m *Manager) Wait(ctx context.Context, id string, state api.RunState, seen int) (*store.Run, error) {
 	for {
 		m.mu.Lock()
 		ch := m.changed
@@ -280,7 +281,7 @@ func (m *Manager) Wait(ctx context.Context, id string, state store.State, seen i
 
 // transition stores a state change with its timeline entry before anyone is
 // told about it.
-func (m *Manager) transition(r *store.Run, to store.State, reason string, at time.Time, entries ...store.TimelineEntry) error {
+func (m *Manager) transition(r *store.Run, to api.RunState, reason string, at time.Time, entries ...store.TimelineEntry) error {
 	from := r.State
 	r.State = to
 	r.Reason = reason
@@ -304,7 +305,7 @@ func (m *Manager) transition(r *store.Run, to store.State, reason string, at tim
 	return nil
 }
 
-func (m *Manager) notify(r *store.Run, from store.State) {
+func (m *Manager) notify(r *store.Run, from api.RunState) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	if from != "" && m.opts.OnTransition != nil {
@@ -334,7 +335,7 @@ func (m *Manager) OnCycle(_ context.Context, at time.Time) {
 func (m *Manager) supervise(r *store.Run, at time.Time) error {
 	exp := m.opts.Statuses.Definitions().Experiment(r.Experiment)
 	if exp == nil {
-		return m.transition(r, store.StateAborted, "experiment definition was removed", at)
+		return m.transition(r, api.StateAborted, "experiment definition was removed", at)
 	}
 	var entries []store.TimelineEntry
 	var failed, unknown []string
@@ -381,28 +382,28 @@ func (m *Manager) supervise(r *store.Run, at time.Time) error {
 	}
 
 	switch r.State {
-	case store.StateRunning:
+	case api.StateRunning:
 		switch {
 		case len(failed) > 0:
-			return m.transition(r, store.StateAborted, "hypothesis failed: "+strings.Join(failed, "; "), at, entries...)
+			return m.transition(r, api.StateAborted, "hypothesis failed: "+strings.Join(failed, "; "), at, entries...)
 		case spendMsg != "":
-			return m.transition(r, store.StateAborted, spendMsg, at, entries...)
+			return m.transition(r, api.StateAborted, spendMsg, at, entries...)
 		case exp.MaxDuration > 0 && at.Sub(r.StartedAt) > exp.MaxDuration:
-			return m.transition(r, store.StateAborted, fmt.Sprintf("ran longer than maxDuration %s", slo.FormatDuration(exp.MaxDuration)), at, entries...)
+			return m.transition(r, api.StateAborted, fmt.Sprintf("ran longer than maxDuration %s", slo.FormatDuration(exp.MaxDuration)), at, entries...)
 		case exp.OnUnknown != slo.GateOpen && m.unknown[r.ID] >= m.opts.UnknownAbortAfter:
-			return m.transition(r, store.StateAborted, fmt.Sprintf("hypothesis unknown for %d evaluations, the run cannot be supervised: %s", m.unknown[r.ID], strings.Join(unknown, "; ")), at, entries...)
+			return m.transition(r, api.StateAborted, fmt.Sprintf("hypothesis unknown for %d evaluations, the run cannot be supervised: %s", m.unknown[r.ID], strings.Join(unknown, "; ")), at, entries...)
 		}
-	case store.StateRecovering:
+	case api.StateRecovering:
 		if r.FinishedAt == nil || at.Before(*r.FinishedAt) {
 			// This evaluation predates the finish: it says nothing about recovery.
 			break
 		}
 		if len(failed) == 0 && len(unknown) == 0 {
-			return m.transition(r, store.StatePassed, "hypotheses hold after the experiment", at, entries...)
+			return m.transition(r, api.StatePassed, "hypotheses hold after the experiment", at, entries...)
 		}
 		if !at.Before(r.FinishedAt.Add(exp.Recovery)) {
 			why := append(failed, unknown...)
-			return m.transition(r, store.StateFailed, fmt.Sprintf("hypotheses did not hold again within recovery %s: %s", slo.FormatDuration(exp.Recovery), strings.Join(why, "; ")), at, entries...)
+			return m.transition(r, api.StateFailed, fmt.Sprintf("hypotheses did not hold again within recovery %s: %s", slo.FormatDuration(exp.Recovery), strings.Join(why, "; ")), at, entries...)
 		}
 	}
 	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {

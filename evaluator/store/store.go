@@ -206,8 +206,9 @@ func (s *Store) CreateRun(r *Run) error {
 
 // UpdateRun replaces the record of an existing run (everything but its
 // timeline: r.Timeline is ignored) and appends entries to the timeline, in
-// one transaction. The state may only move forward (State.CanBecome), and
-// the experiment and start time cannot change.
+// one transaction. The state may only move forward (api.RunState.CanBecome),
+// so that two racing decisions (a finish request and an abort by the
+// supervisor) cannot both win; the experiment and start time cannot change.
 func (s *Store) UpdateRun(r *Run, entries ...TimelineEntry) error {
 	op := "update run " + r.ID
 	if err := r.validate(); err != nil {
