@@ -3,7 +3,9 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +149,37 @@ func TestAPI(t *testing.T) {
 	r.Timeline = []TimelineEntry{}
 	if got := r.API().Timeline; got == nil || len(got) != 0 {
 		t.Errorf("empty timeline became %#v", got)
+	}
+}
+
+// TestUnknownStreak: the field added after the first format is stored, and
+// left out of records that do not need it (see TestOldRecordsLoad).
+func TestUnknownStreak(t *testing.T) {
+	s, _ := openTemp(t)
+	r := newRun("kill-checkout-pod", t0)
+	if err := s.CreateRun(r); err != nil {
+		t.Fatal(err)
+	}
+	r.UnknownStreak = 2
+	if err := s.UpdateRun(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRun(r.ID)
+	if err != nil || got.UnknownStreak != 2 {
+		t.Fatalf("GetRun = %+v, %v; want the streak 2", got, err)
+	}
+	b, _ := encodeRecord(r)
+	if want := `"budgetSpent":0,"baseline":{"checkout-availability":{"bad":12,"total":100000}},"unknownStreak":2,"timeline":null}`; !strings.HasSuffix(string(b), want) {
+		t.Errorf("record %s, want it to end with %s", b, want)
+	}
+}
+
+func TestCheckWritable(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := s.CheckWritable(); err != nil {
+		t.Fatalf("CheckWritable: %v", err)
+	}
+	if _, err := s.GetSnapshot(checkKey); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the check left its snapshot behind: %v", err)
 	}
 }

@@ -30,6 +30,10 @@ type Run struct {
 	// Baseline holds bad/total counts per SLO at the start, to compute the
 	// spend; opaque to the store.
 	Baseline map[string]Counts `json:"baseline,omitempty"`
+	// UnknownStreak is how many evaluations in a row ended with one of the
+	// run's hypotheses unknown: the supervisor's (package chaos, which says
+	// why it is stored) and not served by the API.
+	UnknownStreak int `json:"unknownStreak,omitempty"`
 	// Timeline is kept apart from the record (see AppendTimeline): the
 	// store fills it in on GetRun and ignores it on UpdateRun.
 	Timeline []TimelineEntry `json:"timeline"`
@@ -112,6 +116,8 @@ func (r *Run) validate() error {
 		return fmt.Errorf("%w: startedAt %s is not set", ErrInvalidRun, r.StartedAt)
 	case !finite(r.BudgetSpent):
 		return fmt.Errorf("%w: budgetSpent is %v", ErrInvalidRun, r.BudgetSpent)
+	case r.UnknownStreak < 0:
+		return fmt.Errorf("%w: unknownStreak is %d", ErrInvalidRun, r.UnknownStreak)
 	}
 	for slo, c := range r.Baseline {
 		if !finite(c.Bad) || !finite(c.Total) {

@@ -395,6 +395,25 @@ func (s *Store) DeleteSnapshot(key string) error {
 	})
 }
 
+// While the store refuses writes, CheckWritable writes (and removes)
+// checkSize bytes under checkKey to notice when it takes them again. The
+// check is far larger than a run start: a small write can succeed on a full
+// disk by reusing the database's free pages, and the gate must not open
+// again before a run really fits.
+const (
+	checkKey  = "chaos/store-check"
+	checkSize = 64 << 10
+)
+
+// CheckWritable reports whether the database takes a write as large as a
+// run's now, by writing and removing a snapshot of that size.
+func (s *Store) CheckWritable() error {
+	if err := s.PutSnapshot(checkKey, make([]byte, checkSize)); err != nil {
+		return err
+	}
+	return s.DeleteSnapshot(checkKey)
+}
+
 func (s *Store) update(op string, fn func(*bolt.Tx) error) error {
 	if err := s.db.Update(fn); err != nil {
 		return s.wrap(op, err)

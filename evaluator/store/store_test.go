@@ -139,6 +139,7 @@ func TestCreateRunErrors(t *testing.T) {
 		{name: "unknown state", modify: func(r *Run) { r.State = "done" }, wantErr: ErrInvalidRun},
 		{name: "no start time", modify: func(r *Run) { r.StartedAt = time.Time{} }, wantErr: ErrInvalidRun},
 		{name: "NaN budget", modify: func(r *Run) { r.BudgetSpent = math.NaN() }, wantErr: ErrInvalidRun},
+		{name: "negative unknown streak", modify: func(r *Run) { r.UnknownStreak = -1 }, wantErr: ErrInvalidRun},
 		{name: "Inf baseline", modify: func(r *Run) { r.Baseline = map[string]Counts{"a": {Total: math.Inf(1)}} }, wantErr: ErrInvalidRun},
 		{name: "ID with a slash", modify: func(r *Run) { r.ID = "a/b" }, wantErr: ErrInvalidRun},
 		{name: "timeline entry without time", modify: func(r *Run) { r.Timeline = []TimelineEntry{{Verdict: "pass"}} }, wantErr: ErrInvalidRun},
