@@ -124,7 +124,7 @@ func startFaultEnv(t *testing.T) *faultEnv {
 			t.Error(err)
 		}
 	})
-	runs, err := chaos.New(chaos.Options{Store: st, Statuses: ev})
+	runs, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev }})
 	if err != nil {
 		t.Fatal(err)
 	}

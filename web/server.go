@@ -250,13 +250,7 @@ func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listExperiments(w http.ResponseWriter, _ *http.Request) {
-	var out []*api.GateAnswer
-	for _, e := range s.opts.Evaluator.Definitions().Experiments {
-		if ans, err := s.opts.Runs.Gate(e.Name); err == nil {
-			out = append(out, ans)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"experiments": out})
+	writeJSON(w, http.StatusOK, map[string]any{"experiments": s.opts.Runs.Gates()})
 }
 
 func (s *Server) gate(w http.ResponseWriter, r *http.Request) {

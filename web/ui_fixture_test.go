@@ -276,11 +276,11 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	mgr, err := chaos.New(chaos.Options{Store: st, Statuses: ev, Registerer: prometheus.NewRegistry(), Now: c.Now})
+	mgr, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev }, Registerer: prometheus.NewRegistry(), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.OnCycle(mgr.OnCycle)
+	ev.OnCycle(func(ctx context.Context, _ time.Time) { mgr.OnCycle(ctx, ev) })
 	f := &fixture{clock: c, ev: ev, runs: mgr, end: end}
 
 	ctx := context.Background()

@@ -134,7 +134,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	alertOpts := alerts.Options{ExternalURL: externalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
 	runs, err := chaos.New(chaos.Options{
-		Store: st, Statuses: ev, Logger: logger, Registerer: o.registry,
+		Store: st, Snapshots: func() chaos.Statuses { return ev }, Logger: logger, Registerer: o.registry,
 		OnTransition: func(r *store.Run, from api.RunState) {
 			if r.State == api.StateAborted {
 				nf.Send(alerts.RunAborted(r, ev.Definitions().Experiment(r.Experiment), alertOpts))
@@ -148,7 +148,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return exitWith(1, err)
 	}
 	// Runs first, so that an abort of this cycle is in the alerts built next.
-	ev.OnCycle(runs.OnCycle)
+	ev.OnCycle(func(ctx context.Context, at time.Time) { runs.OnCycle(ctx, ev) })
 	ev.OnCycle(func(context.Context, time.Time) { nf.Update(alerts.Build(ev, alertOpts)) })
 
 	var reloadMu sync.Mutex

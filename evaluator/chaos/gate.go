@@ -12,10 +12,13 @@ import (
 
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/slo"
 )
 
-// Statuses is what the gate reads; the evaluator implements it.
+// Statuses is what the gate and the supervisor read: one published
+// snapshot of the evaluator's statuses, never changing under the reader.
+// The evaluator implements it.
 type Statuses interface {
 	Definitions() *slo.Set
 	SLO(name string) (evaluator.SLOStatus, bool)
@@ -107,6 +110,35 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *api.GateAnswer {
 		ans.Status = api.GateUnknown
 	default:
 		ans.Status = api.GateOpen
+	}
+	return ans
+}
+
+// gateAnswer is the gate's answer for exp: what the statuses say, then the
+// experiment's active runs (read with readErr) and whether runs can be
+// stored at all (storeErr).
+func gateAnswer(st Statuses, exp *slo.Experiment, active []*store.Run, readErr, storeErr error) *api.GateAnswer {
+	ans := evaluateGate(st, exp)
+	if readErr != nil {
+		// Without the store we cannot know whether a run is active.
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: exp.Name, Message: "cannot read runs: " + readErr.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
+		}
+		return ans
+	}
+	for _, r := range active {
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
+		ans.Status = api.GateClosed
+	}
+	if storeErr != nil {
+		// A run this answer let start could be neither recorded nor
+		// supervised: the start would fail, or a run already going would
+		// lose its timeline.
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: exp.Name, Message: "runs cannot be stored: " + storeErr.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
+		}
 	}
 	return ans
 }
