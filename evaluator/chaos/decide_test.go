@@ -3,6 +3,8 @@ package chaos
 import (
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,12 +113,6 @@ func TestDecide(t *testing.T) {
 		{name: "running: experiment definition removed", removed: true, run: runIn(api.StateRunning, 1, 0.02), at: time.Minute,
 			wantState: api.StateAborted, wantCause: CauseExperimentRemoved, wantStreak: 1, wantSpent: 0.02,
 			wantReason: "experiment definition was removed"},
-		{name: "running: a failed hypothesis wins over spend and duration", run: runIn(api.StateRunning, 0, 0), obs: observed(&probeFail, 0.5), at: time.Hour,
-			wantState: api.StateAborted, wantCause: CauseHypothesisFailed, wantSpent: 0.5,
-			wantReason: "hypothesis failed: checkout-steady: error-rate value 0.05 not within tolerance < 0.01 (verdict fail)"},
-		{name: "running: spend wins over duration", run: runIn(api.StateRunning, 0, 0), obs: observed(&probePass, 0.5), at: time.Hour,
-			wantState: api.StateAborted, wantCause: CauseBudgetSpent, wantSpent: 0.5,
-			wantReason: "SLO checkout-availability: run spent 50.00% of the error budget, more than maxBudgetSpend 5.00%"},
 
 		// recovering
 		{name: "recovering: an evaluation before the finish says nothing", run: runIn(api.StateRecovering, 0, 0), obs: observed(&probePass, 0), at: 5*time.Minute - time.Second,
@@ -183,6 +179,46 @@ func TestDecide(t *testing.T) {
 			}
 			if !cmp.Equal(*tt.run, before) {
 				t.Errorf("Decide changed the run: %s", cmp.Diff(before, *tt.run))
+			}
+		})
+	}
+}
+
+// TestDecideAbortPrecedence: with several reasons to abort a run at once,
+// the first of Decide's order is the one given.
+func TestDecideAbortPrecedence(t *testing.T) {
+	order := []Cause{CauseHypothesisFailed, CauseBudgetSpent, CauseMaxDuration, CauseUnsupervised}
+	exp := experiment()
+	exp.Hypotheses = []string{"checkout-steady", "checkout-latency"}
+	for set := 1; set < 1<<len(order); set++ {
+		has := func(c Cause) bool { return set&(1<<slices.Index(order, c)) != 0 }
+		steady, latency := probePass, probePass
+		spent, after, streak := 0.01, time.Minute, 0
+		if has(CauseHypothesisFailed) {
+			steady = probeFail
+		}
+		if has(CauseBudgetSpent) {
+			spent = 0.5
+		}
+		if has(CauseMaxDuration) {
+			after = time.Hour
+		}
+		if has(CauseUnsupervised) {
+			latency, streak = probeNoData, 1
+		}
+		obs := observed(&steady, spent)
+		obs.Hypotheses = append(obs.Hypotheses, HypothesisObservation{Name: "checkout-latency", Evaluated: true,
+			Status: evaluator.HypothesisStatus{Name: "checkout-latency", Verdict: latency.Verdict, Probes: []evaluator.ProbeStatus{latency}}})
+		var present []string
+		for _, c := range order {
+			if has(c) {
+				present = append(present, string(c))
+			}
+		}
+		t.Run(strings.Join(present, "+"), func(t *testing.T) {
+			d := Decide(runIn(api.StateRunning, streak, 0), obs, exp, t0.Add(after), Policy{UnknownAbortAfter: 2})
+			if want := Cause(present[0]); d.State != api.StateAborted || d.Cause != want {
+				t.Errorf("Decide = %s (%s), want aborted (%s)", d.State, d.Cause, want)
 			}
 		})
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +171,22 @@ func (e *env) gate(t *testing.T, experiment string) *api.GateAnswer {
 		t.Fatal(err)
 	}
 	return ans
+}
+
+// wantGauges checks slogate_gate_open and slogate_run_active, given per
+// experiment in that order.
+func (e *env) wantGauges(t *testing.T, want map[string][2]int) {
+	t.Helper()
+	var gate, active strings.Builder
+	for _, exp := range slices.Sorted(maps.Keys(want)) {
+		fmt.Fprintf(&gate, "slogate_gate_open{experiment=%q} %d\n", exp, want[exp][0])
+		fmt.Fprintf(&active, "slogate_run_active{experiment=%q} %d\n", exp, want[exp][1])
+	}
+	text := "# HELP slogate_gate_open 1 when the experiment's gate is open, 0 when closed or unknown.\n# TYPE slogate_gate_open gauge\n" + gate.String() +
+		"# HELP slogate_run_active 1 while a run of the experiment is running or recovering.\n# TYPE slogate_run_active gauge\n" + active.String()
+	if err := testutil.CollectAndCompare(e.reg, strings.NewReader(text), "slogate_gate_open", "slogate_run_active"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestManagerStart(t *testing.T) {
@@ -347,18 +365,7 @@ func TestManagerStoreFailure(t *testing.T) {
 	if ans.Status != api.GateUnknown || len(ans.Reasons) != 1 || ans.Reasons[0].Kind != api.KindRunActive || ans.Reasons[0].Message != want {
 		t.Errorf("gate while the store fails: %+v, want unknown: %q", ans, want)
 	}
-	if err := testutil.CollectAndCompare(e.reg, strings.NewReader(`
-# HELP slogate_gate_open 1 when the experiment's gate is open, 0 when closed or unknown.
-# TYPE slogate_gate_open gauge
-slogate_gate_open{experiment="drain-inventory"} 0
-slogate_gate_open{experiment="kill-checkout-pod"} 0
-# HELP slogate_run_active 1 while a run of the experiment is running or recovering.
-# TYPE slogate_run_active gauge
-slogate_run_active{experiment="drain-inventory"} 0
-slogate_run_active{experiment="kill-checkout-pod"} 1
-`), "slogate_gate_open", "slogate_run_active"); err != nil {
-		t.Error(err)
-	}
+	e.wantGauges(t, map[string][2]int{"drain-inventory": {0, 0}, "kill-checkout-pod": {0, 1}})
 	if _, _, err := e.m.Start("drain-inventory"); !errors.Is(err, ErrGateClosed) {
 		t.Errorf("Start while the store fails = %v, want ErrGateClosed", err)
 	}
@@ -382,18 +389,7 @@ slogate_run_active{experiment="kill-checkout-pod"} 1
 	if ans := e.gate(t, "drain-inventory"); ans.Status != api.GateOpen {
 		t.Errorf("gate once the store works: %+v", ans)
 	}
-	if err := testutil.CollectAndCompare(e.reg, strings.NewReader(`
-# HELP slogate_gate_open 1 when the experiment's gate is open, 0 when closed or unknown.
-# TYPE slogate_gate_open gauge
-slogate_gate_open{experiment="drain-inventory"} 1
-slogate_gate_open{experiment="kill-checkout-pod"} 0
-# HELP slogate_run_active 1 while a run of the experiment is running or recovering.
-# TYPE slogate_run_active gauge
-slogate_run_active{experiment="drain-inventory"} 0
-slogate_run_active{experiment="kill-checkout-pod"} 0
-`), "slogate_gate_open", "slogate_run_active"); err != nil {
-		t.Error(err)
-	}
+	e.wantGauges(t, map[string][2]int{"drain-inventory": {1, 0}, "kill-checkout-pod": {0, 0}})
 }
 
 // TestManagerGatesOneSnapshot: Gates and the collector read the snapshot

@@ -46,7 +46,9 @@ type Counts struct {
 }
 
 // TimelineEntry is the stored record of one verdict, measurement or state
-// change of a run; like Run, its JSON encoding is the database format.
+// change of a run; like Run, its JSON encoding is the database format. It
+// has the fields of api.TimelineEntry today, declared apart on purpose:
+// the API may grow without the database changing, and the other way round.
 type TimelineEntry struct {
 	At         time.Time `json:"at"`
 	Hypothesis string    `json:"hypothesis,omitempty"`

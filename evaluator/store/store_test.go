@@ -95,7 +95,7 @@ func TestCreateGetUpdate(t *testing.T) {
 
 	// Finish: recovering, with the timeline entry in the same transaction.
 	fin := t0.Add(5 * time.Minute)
-	r.State, r.FinishedAt, r.BudgetSpent = api.StateRecovering, &fin, 0.012
+	r.State, r.FinishedAt, r.BudgetSpent, r.UnknownStreak = api.StateRecovering, &fin, 0.012, 1
 	if err := s.UpdateRun(r, entry(fin, "pass", "", 0.001)); err != nil {
 		t.Fatalf("UpdateRun: %v", err)
 	}
