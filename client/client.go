@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/internal/redact"
 )
 
@@ -36,30 +37,47 @@ const DefaultTimeout = 10 * time.Second
 // thing the API returns and stays far below this.
 const maxBody = 32 << 20
 
-// Gate statuses.
-const (
-	StatusOpen    = "open"
-	StatusClosed  = "closed"
-	StatusUnknown = "unknown"
-)
+// The answers are the API's wire types (package api), under the names this
+// package has always given them.
+
+// GateAnswer is the server's verdict on whether an experiment may run.
+type GateAnswer = api.GateAnswer
+
+// GateStatus is open, closed or unknown.
+type GateStatus = api.GateStatus
+
+// Reason is one thing keeping a gate from being open (or, for an open gate,
+// worth knowing).
+type Reason = api.Reason
+
+// ReasonKind is hypothesis, probe, slo, stale or run-active.
+type ReasonKind = api.ReasonKind
+
+// Run is a chaos run as the server reports it.
+type Run = api.Run
+
+// TimelineEntry is one verdict, measurement or state change of a run.
+type TimelineEntry = api.TimelineEntry
 
 // State is where a run is: running → (aborted | recovering → (passed |
 // failed | aborted)).
-type State string
+type State = api.RunState
+
+// Gate statuses.
+const (
+	StatusOpen    = api.GateOpen
+	StatusClosed  = api.GateClosed
+	StatusUnknown = api.GateUnknown
+)
 
 // States of a run.
 const (
-	StateRunning    State = "running"
-	StateRecovering State = "recovering"
-	StatePassed     State = "passed"
-	StateFailed     State = "failed"
-	StateAborted    State = "aborted"
+	StateRunning    = api.StateRunning
+	StateRecovering = api.StateRecovering
+	StatePassed     = api.StatePassed
+	StateFailed     = api.StateFailed
+	StateAborted    = api.StateAborted
 )
-
-// Terminal reports whether a run in state s is over.
-func (s State) Terminal() bool {
-	return s == StatePassed || s == StateFailed || s == StateAborted
-}
 
 // ErrGateClosed is wrapped by the error StartRun returns when the server
 // refuses to start a run because the experiment's gate is not open.
@@ -85,49 +103,6 @@ func (e *APIError) Error() string {
 // Is makes a refused run match ErrGateClosed.
 func (e *APIError) Is(target error) bool {
 	return target == ErrGateClosed && e.Gate != nil
-}
-
-// Reason is one thing keeping a gate from being open (or, for an open
-// gate, worth knowing).
-type Reason struct {
-	Kind    string `json:"kind"` // hypothesis, probe, slo, stale, run-active
-	Name    string `json:"name"`
-	Message string `json:"message"`
-}
-
-// GateAnswer is the server's verdict on whether an experiment may run.
-type GateAnswer struct {
-	Experiment  string    `json:"experiment"`
-	Status      string    `json:"status"` // open, closed or unknown
-	Reasons     []Reason  `json:"reasons"`
-	EvaluatedAt time.Time `json:"evaluatedAt"`
-}
-
-// Open reports whether the experiment may run.
-func (g *GateAnswer) Open() bool { return g.Status == StatusOpen }
-
-// Run is a chaos run as the server reports it.
-type Run struct {
-	ID          string          `json:"id"`
-	Experiment  string          `json:"experiment"`
-	State       State           `json:"state"`
-	Reason      string          `json:"reason,omitempty"`
-	StartedAt   time.Time       `json:"startedAt"`
-	FinishedAt  *time.Time      `json:"finishedAt,omitempty"`
-	EndedAt     *time.Time      `json:"endedAt,omitempty"`
-	BudgetSpent float64         `json:"budgetSpent"` // ratio of the most spent SLO's budget
-	Timeline    []TimelineEntry `json:"timeline"`
-}
-
-// TimelineEntry is one verdict, measurement or state change of a run.
-type TimelineEntry struct {
-	At         time.Time `json:"at"`
-	Hypothesis string    `json:"hypothesis,omitempty"`
-	Probe      string    `json:"probe,omitempty"`
-	SLO        string    `json:"slo,omitempty"`
-	Value      *float64  `json:"value"` // nil: no value (no data, NaN, error)
-	Verdict    string    `json:"verdict"`
-	Message    string    `json:"message,omitempty"`
 }
 
 // Options configure a Client.
@@ -246,34 +221,20 @@ func (c *Client) Gate(ctx context.Context, experiment string) (*GateAnswer, erro
 	}
 	var body struct {
 		GateAnswer
-		Error string `json:"error"`
+		api.ErrorBody
 	}
 	switch resp.status {
 	case http.StatusOK, http.StatusConflict, http.StatusServiceUnavailable:
 		// A 503 is also what a server (or a proxy before it) answers when
 		// it cannot answer at all; only a body with a status is a verdict.
 		if json.Unmarshal(resp.body, &body) == nil && body.Error == "" && body.Status != "" {
-			if want := gateStatusCode(body.Status); want != resp.status {
+			if want := body.Status.HTTPStatus(); want != resp.status {
 				return nil, fmt.Errorf("asking the gate of %q: server answered %d with status %q", experiment, resp.status, body.Status)
 			}
 			return &body.GateAnswer, nil
 		}
 	}
 	return nil, fmt.Errorf("asking the gate of %q: %w", experiment, resp.apiError())
-}
-
-// gateStatusCode is the HTTP status that goes with a gate status, so that
-// an answer whose code and body disagree is not trusted either way.
-func gateStatusCode(status string) int {
-	switch status {
-	case StatusOpen:
-		return http.StatusOK
-	case StatusClosed:
-		return http.StatusConflict
-	case StatusUnknown:
-		return http.StatusServiceUnavailable
-	}
-	return 0
 }
 
 // StartRun asks the gate and, if it is open, starts a run of experiment in
@@ -297,9 +258,7 @@ func (c *Client) StartRun(ctx context.Context, experiment string) (*Run, *GateAn
 	apiErr := resp.apiError()
 	// Whatever the code, a refusal that carries a gate answer is the gate
 	// saying no; the API uses 409 for it.
-	var refusal struct {
-		Gate *GateAnswer `json:"gate"`
-	}
+	var refusal api.ErrorBody
 	if json.Unmarshal(resp.body, &refusal) == nil && refusal.Gate != nil && refusal.Gate.Status != "" {
 		apiErr.Gate = refusal.Gate
 	}
@@ -427,9 +386,7 @@ func (r *response) run() (*Run, error) {
 // {"error": "..."} the API sends, or a piece of whatever else came (a
 // proxy's HTML page, a server that is not slogate).
 func (r *response) apiError() *APIError {
-	var body struct {
-		Error string `json:"error"`
-	}
+	var body api.ErrorBody
 	if json.Unmarshal(r.body, &body) == nil && body.Error != "" {
 		return &APIError{Status: r.status, Message: body.Error}
 	}

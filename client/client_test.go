@@ -56,7 +56,7 @@ func TestGate(t *testing.T) {
 	tests := []struct {
 		name       string
 		answer     answer
-		wantStatus string
+		wantStatus GateStatus
 		wantAPI    int    // status of the *APIError wanted, 0 for none
 		wantErr    string // part of the error message
 	}{

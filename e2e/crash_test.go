@@ -20,6 +20,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator/store"
 )
 
@@ -65,7 +66,7 @@ var crashSLOs = map[string][]string{
 // any 2xx answer showed and the longest timeline it served.
 type ackedRun struct {
 	id, experiment string
-	state          store.State
+	state          api.RunState
 	timeline       []json.RawMessage
 }
 
@@ -74,7 +75,7 @@ type ackedRun struct {
 type crashRun struct {
 	ID         string            `json:"id"`
 	Experiment string            `json:"experiment"`
-	State      store.State       `json:"state"`
+	State      api.RunState      `json:"state"`
 	Timeline   []json.RawMessage `json:"timeline"`
 }
 
@@ -307,11 +308,11 @@ func (d *crashDriver) ack(r crashRun) {
 
 // reachable tells whether a run seen in state from may later be seen in
 // state to.
-func reachable(from, to store.State) bool {
+func reachable(from, to api.RunState) bool {
 	if from.CanBecome(to) {
 		return true
 	}
-	return from == store.StateRunning && store.StateRecovering.CanBecome(to)
+	return from == api.StateRunning && api.StateRecovering.CanBecome(to)
 }
 
 // gate asks the gate of an experiment; an open gate while a run the API

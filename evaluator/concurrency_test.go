@@ -112,7 +112,7 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 		}
 		ev.Definitions()
 		ev.Ready()
-		ev.LastCycle()
+		ev.Snapshot().LastCycle()
 		ev.Heartbeat()
 		return nil
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/promapi"
@@ -127,7 +128,7 @@ func startFaultEnv(t *testing.T) *faultEnv {
 			t.Error(err)
 		}
 	})
-	runs, err := chaos.New(chaos.Options{Store: st, Statuses: ev})
+	runs, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ type faultState struct {
 	at   time.Time
 	hyps map[string]evaluator.HypothesisStatus
 	slo  evaluator.SLOStatus
-	gate *chaos.GateAnswer
+	gate *api.GateAnswer
 }
 
 func (e *faultEnv) state(t *testing.T, at time.Time) faultState {
@@ -197,7 +198,7 @@ func (s faultState) healthy() string {
 			problems = append(problems, "SLO window "+w.Window+" incomplete")
 		}
 	}
-	if s.gate.Status != chaos.StatusOpen {
+	if s.gate.Status != api.GateOpen {
 		problems = append(problems, fmt.Sprintf("gate %s: %+v", s.gate.Status, s.gate.Reasons))
 	}
 	return strings.Join(problems, "; ")
@@ -473,7 +474,7 @@ func checkDuringFault(t *testing.T, i int, s faultState, reason, outcome string,
 			t.Errorf("evaluation %d: hypothesis %s: fresh %v with a failing query %v", i, name, h.Fresh, transport)
 		}
 	}
-	if s.gate.Status == chaos.StatusOpen {
+	if s.gate.Status == api.GateOpen {
 		t.Errorf("evaluation %d: gate open during the fault: %+v", i, s.gate)
 	}
 	if reason != "" {
@@ -515,7 +516,7 @@ func checkFailures(t *testing.T, before, after map[string]float64, reason string
 // there are events to compare.
 func checkRefetched(t *testing.T, e *faultEnv, from, to time.Time, scraped bool) {
 	t.Helper()
-	_, total, complete, ok := e.ev.SLOCounts("live", from, to)
+	_, total, complete, ok := e.ev.Snapshot().SLOCounts("live", from, to)
 	if !ok || !complete {
 		t.Fatalf("SLO counts over the fault (%s, %s]: found %v complete %v", from.Format(time.TimeOnly), to.Format(time.TimeOnly), ok, complete)
 	}

@@ -160,11 +160,3 @@ func (e *Evaluator) Ready() bool { return e.Snapshot().Ready() }
 
 // History returns an SLO's chart series from the latest snapshot.
 func (e *Evaluator) History(name string) (SLOHistory, bool) { return e.Snapshot().History(name) }
-
-// LastCycle is LastCycle of the latest snapshot.
-func (e *Evaluator) LastCycle() (last, lastGood time.Time) { return e.Snapshot().LastCycle() }
-
-// SLOCounts is SLOCounts of the latest snapshot.
-func (e *Evaluator) SLOCounts(name string, from, to time.Time) (bad, total float64, complete, ok bool) {
-	return e.Snapshot().SLOCounts(name, from, to)
-}

@@ -23,6 +23,7 @@ import (
 	toolkit "github.com/prometheus/exporter-toolkit/web"
 	"go.uber.org/zap"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/store"
@@ -249,23 +250,7 @@ func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listExperiments(w http.ResponseWriter, _ *http.Request) {
-	var out []*chaos.GateAnswer
-	for _, e := range s.opts.Evaluator.Snapshot().Definitions().Experiments {
-		if ans, err := s.opts.Runs.Gate(e.Name); err == nil {
-			out = append(out, ans)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"experiments": out})
-}
-
-func gateStatusCode(ans *chaos.GateAnswer) int {
-	switch ans.Status {
-	case chaos.StatusOpen:
-		return http.StatusOK
-	case chaos.StatusClosed:
-		return http.StatusConflict
-	}
-	return http.StatusServiceUnavailable
+	writeJSON(w, http.StatusOK, map[string]any{"experiments": s.opts.Runs.Gates()})
 }
 
 func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
@@ -274,7 +259,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
-	writeJSON(w, gateStatusCode(ans), ans)
+	writeJSON(w, ans.Status.HTTPStatus(), ans)
 }
 
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
@@ -283,12 +268,12 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, chaos.ErrUnknownExperiment):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, chaos.ErrGateClosed):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "gate": ans})
+		writeJSON(w, http.StatusConflict, api.ErrorBody{Error: err.Error(), Gate: ans})
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		w.Header().Set("Location", "/api/v1/runs/"+run.ID)
-		writeJSON(w, http.StatusCreated, run)
+		writeJSON(w, http.StatusCreated, run.API())
 	}
 }
 
@@ -307,10 +292,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if runs == nil {
-		runs = []*store.Run{}
+	out := make([]*api.Run, len(runs))
+	for i, r := range runs {
+		out[i] = r.API()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
 func (s *Server) runError(w http.ResponseWriter, err error) {
@@ -330,7 +316,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		s.runError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, run)
+	writeJSON(w, http.StatusOK, run.API())
 }
 
 func (s *Server) finishRun(w http.ResponseWriter, r *http.Request) {
@@ -339,7 +325,7 @@ func (s *Server) finishRun(w http.ResponseWriter, r *http.Request) {
 		s.runError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, run)
+	writeJSON(w, http.StatusOK, run.API())
 }
 
 func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
@@ -359,7 +345,7 @@ func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
 		s.runError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, run)
+	writeJSON(w, http.StatusOK, run.API())
 }
 
 func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
@@ -388,7 +374,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
 		}
 		seen = n
 	}
-	state := store.State(q.Get("state"))
+	state := api.RunState(q.Get("state"))
 	if state == "" {
 		state = current.State
 	}
@@ -399,7 +385,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
 		s.runError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, run)
+	writeJSON(w, http.StatusOK, run.API())
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -412,7 +398,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, api.ErrorBody{Error: msg})
 }
 
 // zapWriter passes the exporter-toolkit's slog lines to zap.

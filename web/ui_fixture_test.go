@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/embedded"
@@ -363,14 +364,11 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	mgr, err := chaos.New(chaos.Options{Store: st, Statuses: ev, Registerer: prometheus.NewRegistry(), Now: c.Now})
+	mgr, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: prometheus.NewRegistry(), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) {
-		at, _ := snap.LastCycle()
-		mgr.OnCycle(ctx, at)
-	})
+	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) { mgr.OnCycle(ctx, snap) })
 	f := &fixture{clock: c, ev: ev, runs: mgr, end: end}
 
 	ctx := context.Background()
@@ -408,7 +406,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := mgr.Get(f.passed); err != nil || r.State != store.StatePassed {
+	if r, err := mgr.Get(f.passed); err != nil || r.State != api.StatePassed {
 		t.Fatalf("run %s: %+v, %v; want passed", f.passed, r, err)
 	}
 	return f

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
-	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -48,7 +48,7 @@ type sloRow struct {
 type gateRow struct {
 	Experiment string
 	Status     string
-	Reasons    []chaos.Reason
+	Reasons    []api.Reason
 	Hypotheses []string
 	SLOs       []string
 	Policy     string
@@ -100,9 +100,9 @@ func (s *Server) overviewView(snap *evaluator.Snapshot) overviewPage {
 	v.Experiments = len(v.Gates)
 	for _, g := range v.Gates {
 		switch g.Status {
-		case chaos.StatusOpen:
+		case string(api.GateOpen):
 			v.Open++
-		case chaos.StatusClosed:
+		case string(api.GateClosed):
 			v.Closed++
 		default:
 			v.Unknown++
@@ -201,14 +201,11 @@ func alertCells(alerts []evaluator.AlertStatus, fresh bool) []alertCell {
 // gates answers every experiment's gate, in definition order.
 func (s *Server) gates(snap *evaluator.Snapshot) []gateRow {
 	var out []gateRow
-	for _, e := range snap.Definitions().Experiments {
-		ans, err := s.opts.Runs.Gate(e.Name)
-		if err != nil {
-			// Removed by a reload between the two reads.
-			continue
-		}
+	answers := s.opts.Runs.GatesIn(snap)
+	for i, e := range snap.Definitions().Experiments {
+		ans := answers[i]
 		g := gateRow{
-			Experiment: e.Name, Status: ans.Status, Reasons: ans.Reasons,
+			Experiment: e.Name, Status: string(ans.Status), Reasons: ans.Reasons,
 			Hypotheses: e.Hypotheses, SLOs: e.SLOs, Policy: experimentPolicy(e),
 			Summary: "every hypothesis passes and every SLO allows a run",
 		}

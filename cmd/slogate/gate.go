@@ -93,7 +93,7 @@ func writeGateText(w io.Writer, prefix string, answer *client.GateAnswer) error 
 		return err
 	}
 	for _, r := range answer.Reasons {
-		subject := r.Kind
+		subject := string(r.Kind)
 		if r.Name != "" {
 			subject += " " + r.Name
 		}

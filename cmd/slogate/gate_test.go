@@ -22,7 +22,7 @@ func TestGateCommand(t *testing.T) {
 	stale := client.Reason{Kind: "stale", Name: "checkout-steady", Message: "last evaluation 3m ago"}
 	tests := []struct {
 		name       string
-		status     string // of the gate; empty: the experiment does not exist
+		status     client.GateStatus // of the gate; empty: the experiment does not exist
 		reasons    []client.Reason
 		args       []string
 		wantCode   int
@@ -63,8 +63,8 @@ func TestGateCommand(t *testing.T) {
 }
 
 func TestGateJSON(t *testing.T) {
-	for _, status := range []string{client.StatusOpen, client.StatusClosed, client.StatusUnknown} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []client.GateStatus{client.StatusOpen, client.StatusClosed, client.StatusUnknown} {
+		t.Run(string(status), func(t *testing.T) {
 			f := newFakeAPI(t)
 			f.setGate(experiment, status)
 			res := runCLI(t, "gate", experiment, "--server", f.srv.URL, "--output", "json")
@@ -72,13 +72,13 @@ func TestGateJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
 				t.Fatalf("not JSON: %v", err)
 			}
-			if got["experiment"] != experiment || got["status"] != status || got["evaluatedAt"] != "2026-01-02T12:00:00Z" {
+			if got["experiment"] != experiment || got["status"] != string(status) || got["evaluatedAt"] != "2026-01-02T12:00:00Z" {
 				t.Errorf("answer %v", got)
 			}
 			if reasons, ok := got["reasons"].([]any); !ok || len(reasons) != 0 {
 				t.Errorf("reasons %#v, want []", got["reasons"])
 			}
-			if want := map[string]int{"open": 0, "closed": 2, "unknown": 4}[status]; res.code != want {
+			if want := map[client.GateStatus]int{"open": 0, "closed": 2, "unknown": 4}[status]; res.code != want {
 				t.Errorf("exit %d, want %d", res.code, want)
 			}
 		})
@@ -211,7 +211,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 }
 
 // setGate sets the gate of experiment; reasons are "kind name: message".
-func (f *fakeAPI) setGate(experiment, status string, reasons ...client.Reason) {
+func (f *fakeAPI) setGate(experiment string, status client.GateStatus, reasons ...client.Reason) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gates[experiment] = &client.GateAnswer{Experiment: experiment, Status: status, Reasons: reasons, EvaluatedAt: t0}
@@ -229,7 +229,7 @@ func (f *fakeAPI) notifyLocked() {
 	f.changed = make(chan struct{})
 }
 
-func gateCode(status string) int {
+func gateCode(status client.GateStatus) int {
 	switch status {
 	case client.StatusOpen:
 		return http.StatusOK

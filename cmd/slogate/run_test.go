@@ -92,7 +92,7 @@ func ptr(v float64) *float64 { return &v }
 func TestRunRefused(t *testing.T) {
 	tests := []struct {
 		name       string
-		status     string
+		status     client.GateStatus
 		wantCode   int
 		wantStderr []string
 	}{

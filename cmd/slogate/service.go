@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/config"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/alerts"
@@ -44,7 +45,7 @@ type serviceOptions struct {
 	// actors are added to the run group (the demo's simulator and script).
 	actors []func(g *run.Group, svc *service)
 	// onTransition is called after every stored run state change.
-	onTransition func(r *store.Run, from store.State)
+	onTransition func(r *store.Run, from api.RunState)
 }
 
 // service is the running whole, handed to extra actors.
@@ -133,9 +134,9 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	alertOpts := alerts.Options{ExternalURL: externalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
 	runs, err := chaos.New(chaos.Options{
-		Store: st, Statuses: ev, Logger: logger, Registerer: o.registry,
-		OnTransition: func(r *store.Run, from store.State) {
-			if r.State == store.StateAborted {
+		Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Logger: logger, Registerer: o.registry,
+		OnTransition: func(r *store.Run, from api.RunState) {
+			if r.State == api.StateAborted {
 				nf.Send(alerts.RunAborted(r, ev.Definitions().Experiment(r.Experiment), alertOpts))
 			}
 			if o.onTransition != nil {
@@ -147,10 +148,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return exitWith(1, err)
 	}
 	// Runs first, so that an abort of this cycle is in the alerts built next.
-	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) {
-		at, _ := snap.LastCycle()
-		runs.OnCycle(ctx, at)
-	})
+	ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) { runs.OnCycle(ctx, snap) })
 	ev.OnCycle(func(_ context.Context, snap *evaluator.Snapshot) { nf.Update(alerts.Build(snap, alertOpts)) })
 
 	var reloadMu sync.Mutex

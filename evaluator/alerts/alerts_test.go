@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/notifier"
 	"github.com/slogate/slogate/evaluator/store"
@@ -322,7 +323,7 @@ func TestBuildStale(t *testing.T) {
 
 func TestRunAborted(t *testing.T) {
 	ended := now.Add(5 * time.Minute)
-	run := &store.Run{ID: "20261128T060000.000Z-1a2b3c4d", Experiment: "kill-checkout-pod", State: store.StateAborted,
+	run := &store.Run{ID: "20261128T060000.000Z-1a2b3c4d", Experiment: "kill-checkout-pod", State: api.StateAborted,
 		Reason: "budget spend 6% over maxBudgetSpend 5%", StartedAt: now, EndedAt: &ended, BudgetSpent: 0.0612}
 	cases := []struct {
 		name       string

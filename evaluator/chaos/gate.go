@@ -10,48 +10,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/slo"
 )
 
-// Gate statuses.
-const (
-	StatusOpen    = "open"
-	StatusClosed  = "closed"
-	StatusUnknown = "unknown"
-)
-
-// Reason kinds.
-const (
-	KindHypothesis = "hypothesis"
-	KindProbe      = "probe"
-	KindSLO        = "slo"
-	KindStale      = "stale"
-	KindRunActive  = "run-active"
-)
-
-// Reason is one machine-readable cause of a gate answer.
-type Reason struct {
-	Kind    string `json:"kind"`
-	Name    string `json:"name"`
-	Message string `json:"message"`
-	// Blocking is false for reasons that did not decide the answer (an
-	// unknown tolerated by onUnknown: open).
-	Blocking bool `json:"-"`
-}
-
-// GateAnswer is the gate's answer for one experiment.
-type GateAnswer struct {
-	Experiment  string    `json:"experiment"`
-	Status      string    `json:"status"`
-	Reasons     []Reason  `json:"reasons"`
-	EvaluatedAt time.Time `json:"evaluatedAt"`
-}
-
-// Open reports whether the experiment may run.
-func (g *GateAnswer) Open() bool { return g.Status == StatusOpen }
-
-// Statuses is what the gate reads; the evaluator implements it.
+// Statuses is what the gate and the supervisor read: one published
+// snapshot of the evaluator's statuses, never changing under the reader.
+// The evaluator implements it.
 type Statuses interface {
 	Definitions() *slo.Set
 	SLO(name string) (evaluator.SLOStatus, bool)
@@ -61,11 +28,11 @@ type Statuses interface {
 }
 
 // evaluateGate computes the answer without looking at active runs.
-func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
+func evaluateGate(st Statuses, exp *slo.Experiment) *api.GateAnswer {
 	last, _ := st.LastCycle()
-	ans := &GateAnswer{Experiment: exp.Name, EvaluatedAt: last, Reasons: []Reason{}}
+	ans := &api.GateAnswer{Experiment: exp.Name, EvaluatedAt: last, Reasons: []api.Reason{}}
 	closed, unknown := false, false
-	add := func(r Reason, isUnknown bool) {
+	add := func(r api.Reason, isUnknown bool) {
 		if isUnknown {
 			unknown = true
 		} else {
@@ -76,23 +43,23 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 	for _, name := range exp.Hypotheses {
 		h, ok := st.Hypothesis(name)
 		if !ok {
-			add(Reason{Kind: KindHypothesis, Name: name, Message: "hypothesis is not evaluated (yet)"}, true)
+			add(api.Reason{Kind: api.KindHypothesis, Name: name, Message: "hypothesis is not evaluated (yet)"}, true)
 			continue
 		}
 		if !h.Fresh {
-			add(Reason{Kind: KindStale, Name: name, Message: fmt.Sprintf("hypothesis %s has no fresh data: last successful evaluation %s", name, ago(h.LastSuccess, last))}, true)
+			add(api.Reason{Kind: api.KindStale, Name: name, Message: fmt.Sprintf("hypothesis %s has no fresh data: last successful evaluation %s", name, ago(h.LastSuccess, last))}, true)
 		}
 		switch h.Verdict {
 		case slo.Fail:
-			add(Reason{Kind: KindHypothesis, Name: name, Message: fmt.Sprintf("verdict fail since %s", h.Since.UTC().Format(time.RFC3339))}, false)
+			add(api.Reason{Kind: api.KindHypothesis, Name: name, Message: fmt.Sprintf("verdict fail since %s", h.Since.UTC().Format(time.RFC3339))}, false)
 		case slo.Unknown:
-			add(Reason{Kind: KindHypothesis, Name: name, Message: "verdict unknown"}, true)
+			add(api.Reason{Kind: api.KindHypothesis, Name: name, Message: "verdict unknown"}, true)
 		}
 		for _, p := range h.Probes {
 			if p.Verdict == slo.Pass {
 				continue
 			}
-			add(Reason{Kind: KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != slo.Fail)
+			add(api.Reason{Kind: api.KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != slo.Fail)
 		}
 	}
 	defs := st.Definitions()
@@ -100,7 +67,7 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 		def := defs.SLO(name)
 		s, ok := st.SLO(name)
 		if def == nil || !ok {
-			add(Reason{Kind: KindSLO, Name: name, Message: "SLO is not evaluated by this replica (yet)"}, true)
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: "SLO is not evaluated by this replica (yet)"}, true)
 			continue
 		}
 		if !s.Fresh {
@@ -108,7 +75,7 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 			if s.Error != "" {
 				msg += ": " + s.Error
 			}
-			add(Reason{Kind: KindStale, Name: name, Message: msg}, true)
+			add(api.Reason{Kind: api.KindStale, Name: name, Message: msg}, true)
 			continue
 		}
 		g := def.Gate
@@ -116,9 +83,9 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 			br := float64(s.BudgetRemaining)
 			switch {
 			case math.IsNaN(br):
-				add(Reason{Kind: KindSLO, Name: name, Message: "error budget remaining is unknown (window incomplete)"}, true)
+				add(api.Reason{Kind: api.KindSLO, Name: name, Message: "error budget remaining is unknown (window incomplete)"}, true)
 			case br < *g.MinBudgetRemaining:
-				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
+				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
 			}
 		}
 		if g.MaxBurnRate != nil {
@@ -130,19 +97,48 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *GateAnswer {
 			burn := slo.BurnRate(bad, total, def.Objective)
 			switch {
 			case !complete:
-				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
+				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
 			case burn > *g.MaxBurnRate:
-				add(Reason{Kind: KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
+				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
 			}
 		}
 	}
 	switch {
 	case closed:
-		ans.Status = StatusClosed
+		ans.Status = api.GateClosed
 	case unknown && exp.OnUnknown != slo.GateOpen:
-		ans.Status = StatusUnknown
+		ans.Status = api.GateUnknown
 	default:
-		ans.Status = StatusOpen
+		ans.Status = api.GateOpen
+	}
+	return ans
+}
+
+// gateAnswer is the gate's answer for exp: what the statuses say, then the
+// experiment's active runs (read with readErr) and whether runs can be
+// stored at all (storeErr).
+func gateAnswer(st Statuses, exp *slo.Experiment, active []*store.Run, readErr, storeErr error) *api.GateAnswer {
+	ans := evaluateGate(st, exp)
+	if readErr != nil {
+		// Without the store we cannot know whether a run is active.
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: exp.Name, Message: "cannot read runs: " + readErr.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
+		}
+		return ans
+	}
+	for _, r := range active {
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
+		ans.Status = api.GateClosed
+	}
+	if storeErr != nil {
+		// A run this answer let start could be neither recorded nor
+		// supervised: the start would fail, or a run already going would
+		// lose its timeline.
+		ans.Reasons = append(ans.Reasons, api.Reason{Kind: api.KindRunActive, Name: exp.Name, Message: "runs cannot be stored: " + storeErr.Error()})
+		if ans.Status == api.GateOpen {
+			ans.Status = api.GateUnknown
+		}
 	}
 	return ans
 }

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator/store"
-	"github.com/slogate/slogate/slo"
 )
 
 // Errors of the run API, for errors.Is.
@@ -31,54 +27,68 @@ var (
 // should not end it.
 const DefaultUnknownAbortAfter = 2
 
+// Store persists runs and their timelines. The bbolt store
+// (evaluator/store) implements it; a shared one (PostgreSQL) will.
+//
+// Every write is durable when it returns, and is refused with the store's
+// sentinel errors when it breaks the rules of runs: store.ErrRunActive for
+// a second active run of an experiment, store.ErrInvalidTransition for a
+// state that does not follow (api.RunState.CanBecome), store.ErrNotFound,
+// store.ErrExists, store.ErrInvalidRun. Any other error is the store's own
+// trouble (disk full, database down).
+type Store interface {
+	CreateRun(r *store.Run) error
+	// UpdateRun replaces the record (r.Timeline is ignored) and appends
+	// entries to the timeline, in one write.
+	UpdateRun(r *store.Run, entries ...store.TimelineEntry) error
+	GetRun(id string) (*store.Run, error)
+	ListRuns(f store.ListFilter) ([]*store.Run, error)
+	// CheckWritable reports whether the store takes a write as large as a
+	// run's now.
+	CheckWritable() error
+}
+
 // Options configure a Manager.
 type Options struct {
-	Store    *store.Store
-	Statuses Statuses
-	Logger   *zap.Logger
+	Store Store
+	// Snapshots returns the latest snapshot the evaluator published.
+	Snapshots func() Statuses
+	Logger    *zap.Logger
 	// Registerer gets slogate_gate_open, slogate_run_active and
 	// slogate_runs_total.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
 	// OnTransition is called after a run's state change was stored, e.g. to
 	// send the ChaosExperimentAborted alert.
-	OnTransition      func(r *store.Run, from store.State)
+	OnTransition      func(r *store.Run, from api.RunState)
 	UnknownAbortAfter int
 }
 
-// Manager is the gate and the run supervisor.
+// Manager is the gate and the run supervisor: it gathers what the
+// decisions (Decide and the others) need, stores what they decide, and
+// then tells the metrics, the long polls and OnTransition.
 type Manager struct {
 	opts   Options
+	policy Policy
 	logger *zap.Logger
 	total  *prometheus.CounterVec
 
 	mu      sync.Mutex // serialises run state changes
-	unknown map[string]int
 	changed chan struct{}
 
 	// storeErr is why a write of run state failed for a reason of the
 	// store itself (disk full, read-only file system), until a run is
-	// stored or checkStore succeeds. It has its own lock because Gate runs
-	// both with and without mu held.
+	// created or the store's CheckWritable succeeds. It has its own lock
+	// because Gate runs both with and without mu held.
 	storeMu  sync.Mutex
 	storeErr error
 }
 
-// While the store refuses writes, each evaluation writes (and removes)
-// storeCheckSize bytes under storeCheckKey to notice when it takes them
-// again. The check is far larger than a run start: a small write can
-// succeed on a full disk by reusing the database's free pages, and the gate
-// must not open again before a run really fits.
-const (
-	storeCheckKey  = "chaos/store-check"
-	storeCheckSize = 64 << 10
-)
-
 // New validates opts. The Manager starts supervising when the evaluator
 // calls OnCycle.
 func New(opts Options) (*Manager, error) {
-	if opts.Store == nil || opts.Statuses == nil {
-		return nil, errors.New("chaos: a store and the evaluator's statuses are required")
+	if opts.Store == nil || opts.Snapshots == nil {
+		return nil, errors.New("chaos: a store and the evaluator's snapshots are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -94,8 +104,8 @@ func New(opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		opts:    opts,
+		policy:  Policy{UnknownAbortAfter: opts.UnknownAbortAfter},
 		logger:  opts.Logger.With(zap.String("component", "runs")),
-		unknown: map[string]int{},
 		changed: make(chan struct{}),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slogate_runs_total",
@@ -111,36 +121,43 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// Gate answers whether experiment may run now.
-func (m *Manager) Gate(experiment string) (*GateAnswer, error) {
-	exp := m.opts.Statuses.Definitions().Experiment(experiment)
+// Gate answers whether experiment may run now, from one snapshot.
+func (m *Manager) Gate(experiment string) (*api.GateAnswer, error) {
+	st := m.opts.Snapshots()
+	exp := st.Definitions().Experiment(experiment)
 	if exp == nil {
 		return nil, fmt.Errorf("%w %q", ErrUnknownExperiment, experiment)
 	}
-	ans := evaluateGate(m.opts.Statuses, exp)
 	active, err := m.opts.Store.ListRuns(store.ListFilter{Experiment: experiment, Active: true})
-	if err != nil {
-		// Without the store we cannot know whether a run is active.
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: experiment, Message: "cannot read runs: " + err.Error()})
-		if ans.Status == StatusOpen {
-			ans.Status = StatusUnknown
-		}
-		return ans, nil
+	return gateAnswer(st, exp, active, err, m.storeError()), nil
+}
+
+// Gates answers every experiment's gate, in definition order, from one
+// snapshot and one read of the active runs.
+func (m *Manager) Gates() []*api.GateAnswer { return m.GatesIn(m.opts.Snapshots()) }
+
+// GatesIn is Gates from snapshot st: a page that shows statuses and gates
+// shows them from the same cycle.
+func (m *Manager) GatesIn(st Statuses) []*api.GateAnswer {
+	answers, _ := m.gates(st)
+	return answers
+}
+
+// gates also returns which experiments have an active run.
+func (m *Manager) gates(st Statuses) ([]*api.GateAnswer, map[string]bool) {
+	runs, err := m.opts.Store.ListRuns(store.ListFilter{Active: true})
+	active := map[string][]*store.Run{}
+	for _, r := range runs {
+		active[r.Experiment] = append(active[r.Experiment], r)
 	}
-	for _, r := range active {
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: r.ID, Message: fmt.Sprintf("run %s is %s since %s", r.ID, r.State, r.StartedAt.UTC().Format(time.RFC3339))})
-		ans.Status = StatusClosed
+	storeErr := m.storeError()
+	var answers []*api.GateAnswer
+	running := map[string]bool{}
+	for _, exp := range st.Definitions().Experiments {
+		answers = append(answers, gateAnswer(st, exp, active[exp.Name], err, storeErr))
+		running[exp.Name] = len(active[exp.Name]) > 0
 	}
-	if err := m.storeError(); err != nil {
-		// A run this answer let start could be neither recorded nor
-		// supervised: the start would fail, or a run already going would
-		// lose its timeline.
-		ans.Reasons = append(ans.Reasons, Reason{Kind: KindRunActive, Name: experiment, Message: "runs cannot be stored: " + err.Error()})
-		if ans.Status == StatusOpen {
-			ans.Status = StatusUnknown
-		}
-	}
-	return ans, nil
+	return answers, running
 }
 
 // storeFailed records a failed write of run state. Refusals about the run
@@ -171,12 +188,9 @@ func (m *Manager) storeOK() {
 }
 
 func (m *Manager) checkStore() {
-	if err := m.opts.Store.PutSnapshot(storeCheckKey, make([]byte, storeCheckSize)); err != nil {
+	if err := m.opts.Store.CheckWritable(); err != nil {
 		m.storeFailed(err)
 		return
-	}
-	if err := m.opts.Store.DeleteSnapshot(storeCheckKey); err != nil {
-		m.logger.Warn("removing the store check", zap.Error(err))
 	}
 	m.storeOK()
 }
@@ -189,21 +203,18 @@ func (m *Manager) storeError() error {
 
 // Start opens a run if the gate is open. A closed or unknown gate gives
 // ErrGateClosed and the answer with its reasons.
-func (m *Manager) Start(experiment string) (*store.Run, *GateAnswer, error) {
+func (m *Manager) Start(experiment string) (*store.Run, *api.GateAnswer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ans, err := m.Gate(experiment)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ans.Open() {
-		return nil, ans, fmt.Errorf("%w: experiment %q: %s", ErrGateClosed, experiment, ans.Status)
+	r, err := DecideStart(ans, m.opts.Now())
+	if err != nil {
+		return nil, ans, err
 	}
-	now := m.opts.Now().UTC()
-	r := &store.Run{
-		ID: store.NewID(now), Experiment: experiment, State: store.StateRunning, StartedAt: now,
-		Timeline: []store.TimelineEntry{{At: now, Verdict: string(store.StateRunning), Message: "run started: gate open"}},
-	}
+	r.ID = store.NewID(r.StartedAt)
 	if err := m.opts.Store.CreateRun(r); err != nil {
 		m.storeFailed(err)
 		if errors.Is(err, store.ErrRunActive) {
@@ -231,12 +242,11 @@ func (m *Manager) Finish(id string) (*store.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.State != store.StateRunning {
-		return r, fmt.Errorf("%w: run %s is %s, only a running run can finish", ErrConflict, id, r.State)
+	d, err := DecideFinish(r, m.opts.Now().UTC())
+	if err != nil {
+		return r, err
 	}
-	now := m.opts.Now().UTC()
-	r.FinishedAt = &now
-	return r, m.transition(r, store.StateRecovering, "chaos finished; checking recovery", now)
+	return m.commit(r, d)
 }
 
 // Abort ends a running or recovering run as aborted.
@@ -247,18 +257,16 @@ func (m *Manager) Abort(id, reason string) (*store.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.State.Terminal() {
-		return r, fmt.Errorf("%w: run %s already %s", ErrConflict, id, r.State)
+	d, err := DecideAbort(r, reason, m.opts.Now().UTC())
+	if err != nil {
+		return r, err
 	}
-	if reason == "" {
-		reason = "aborted through the API"
-	}
-	return r, m.transition(r, store.StateAborted, reason, m.opts.Now().UTC())
+	return m.commit(r, d)
 }
 
 // Wait returns the run once its state differs from state or its timeline
 // has more than seen entries, or when ctx ends (then with the current run).
-func (m *Manager) Wait(ctx context.Context, id string, state store.State, seen int) (*store.Run, error) {
+func (m *Manager) Wait(ctx context.Context, id string, state api.RunState, seen int) (*store.Run, error) {
 	for {
 		m.mu.Lock()
 		ch := m.changed
@@ -278,33 +286,32 @@ func (m *Manager) Wait(ctx context.Context, id string, state store.State, seen i
 	}
 }
 
-// transition stores a state change with its timeline entry before anyone is
-// told about it.
-func (m *Manager) transition(r *store.Run, to store.State, reason string, at time.Time, entries ...store.TimelineEntry) error {
-	from := r.State
-	r.State = to
-	r.Reason = reason
-	if to.Terminal() {
-		r.EndedAt = &at
-	}
-	entries = append(entries, store.TimelineEntry{At: at, Verdict: string(to), Message: reason})
-	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {
+// commit stores decision d about run r, the state change and its timeline
+// entries in one write, before anyone is told about it. It returns the
+// run as stored, or r and the error of the store. m.mu is held.
+func (m *Manager) commit(r *store.Run, d Decision) (*store.Run, error) {
+	next := d.Apply(r)
+	if err := m.opts.Store.UpdateRun(next, d.Entries...); err != nil {
 		m.storeFailed(err)
-		r.State = from
-		return fmt.Errorf("storing run %s: %w", r.ID, err)
+		return r, fmt.Errorf("storing run %s: %w", r.ID, err)
 	}
-	r.Timeline = append(r.Timeline, entries...)
+	if !d.Changed() {
+		m.notify(next, "")
+		return next, nil
+	}
 	m.logger.Info("run changed state", zap.String("run", r.ID), zap.String("experiment", r.Experiment),
-		zap.String("from", string(from)), zap.String("to", string(to)), zap.String("reason", reason))
-	if to.Terminal() {
-		m.total.WithLabelValues(r.Experiment, string(to)).Inc()
-		delete(m.unknown, r.ID)
+		zap.String("from", string(r.State)), zap.String("to", string(d.State)), zap.String("reason", d.Reason),
+		zap.String("cause", string(d.Cause)))
+	if d.State.Terminal() {
+		m.total.WithLabelValues(r.Experiment, string(d.State)).Inc()
 	}
-	m.notify(r, from)
-	return nil
+	m.notify(next, r.State)
+	return next, nil
 }
 
-func (m *Manager) notify(r *store.Run, from store.State) {
+// notify wakes the long polls and, for a state change (from is set), calls
+// OnTransition. m.mu is held.
+func (m *Manager) notify(r *store.Run, from api.RunState) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	if from != "" && m.opts.OnTransition != nil {
@@ -312,181 +319,29 @@ func (m *Manager) notify(r *store.Run, from store.State) {
 	}
 }
 
-// OnCycle supervises the active runs after an evaluation at time at.
-func (m *Manager) OnCycle(_ context.Context, at time.Time) {
+// OnCycle supervises the active runs with st, the snapshot of the cycle
+// that just ended; the evaluation time is st's last cycle.
+func (m *Manager) OnCycle(_ context.Context, st Statuses) {
+	at, _ := st.LastCycle()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	runs, err := m.opts.Store.ActiveRuns()
+	runs, err := m.opts.Store.ListRuns(store.ListFilter{Active: true, Timeline: true})
 	if err != nil {
 		m.logger.Error("cannot read active runs; runs are not supervised this cycle", zap.Error(err))
 		return
 	}
+	defs := st.Definitions()
 	for _, r := range runs {
-		if err := m.supervise(r, at); err != nil {
+		exp := defs.Experiment(r.Experiment)
+		var obs Observations
+		if exp != nil {
+			obs = Observe(st, exp, r.StartedAt, at)
+		}
+		if _, err := m.commit(r, Decide(r, obs, exp, at, m.policy)); err != nil {
 			m.logger.Error("supervising run", zap.String("run", r.ID), zap.Error(err))
 		}
 	}
 	if m.storeError() != nil {
 		m.checkStore()
-	}
-}
-
-func (m *Manager) supervise(r *store.Run, at time.Time) error {
-	exp := m.opts.Statuses.Definitions().Experiment(r.Experiment)
-	if exp == nil {
-		return m.transition(r, store.StateAborted, "experiment definition was removed", at)
-	}
-	var entries []store.TimelineEntry
-	var failed, unknown []string
-	for _, name := range exp.Hypotheses {
-		h, ok := m.opts.Statuses.Hypothesis(name)
-		if !ok {
-			unknown = append(unknown, name+" (not evaluated)")
-			entries = append(entries, store.TimelineEntry{At: at, Hypothesis: name, Verdict: string(slo.Unknown)})
-			continue
-		}
-		for _, p := range h.Probes {
-			entries = append(entries, store.TimelineEntry{
-				At: at, Hypothesis: name, Probe: p.Name, Value: store.FloatPtr(float64(p.Value)),
-				Verdict: string(p.Verdict), Message: p.Error,
-			})
-		}
-		switch h.Verdict {
-		case slo.Fail:
-			failed = append(failed, name+": "+failingProbes(h))
-		case slo.Unknown:
-			unknown = append(unknown, name+": "+failingProbes(h))
-		}
-	}
-	spendMsg := ""
-	for _, name := range exp.SLOs {
-		spent, ok := m.budgetSpent(name, r.StartedAt, at)
-		e := store.TimelineEntry{At: at, SLO: name, Value: store.FloatPtr(spent), Verdict: string(slo.Pass), Message: "share of the error budget spent since the start"}
-		switch {
-		case !ok:
-			e.Verdict, e.Message = string(slo.Unknown), "budget spent unknown: SLO data incomplete"
-		case exp.MaxBudgetSpend > 0 && spent > exp.MaxBudgetSpend:
-			e.Verdict = string(slo.Fail)
-			spendMsg = fmt.Sprintf("SLO %s: run spent %s of the error budget, more than maxBudgetSpend %s", name, pct(spent), pct(exp.MaxBudgetSpend))
-		}
-		if ok && spent > r.BudgetSpent {
-			r.BudgetSpent = spent
-		}
-		entries = append(entries, e)
-	}
-	if len(unknown) > 0 {
-		m.unknown[r.ID]++
-	} else {
-		delete(m.unknown, r.ID)
-	}
-
-	switch r.State {
-	case store.StateRunning:
-		switch {
-		case len(failed) > 0:
-			return m.transition(r, store.StateAborted, "hypothesis failed: "+strings.Join(failed, "; "), at, entries...)
-		case spendMsg != "":
-			return m.transition(r, store.StateAborted, spendMsg, at, entries...)
-		case exp.MaxDuration > 0 && at.Sub(r.StartedAt) > exp.MaxDuration:
-			return m.transition(r, store.StateAborted, fmt.Sprintf("ran longer than maxDuration %s", slo.FormatDuration(exp.MaxDuration)), at, entries...)
-		case exp.OnUnknown != slo.GateOpen && m.unknown[r.ID] >= m.opts.UnknownAbortAfter:
-			return m.transition(r, store.StateAborted, fmt.Sprintf("hypothesis unknown for %d evaluations, the run cannot be supervised: %s", m.unknown[r.ID], strings.Join(unknown, "; ")), at, entries...)
-		}
-	case store.StateRecovering:
-		if r.FinishedAt == nil || at.Before(*r.FinishedAt) {
-			// This evaluation predates the finish: it says nothing about recovery.
-			break
-		}
-		if len(failed) == 0 && len(unknown) == 0 {
-			return m.transition(r, store.StatePassed, "hypotheses hold after the experiment", at, entries...)
-		}
-		if !at.Before(r.FinishedAt.Add(exp.Recovery)) {
-			why := append(failed, unknown...)
-			return m.transition(r, store.StateFailed, fmt.Sprintf("hypotheses did not hold again within recovery %s: %s", slo.FormatDuration(exp.Recovery), strings.Join(why, "; ")), at, entries...)
-		}
-	}
-	if err := m.opts.Store.UpdateRun(r, entries...); err != nil {
-		m.storeFailed(err)
-		return fmt.Errorf("storing run %s: %w", r.ID, err)
-	}
-	m.notify(r, "")
-	return nil
-}
-
-// budgetSpent is the share of the SLO window's error budget that bad events
-// in (from, to] spent.
-func (m *Manager) budgetSpent(name string, from, to time.Time) (float64, bool) {
-	def := m.opts.Statuses.Definitions().SLO(name)
-	st, ok := m.opts.Statuses.SLO(name)
-	if def == nil || !ok || !st.Fresh {
-		return math.NaN(), false
-	}
-	if !to.After(from) {
-		return 0, true
-	}
-	bad, _, complete, ok := m.opts.Statuses.SLOCounts(name, from, to)
-	if !ok || !complete {
-		return math.NaN(), false
-	}
-	ws, ok := st.WindowStatus(def.Window)
-	if !ok || !ws.Complete {
-		return math.NaN(), false
-	}
-	return slo.BudgetSpent(bad, float64(ws.Total), def.Objective), true
-}
-
-func failingProbes(h evaluator.HypothesisStatus) string {
-	var parts []string
-	for _, p := range h.Probes {
-		if p.Verdict != slo.Pass {
-			parts = append(parts, p.Name+" "+probeMessage(p))
-		}
-	}
-	if len(parts) == 0 {
-		return "verdict " + string(h.Verdict)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// gateCollector exports slogate_gate_open and slogate_run_active per
-// experiment, computed at scrape time so they never lag the API.
-type gateCollector struct{ m *Manager }
-
-var (
-	descGateOpen = prometheus.NewDesc("slogate_gate_open",
-		"1 when the experiment's gate is open, 0 when closed or unknown.", []string{"experiment"}, nil)
-	descRunActive = prometheus.NewDesc("slogate_run_active",
-		"1 while a run of the experiment is running or recovering.", []string{"experiment"}, nil)
-)
-
-func (c *gateCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descGateOpen
-	ch <- descRunActive
-}
-
-func (c *gateCollector) Collect(ch chan<- prometheus.Metric) {
-	defs := c.m.opts.Statuses.Definitions()
-	active := map[string]bool{}
-	if runs, err := c.m.opts.Store.ActiveRuns(); err == nil {
-		for _, r := range runs {
-			active[r.Experiment] = true
-		}
-	}
-	names := make([]string, 0, len(defs.Experiments))
-	for _, e := range defs.Experiments {
-		names = append(names, e.Name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		open := 0.0
-		if ans, err := c.m.Gate(name); err == nil && ans.Open() {
-			open = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descGateOpen, prometheus.GaugeValue, open, name)
-		a := 0.0
-		if active[name] {
-			a = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descRunActive, prometheus.GaugeValue, a, name)
 	}
 }

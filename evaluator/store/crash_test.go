@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slogate/slogate/api"
 )
 
 // The crash test re-executes the test binary as a writer that is killed
@@ -36,7 +38,7 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		fail(err)
 	}
-	r := &Run{Experiment: os.Getenv(helperExpEnv), State: StateRunning, StartedAt: time.Now()}
+	r := &Run{Experiment: os.Getenv(helperExpEnv), State: api.StateRunning, StartedAt: time.Now()}
 	if err := s.CreateRun(r); err != nil {
 		fail(err)
 	}

@@ -7,63 +7,33 @@ import (
 	"math"
 	"regexp"
 	"time"
+
+	"github.com/slogate/slogate/api"
 )
 
-// State is where a chaos run is in its life:
-// running → (aborted | recovering → (passed | failed | aborted)).
-type State string
-
-// States of a run.
-const (
-	StateRunning    State = "running"
-	StateRecovering State = "recovering"
-	StatePassed     State = "passed"
-	StateFailed     State = "failed"
-	StateAborted    State = "aborted"
-)
-
-// Terminal reports whether the run is over: passed, failed or aborted.
-func (s State) Terminal() bool {
-	return s == StatePassed || s == StateFailed || s == StateAborted
-}
-
-// Valid reports whether s is one of the five states.
-func (s State) Valid() bool {
-	return s == StateRunning || s == StateRecovering || s.Terminal()
-}
-
-// CanBecome reports whether a run in state s may be updated to state next.
-// Staying put is allowed (to update other fields); a terminal state is
-// final. The store enforces this so that two racing decisions (a finish
-// request and an abort by the evaluator) cannot both win.
-func (s State) CanBecome(next State) bool {
-	if s == next {
-		return true
-	}
-	switch s {
-	case StateRunning:
-		return next == StateRecovering || next == StateAborted
-	case StateRecovering:
-		return next == StatePassed || next == StateFailed || next == StateAborted
-	}
-	return false
-}
-
-// Run is one chaos experiment run, as persisted and as served by the API.
+// Run is the stored record of a chaos run. Its JSON encoding is the
+// database format, kept apart from the API's api.Run (see API) so that
+// neither changes the other: fields may be added, with omitempty so that a
+// record without them encodes as before, but never renamed or removed, or
+// databases written by an earlier slogate no longer load.
 type Run struct {
-	ID         string     `json:"id"`
-	Experiment string     `json:"experiment"`
-	State      State      `json:"state"`
-	Reason     string     `json:"reason,omitempty"`
-	StartedAt  time.Time  `json:"startedAt"`
-	FinishedAt *time.Time `json:"finishedAt,omitempty"` // when the chaos was declared finished (recovery starts)
-	EndedAt    *time.Time `json:"endedAt,omitempty"`    // when the run reached a terminal state
+	ID         string       `json:"id"`
+	Experiment string       `json:"experiment"`
+	State      api.RunState `json:"state"`
+	Reason     string       `json:"reason,omitempty"`
+	StartedAt  time.Time    `json:"startedAt"`
+	FinishedAt *time.Time   `json:"finishedAt,omitempty"` // when the chaos was declared finished (recovery starts)
+	EndedAt    *time.Time   `json:"endedAt,omitempty"`    // when the run reached a terminal state
 	// BudgetSpent is the largest share of a listed SLO's error budget spent
 	// since the start (a ratio).
 	BudgetSpent float64 `json:"budgetSpent"`
 	// Baseline holds bad/total counts per SLO at the start, to compute the
 	// spend; opaque to the store.
 	Baseline map[string]Counts `json:"baseline,omitempty"`
+	// UnknownStreak is how many evaluations in a row ended with one of the
+	// run's hypotheses unknown: the supervisor's (package chaos, which says
+	// why it is stored) and not served by the API.
+	UnknownStreak int `json:"unknownStreak,omitempty"`
 	// Timeline is kept apart from the record (see AppendTimeline): the
 	// store fills it in on GetRun and ignores it on UpdateRun.
 	Timeline []TimelineEntry `json:"timeline"`
@@ -75,7 +45,10 @@ type Counts struct {
 	Total float64 `json:"total"`
 }
 
-// TimelineEntry is one verdict, measurement or state change of a run.
+// TimelineEntry is the stored record of one verdict, measurement or state
+// change of a run; like Run, its JSON encoding is the database format. It
+// has the fields of api.TimelineEntry today, declared apart on purpose:
+// the API may grow without the database changing, and the other way round.
 type TimelineEntry struct {
 	At         time.Time `json:"at"`
 	Hypothesis string    `json:"hypothesis,omitempty"`
@@ -86,6 +59,26 @@ type TimelineEntry struct {
 	Value   *float64 `json:"value"`
 	Verdict string   `json:"verdict"` // pass | fail | unknown, or a state change like "aborted"
 	Message string   `json:"message,omitempty"`
+}
+
+// API is the run as the API serves it. A nil timeline (a listing) stays
+// nil, which the API sends as null.
+func (r *Run) API() *api.Run {
+	out := &api.Run{
+		ID: r.ID, Experiment: r.Experiment, State: r.State, Reason: r.Reason,
+		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, EndedAt: r.EndedAt,
+		BudgetSpent: r.BudgetSpent,
+	}
+	if r.Timeline != nil {
+		out.Timeline = make([]api.TimelineEntry, len(r.Timeline))
+		for i, e := range r.Timeline {
+			out.Timeline[i] = api.TimelineEntry{
+				At: e.At, Hypothesis: e.Hypothesis, Probe: e.Probe, SLO: e.SLO,
+				Value: e.Value, Verdict: e.Verdict, Message: e.Message,
+			}
+		}
+	}
+	return out
 }
 
 // FloatPtr returns a pointer to v, or nil when v is NaN or infinite, which
@@ -125,6 +118,8 @@ func (r *Run) validate() error {
 		return fmt.Errorf("%w: startedAt %s is not set", ErrInvalidRun, r.StartedAt)
 	case !finite(r.BudgetSpent):
 		return fmt.Errorf("%w: budgetSpent is %v", ErrInvalidRun, r.BudgetSpent)
+	case r.UnknownStreak < 0:
+		return fmt.Errorf("%w: unknownStreak is %d", ErrInvalidRun, r.UnknownStreak)
 	}
 	for slo, c := range r.Baseline {
 		if !finite(c.Bad) || !finite(c.Total) {

@@ -206,8 +206,9 @@ func (s *Store) CreateRun(r *Run) error {
 
 // UpdateRun replaces the record of an existing run (everything but its
 // timeline: r.Timeline is ignored) and appends entries to the timeline, in
-// one transaction. The state may only move forward (State.CanBecome), and
-// the experiment and start time cannot change.
+// one transaction. The state may only move forward (api.RunState.CanBecome),
+// so that two racing decisions (a finish request and an abort by the
+// supervisor) cannot both win; the experiment and start time cannot change.
 func (s *Store) UpdateRun(r *Run, entries ...TimelineEntry) error {
 	op := "update run " + r.ID
 	if err := r.validate(); err != nil {
@@ -392,6 +393,25 @@ func (s *Store) DeleteSnapshot(key string) error {
 	return s.update("delete snapshot "+strconv.Quote(key), func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).Delete([]byte(key))
 	})
+}
+
+// While the store refuses writes, CheckWritable writes (and removes)
+// checkSize bytes under checkKey to notice when it takes them again. The
+// check is far larger than a run start: a small write can succeed on a full
+// disk by reusing the database's free pages, and the gate must not open
+// again before a run really fits.
+const (
+	checkKey  = "chaos/store-check"
+	checkSize = 64 << 10
+)
+
+// CheckWritable reports whether the database takes a write as large as a
+// run's now, by writing and removing a snapshot of that size.
+func (s *Store) CheckWritable() error {
+	if err := s.PutSnapshot(checkKey, make([]byte, checkSize)); err != nil {
+		return err
+	}
+	return s.DeleteSnapshot(checkKey)
 }
 
 func (s *Store) update(op string, fn func(*bolt.Tx) error) error {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/slogate/slogate/api"
 )
 
 var t0 = time.Date(2026, 11, 28, 5, 33, 0, 0, time.UTC)
@@ -33,7 +35,7 @@ func openTemp(t *testing.T) (*Store, string) {
 func newRun(exp string, started time.Time) *Run {
 	return &Run{
 		Experiment: exp,
-		State:      StateRunning,
+		State:      api.StateRunning,
 		StartedAt:  started,
 		Baseline:   map[string]Counts{"checkout-availability": {Bad: 12, Total: 100000}},
 	}
@@ -72,35 +74,6 @@ func TestFloatPtr(t *testing.T) {
 	}
 }
 
-func TestStateTransitions(t *testing.T) {
-	all := []State{StateRunning, StateRecovering, StatePassed, StateFailed, StateAborted}
-	allowed := map[[2]State]bool{
-		{StateRunning, StateRunning}:       true,
-		{StateRunning, StateRecovering}:    true,
-		{StateRunning, StateAborted}:       true,
-		{StateRecovering, StateRecovering}: true,
-		{StateRecovering, StatePassed}:     true,
-		{StateRecovering, StateFailed}:     true,
-		{StateRecovering, StateAborted}:    true,
-		{StatePassed, StatePassed}:         true,
-		{StateFailed, StateFailed}:         true,
-		{StateAborted, StateAborted}:       true,
-	}
-	for _, from := range all {
-		for _, to := range all {
-			if got := from.CanBecome(to); got != allowed[[2]State{from, to}] {
-				t.Errorf("%s.CanBecome(%s) = %v", from, to, got)
-			}
-		}
-		if want := from == StatePassed || from == StateFailed || from == StateAborted; from.Terminal() != want {
-			t.Errorf("%s.Terminal() = %v", from, !want)
-		}
-	}
-	if State("done").Valid() {
-		t.Error(`State("done").Valid()`)
-	}
-}
-
 func TestCreateGetUpdate(t *testing.T) {
 	s, _ := openTemp(t)
 	r := newRun("kill-checkout-pod", t0)
@@ -122,13 +95,13 @@ func TestCreateGetUpdate(t *testing.T) {
 
 	// Finish: recovering, with the timeline entry in the same transaction.
 	fin := t0.Add(5 * time.Minute)
-	r.State, r.FinishedAt, r.BudgetSpent = StateRecovering, &fin, 0.012
+	r.State, r.FinishedAt, r.BudgetSpent, r.UnknownStreak = api.StateRecovering, &fin, 0.012, 1
 	if err := s.UpdateRun(r, entry(fin, "pass", "", 0.001)); err != nil {
 		t.Fatalf("UpdateRun: %v", err)
 	}
 	// Pass: terminal; the run leaves the active set.
 	end := fin.Add(2 * time.Minute)
-	r.State, r.EndedAt, r.Reason = StatePassed, &end, "hypotheses held after recovery"
+	r.State, r.EndedAt, r.Reason = api.StatePassed, &end, "hypotheses held after recovery"
 	r.Timeline = nil // ignored by UpdateRun
 	if err := s.UpdateRun(r); err != nil {
 		t.Fatalf("UpdateRun: %v", err)
@@ -161,11 +134,12 @@ func TestCreateRunErrors(t *testing.T) {
 	}{
 		{name: "duplicate ID", modify: func(r *Run) { r.ID = "fixed"; r.Experiment = "other" }, wantErr: ErrExists},
 		{name: "experiment already active", modify: func(r *Run) {}, wantErr: ErrRunActive, wantMsg: "experiment already has an active run (fixed)"},
-		{name: "terminal run of an active experiment", modify: func(r *Run) { r.State = StateAborted }},
+		{name: "terminal run of an active experiment", modify: func(r *Run) { r.State = api.StateAborted }},
 		{name: "no experiment", modify: func(r *Run) { r.Experiment = "" }, wantErr: ErrInvalidRun},
 		{name: "unknown state", modify: func(r *Run) { r.State = "done" }, wantErr: ErrInvalidRun},
 		{name: "no start time", modify: func(r *Run) { r.StartedAt = time.Time{} }, wantErr: ErrInvalidRun},
 		{name: "NaN budget", modify: func(r *Run) { r.BudgetSpent = math.NaN() }, wantErr: ErrInvalidRun},
+		{name: "negative unknown streak", modify: func(r *Run) { r.UnknownStreak = -1 }, wantErr: ErrInvalidRun},
 		{name: "Inf baseline", modify: func(r *Run) { r.Baseline = map[string]Counts{"a": {Total: math.Inf(1)}} }, wantErr: ErrInvalidRun},
 		{name: "ID with a slash", modify: func(r *Run) { r.ID = "a/b" }, wantErr: ErrInvalidRun},
 		{name: "timeline entry without time", modify: func(r *Run) { r.Timeline = []TimelineEntry{{Verdict: "pass"}} }, wantErr: ErrInvalidRun},
@@ -202,7 +176,7 @@ func TestUpdateRunErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	aborted := *r
-	aborted.State = StateAborted
+	aborted.State = api.StateAborted
 	if err := s.UpdateRun(&aborted); err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +188,10 @@ func TestUpdateRunErrors(t *testing.T) {
 		wantMsg string
 	}{
 		{name: "unknown run", modify: func(r *Run) { r.ID = "nope" }, wantErr: ErrNotFound},
-		{name: "terminal is final", modify: func(r *Run) { r.State = StateRecovering }, wantErr: ErrInvalidTransition, wantMsg: "aborted → recovering"},
-		{name: "experiment cannot change", modify: func(r *Run) { r.State = StateAborted; r.Experiment = "other" }, wantErr: ErrInvalidRun},
-		{name: "start cannot change", modify: func(r *Run) { r.State = StateAborted; r.StartedAt = t0.Add(time.Second) }, wantErr: ErrInvalidRun},
-		{name: "same terminal state, other fields", modify: func(r *Run) { r.State = StateAborted; r.Reason = "budget" }},
+		{name: "terminal is final", modify: func(r *Run) { r.State = api.StateRecovering }, wantErr: ErrInvalidTransition, wantMsg: "aborted → recovering"},
+		{name: "experiment cannot change", modify: func(r *Run) { r.State = api.StateAborted; r.Experiment = "other" }, wantErr: ErrInvalidRun},
+		{name: "start cannot change", modify: func(r *Run) { r.State = api.StateAborted; r.StartedAt = t0.Add(time.Second) }, wantErr: ErrInvalidRun},
+		{name: "same terminal state, other fields", modify: func(r *Run) { r.State = api.StateAborted; r.Reason = "budget" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,15 +274,15 @@ func TestListRuns(t *testing.T) {
 	specs := []struct {
 		id, exp string
 		start   time.Duration
-		state   State
+		state   api.RunState
 	}{
-		{"r3", "a", 3 * time.Minute, StatePassed},
-		{"r1", "a", 1 * time.Minute, StateAborted},
-		{"r5", "b", 5 * time.Minute, StateRunning},
-		{"r2", "b", 2 * time.Minute, StateFailed},
-		{"r4a", "c", 4 * time.Minute, StateAborted},
-		{"r4b", "c", 4 * time.Minute, StateRecovering},
-		{"r6", "a", 6 * time.Minute, StateRunning},
+		{"r3", "a", 3 * time.Minute, api.StatePassed},
+		{"r1", "a", 1 * time.Minute, api.StateAborted},
+		{"r5", "b", 5 * time.Minute, api.StateRunning},
+		{"r2", "b", 2 * time.Minute, api.StateFailed},
+		{"r4a", "c", 4 * time.Minute, api.StateAborted},
+		{"r4b", "c", 4 * time.Minute, api.StateRecovering},
+		{"r6", "a", 6 * time.Minute, api.StateRunning},
 	}
 	for _, sp := range specs {
 		r := newRun(sp.exp, t0.Add(sp.start))

@@ -88,7 +88,7 @@ func (s *Script) waitGate(ctx context.Context, log *zap.Logger) bool {
 			return true
 		}
 		if err == nil {
-			log.Info("waiting for the gate", zap.String("status", ans.Status), zap.Int("reasons", len(ans.Reasons)))
+			log.Info("waiting for the gate", zap.String("status", string(ans.Status)), zap.Int("reasons", len(ans.Reasons)))
 		}
 		t := time.NewTimer(10 * time.Second)
 		select {
