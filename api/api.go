@@ -9,6 +9,8 @@
 package api
 
 import (
+	"encoding/json"
+	"math"
 	"net/http"
 	"time"
 )
@@ -77,3 +79,19 @@ type ErrorBody struct {
 	Error string      `json:"error"`
 	Gate  *GateAnswer `json:"gate,omitempty"`
 }
+
+// Num is a float that marshals NaN and ±Inf as JSON null, because JSON has
+// no such numbers and an absent value must not read as 0.
+type Num float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+// Valid reports whether n is a finite number.
+func (n Num) Valid() bool { f := float64(n); return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -23,7 +23,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/query"
 	"github.com/slogate/slogate/rules"
 	"github.com/slogate/slogate/slo"
@@ -72,7 +72,7 @@ type SLOReport struct {
 	Service string `json:"service"`
 	// BudgetRemainingAtEnd is the error budget remaining over the SLO
 	// window at the last step; NaN (null in JSON) without data.
-	BudgetRemainingAtEnd evaluator.Num `json:"budgetRemainingAtEnd"`
+	BudgetRemainingAtEnd api.Num `json:"budgetRemainingAtEnd"`
 	// Alerts are the burn-rate alerts that would have fired, in time order.
 	Alerts []Alert `json:"alerts"`
 }
@@ -320,7 +320,7 @@ func budgetRemaining(p points, k int, budget float64) (float64, bool) {
 // state, as the evaluator does on a hole, rather than resolving an alert
 // on a scrape gap.
 func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
-	rep := SLOReport{Name: o.Name, Service: o.Service, BudgetRemainingAtEnd: evaluator.Num(math.NaN()), Alerts: []Alert{}}
+	rep := SLOReport{Name: o.Name, Service: o.Service, BudgetRemainingAtEnd: api.Num(math.NaN()), Alerts: []Alert{}}
 	ratios := map[time.Duration]points{}
 	for _, w := range sloWindows(o) {
 		p, err := r.ratio(ctx, o, w)
@@ -331,7 +331,7 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 	}
 	budget := o.ErrorBudget()
 	if b, ok := budgetRemaining(ratios[o.Window], r.steps-1, budget); ok {
-		rep.BudgetRemainingAtEnd = evaluator.Num(b)
+		rep.BudgetRemainingAtEnd = api.Num(b)
 	}
 	tiers := slo.BurnTiers(o.Window)
 	for _, sev := range slo.Severities {

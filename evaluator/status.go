@@ -1,29 +1,15 @@
 package evaluator
 
 import (
-	"encoding/json"
-	"math"
 	"strconv"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/slo"
 )
 
-// Num is a float that marshals NaN and ±Inf as JSON null, because JSON has
-// no such numbers and an absent value must not read as 0.
-type Num float64
-
-// MarshalJSON implements json.Marshaler.
-func (n Num) MarshalJSON() ([]byte, error) {
-	f := float64(n)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(f)
-}
-
-// Valid reports whether n is a finite number.
-func (n Num) Valid() bool { f := float64(n); return !math.IsNaN(f) && !math.IsInf(f, 0) }
+// Num is api.Num: a float that marshals NaN and ±Inf as JSON null.
+type Num = api.Num
 
 // WindowStatus is an SLO measured over one window.
 type WindowStatus struct {
