@@ -46,20 +46,11 @@ type Counts struct {
 }
 
 // TimelineEntry is the stored record of one verdict, measurement or state
-// change of a run; like Run, its JSON encoding is the database format. It
-// has the fields of api.TimelineEntry today, declared apart on purpose:
-// the API may grow without the database changing, and the other way round.
-type TimelineEntry struct {
-	At         time.Time `json:"at"`
-	Hypothesis string    `json:"hypothesis,omitempty"`
-	Probe      string    `json:"probe,omitempty"`
-	SLO        string    `json:"slo,omitempty"`
-	// Value is null when there was no value (NaN, no data, error): JSON
-	// cannot carry NaN, and "no value" must not read as 0.
-	Value   *float64 `json:"value"`
-	Verdict string   `json:"verdict"` // pass | fail | unknown, or a state change like "aborted"
-	Message string   `json:"message,omitempty"`
-}
+// change of a run. An entry is a plain value that is the same in the
+// database and in the API, so it is the wire type itself; the database
+// format is pinned by TestOldRecordsLoad, so a change of api.TimelineEntry
+// that would break stored runs fails there first.
+type TimelineEntry = api.TimelineEntry
 
 // API is the run as the API serves it. A nil timeline (a listing) stays
 // nil, which the API sends as null.
@@ -70,13 +61,7 @@ func (r *Run) API() *api.Run {
 		BudgetSpent: r.BudgetSpent,
 	}
 	if r.Timeline != nil {
-		out.Timeline = make([]api.TimelineEntry, len(r.Timeline))
-		for i, e := range r.Timeline {
-			out.Timeline[i] = api.TimelineEntry{
-				At: e.At, Hypothesis: e.Hypothesis, Probe: e.Probe, SLO: e.SLO,
-				Value: e.Value, Verdict: e.Verdict, Message: e.Message,
-			}
-		}
+		out.Timeline = append([]api.TimelineEntry{}, r.Timeline...)
 	}
 	return out
 }
