@@ -203,7 +203,7 @@ func recordRules(t *testing.T, raw storage.Queryable, set *slo.Set, style rules.
 		for k, v := range m {
 			b.Set(string(k), string(v))
 		}
-		b.Set(labels.MetricName, r.Record)
+		b.Set(model.MetricNameLabel, r.Record)
 		for k, v := range r.Labels {
 			b.Set(k, v)
 		}

@@ -364,6 +364,7 @@ func (s *Slogate) Pid() int {
 	r := s.proc.current()
 	if r == nil {
 		s.t.Fatal("testenv: slogate was never started")
+		return 0
 	}
 	return r.cmd.Process.Pid
 }
