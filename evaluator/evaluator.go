@@ -59,8 +59,10 @@ type Options struct {
 	// DisableBatching asks every SLO's newest slice on its own instead of
 	// grouping the SLOs whose queries differ only in label values.
 	DisableBatching bool
-	// Now is the clock; tests set it.
-	Now func() time.Time
+	// Now is the clock and After waits on it (default time.Now and
+	// time.After); tests set both to a fake clock to drive Run.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 }
 
 // Evaluator evaluates a Set of definitions every interval.
@@ -112,6 +114,9 @@ func New(opts Options) (*Evaluator, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if opts.ShardCount <= 0 {
 		opts.ShardCount = 1
@@ -238,18 +243,14 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	// Evaluate once right away (the previous boundary) so that the service
 	// is ready without waiting for a full interval.
 	e.Evaluate(ctx, next.Add(-e.opts.Interval))
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	defer e.saveSnapshots()
 	lastSnapshot := e.opts.Now()
 	for {
 		e.beat()
-		wait := next.Sub(e.opts.Now())
-		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-timer.C:
+		case <-e.opts.After(max(next.Sub(e.opts.Now()), 0)):
 		}
 		e.Evaluate(ctx, next)
 		if e.opts.Now().Sub(lastSnapshot) >= e.opts.SnapshotInterval {

@@ -53,6 +53,9 @@ type Options struct {
 	// Alive reports whether the evaluation loop is making progress; it is
 	// what /health answers, never the state of Prometheus.
 	Alive func() bool
+	// Now is the clock of the pages ("so far", "rendered at"); default
+	// time.Now.
+	Now func() time.Time
 }
 
 // TokenHeader carries the API token when the Authorization header is taken
@@ -73,6 +76,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20

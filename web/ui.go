@@ -95,7 +95,7 @@ func (s *Server) basePath() string {
 }
 
 func (s *Server) newPage(title, nav, api string, refresh bool) *pageData {
-	p := &pageData{Title: title, Nav: nav, Base: s.basePath(), Rendered: time.Now().UTC()}
+	p := &pageData{Title: title, Nav: nav, Base: s.basePath(), Rendered: s.opts.Now().UTC()}
 	p.API = p.Base + api
 	if refresh {
 		p.Refresh = refreshSeconds
@@ -171,7 +171,7 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := s.newPage("Runs", "runs", api, true)
-	p.Body = runsView(exp, runs)
+	p.Body = runsView(exp, runs, s.opts.Now())
 	s.render(w, http.StatusOK, "runs", p)
 }
 
@@ -190,6 +190,6 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a run still in progress changes; a finished one stays put.
 	p := s.newPage("Run "+id, "runs", api, !run.State.Terminal())
-	p.Body = runView(run)
+	p.Body = runView(run, s.opts.Now())
 	s.render(w, http.StatusOK, "run", p)
 }

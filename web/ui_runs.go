@@ -21,15 +21,15 @@ type runsPage struct {
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
-func runsView(exp string, runs []*store.Run) runsPage {
+func runsView(exp string, runs []*store.Run, now time.Time) runsPage {
 	v := runsPage{Experiment: exp}
 	for _, r := range runs {
-		v.Runs = append(v.Runs, runRowOf(r))
+		v.Runs = append(v.Runs, runRowOf(r, now))
 	}
 	return v
 }
 
-func runRowOf(r *store.Run) runRow {
+func runRowOf(r *store.Run, now time.Time) runRow {
 	row := runRow{
 		ID: r.ID, Experiment: r.Experiment, State: string(r.State), Reason: r.Reason,
 		Started:     fmtTime(r.StartedAt),
@@ -39,7 +39,7 @@ func runRowOf(r *store.Run) runRow {
 	if r.EndedAt != nil {
 		row.Duration = fmtDur(r.EndedAt.Sub(r.StartedAt))
 	} else {
-		row.Duration = fmtDur(time.Since(r.StartedAt)) + " so far"
+		row.Duration = fmtDur(now.Sub(r.StartedAt)) + " so far"
 	}
 	return row
 }
@@ -58,8 +58,8 @@ type runPage struct {
 	Strip    template.HTML
 }
 
-func runView(r *store.Run) runPage {
-	v := runPage{Run: runRowOf(r), Finished: "–", Ended: "–"}
+func runView(r *store.Run, now time.Time) runPage {
+	v := runPage{Run: runRowOf(r, now), Finished: "–", Ended: "–"}
 	if r.FinishedAt != nil {
 		v.Finished = fmtTime(*r.FinishedAt)
 	}
@@ -102,7 +102,7 @@ func runView(r *store.Run) runPage {
 	}
 	if r.EndedAt != nil {
 		end = *r.EndedAt
-	} else if now := time.Now(); now.After(end) {
+	} else if now.After(end) {
 		end = now
 	}
 	if len(rows) > 0 || len(marks) > 1 {

@@ -18,8 +18,6 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-func init() { subcommands = append(subcommands, newBacktestCmd) }
-
 // envPrometheusURL is read when --prometheus.url is not given, the same
 // variable slogate serve reads.
 const envPrometheusURL = "SLOGATE_PROMETHEUS_URL"

@@ -10,8 +10,6 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-func init() { subcommands = append(subcommands, newCheckCmd) }
-
 func newCheckCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{

@@ -14,8 +14,6 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-func init() { subcommands = append(subcommands, newConvertCmd) }
-
 func newConvertCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/oklog/run"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/slogate/slogate/app"
 	"github.com/slogate/slogate/client"
 	"github.com/slogate/slogate/config"
 	"github.com/slogate/slogate/evaluator/embedded"
@@ -19,8 +19,6 @@ import (
 	"github.com/slogate/slogate/internal/demo"
 	"github.com/slogate/slogate/slo"
 )
-
-func init() { subcommands = append(subcommands, newDemoCmd) }
 
 func newDemoCmd() *cobra.Command {
 	cfg := config.Default()
@@ -106,26 +104,25 @@ func runDemo(ctx context.Context, cfg *config.Config, logger *zap.Logger) error 
 	if err != nil {
 		return exitWith(1, err)
 	}
-	return runService(ctx, serviceOptions{
-		cfg: cfg, logger: logger, registry: newRegistry(), querier: q,
-		load: func() (*slo.Set, slo.Diagnostics) { return slo.LoadFS(examples.Demo, "demo") },
-		actors: []func(*run.Group, *service){
-			func(g *run.Group, _ *service) {
-				ctx, cancel := context.WithCancel(ctx)
-				g.Add(func() error { return sim.Run(ctx) }, func(error) { cancel() })
-			},
-			func(g *run.Group, svc *service) {
-				c, err := client.New(client.Options{Server: svc.baseURL})
-				if err != nil {
-					logger.Error("demo: no API client; the chaos script does not run", zap.Error(err))
-					return
-				}
-				script := &demo.Script{Client: c, Sim: sim, Logger: logger, Experiment: "checkout-pod-kill", Pause: 45 * time.Second, ChaosFor: 30 * time.Second}
-				ctx, cancel := context.WithCancel(ctx)
-				g.Add(func() error { return script.Run(ctx) }, func(error) { cancel() })
-				fmt.Fprintf(os.Stderr, "\nslogate demo is running:\n  UI        %s/\n  gate      %s/api/v1/experiments/checkout-pod-kill/gate\n  SLOs      %s/api/v1/slos\n  metrics   %s/metrics\nA scripted chaos run starts in about 10 seconds. Ctrl-C stops the demo.\n\n",
-					svc.baseURL, svc.baseURL, svc.baseURL, svc.baseURL)
-			},
-		},
+	a, err := app.New(app.Options{
+		Config: cfg, Logger: logger, Registry: newRegistry(), Querier: q,
+		Load: func() (*slo.Set, slo.Diagnostics) { return slo.LoadFS(examples.Demo, "demo") },
 	})
+	if err != nil {
+		return exitWith(1, err)
+	}
+	signalActor(a, logger)
+	simCtx, simCancel := context.WithCancel(ctx)
+	a.Add(func() error { return sim.Run(simCtx) }, func(error) { simCancel() })
+	c, err := client.New(client.Options{Server: a.BaseURL()})
+	if err != nil {
+		logger.Error("demo: no API client; the chaos script does not run", zap.Error(err))
+	} else {
+		script := &demo.Script{Client: c, Sim: sim, Logger: logger, Experiment: "checkout-pod-kill", Pause: 45 * time.Second, ChaosFor: 30 * time.Second}
+		scriptCtx, scriptCancel := context.WithCancel(ctx)
+		a.Add(func() error { return script.Run(scriptCtx) }, func(error) { scriptCancel() })
+		fmt.Fprintf(os.Stderr, "\nslogate demo is running:\n  UI        %s/\n  gate      %s/api/v1/experiments/checkout-pod-kill/gate\n  SLOs      %s/api/v1/slos\n  metrics   %s/metrics\nA scripted chaos run starts in about 10 seconds. Ctrl-C stops the demo.\n\n",
+			a.BaseURL(), a.BaseURL(), a.BaseURL(), a.BaseURL())
+	}
+	return a.Run(ctx)
 }

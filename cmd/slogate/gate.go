@@ -10,8 +10,6 @@ import (
 	"github.com/slogate/slogate/client"
 )
 
-func init() { subcommands = append(subcommands, newGateCmd) }
-
 func newGateCmd() *cobra.Command {
 	var (
 		cf     clientFlags

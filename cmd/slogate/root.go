@@ -44,16 +44,14 @@ runs and deployment pipelines ask before, during and after an experiment.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd())
-	for _, add := range subcommands {
-		root.AddCommand(add())
-	}
+	root.AddCommand(
+		newServeCmd(), newDemoCmd(),
+		newCheckCmd(), newConvertCmd(), newRulesCmd(), newBacktestCmd(),
+		newGateCmd(), newRunCmd(),
+		newVersionCmd(),
+	)
 	return root
 }
-
-// subcommands are registered by the files that define them (init), so that
-// each command lives in its own file.
-var subcommands []func() *cobra.Command
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

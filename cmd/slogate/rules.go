@@ -12,8 +12,6 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-func init() { subcommands = append(subcommands, newRulesCmd) }
-
 func newRulesCmd() *cobra.Command {
 	var style, output string
 	cmd := &cobra.Command{

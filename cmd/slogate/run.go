@@ -26,8 +26,6 @@ import (
 	"github.com/slogate/slogate/client"
 )
 
-func init() { subcommands = append(subcommands, newRunCmd) }
-
 // Reasons slogate gives the server when it aborts a run itself.
 const (
 	reasonInterrupted = "interrupted"

@@ -10,11 +10,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/slogate/slogate/app"
 	"github.com/slogate/slogate/config"
 	"github.com/slogate/slogate/evaluator/promapi"
+	"github.com/slogate/slogate/slo"
 )
-
-func init() { subcommands = append(subcommands, newServeCmd) }
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -46,10 +46,16 @@ reload the definitions; a set with errors is rejected and the old one stays.`,
 			if err != nil {
 				return exitWith(1, err)
 			}
-			return runService(cmd.Context(), serviceOptions{
-				cfg: cfg, logger: logger, registry: reg, querier: q,
-				load: definitionsLoader(cfg.Definitions), watch: cfg.Definitions,
+			a, err := app.New(app.Options{
+				Config: cfg, Logger: logger, Registry: reg, Querier: q,
+				Load:  func() (*slo.Set, slo.Diagnostics) { return slo.Load(cfg.Definitions...) },
+				Watch: cfg.Definitions,
 			})
+			if err != nil {
+				return exitWith(1, err)
+			}
+			signalActor(a, logger)
+			return a.Run(cmd.Context())
 		},
 	}
 	config.RegisterFlags(cmd.Flags())
