@@ -59,7 +59,7 @@ use slogate run.`,
 			if output == "json" {
 				err = writeGateJSON(cmd.OutOrStdout(), answer)
 			} else {
-				err = writeGateText(cmd.OutOrStdout(), "", answer)
+				err = client.WriteGateText(cmd.OutOrStdout(), "", answer)
 			}
 			if err != nil {
 				return exitWith(exitUnknown, fmt.Errorf("writing the answer: %w", err))
@@ -84,24 +84,6 @@ func gateExit(answer *client.GateAnswer) error {
 	}
 	// Unknown, or a status this client does not know: neither is "go".
 	return exitWith(exitUnknown, nil)
-}
-
-// writeGateText prints the status and one line per reason, each line
-// starting with prefix.
-func writeGateText(w io.Writer, prefix string, answer *client.GateAnswer) error {
-	if _, err := fmt.Fprintf(w, "%sgate %s: %s\n", prefix, answer.Experiment, answer.Status); err != nil {
-		return err
-	}
-	for _, r := range answer.Reasons {
-		subject := string(r.Kind)
-		if r.Name != "" {
-			subject += " " + r.Name
-		}
-		if _, err := fmt.Fprintf(w, "%s  - %s: %s\n", prefix, subject, r.Message); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func writeGateJSON(w io.Writer, answer *client.GateAnswer) error {

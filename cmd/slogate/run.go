@@ -214,7 +214,7 @@ func (r *runner) execute(ctx context.Context, experiment string, argv []string) 
 		if gate.Experiment == "" {
 			gate.Experiment = experiment
 		}
-		_ = writeGateText(r.log, "slogate: run refused: ", gate)
+		_ = client.WriteGateText(r.log, "slogate: run refused: ", gate)
 		return exitWith(exitGateClosed, nil)
 	}
 	if err != nil {
