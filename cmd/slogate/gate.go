@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slogate/slogate/client"
+	"github.com/slogate/slogate/client/supervise"
 )
 
 func init() { subcommands = append(subcommands, newGateCmd) }
@@ -51,7 +52,7 @@ use slogate run.`,
 			}
 			answer, err := c.Gate(cmd.Context(), args[0])
 			if err != nil {
-				return exitWith(exitUnknown, describeClientError(c.Server(), err))
+				return exitWith(exitUnknown, supervise.DescribeError(c.Server(), err))
 			}
 			if answer.Experiment == "" {
 				answer.Experiment = args[0]
