@@ -30,3 +30,24 @@ func TestFormatEntry(t *testing.T) {
 		})
 	}
 }
+
+func TestQuoteArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{name: "plain", argv: []string{"kubectl", "delete", "pod", "-l", "app=checkout"}, want: "kubectl delete pod -l app=checkout"},
+		{name: "space", argv: []string{"sh", "-c", "echo chaos; exit 0"}, want: `sh -c "echo chaos; exit 0"`},
+		{name: "empty", argv: []string{"chaos", ""}, want: `chaos ""`},
+		{name: "shell characters", argv: []string{"echo", "$HOME", "a*", "it's"}, want: `echo "$HOME" "a*" "it's"`},
+		{name: "quote and newline", argv: []string{"printf", "say \"hi\"\n"}, want: `printf "say \"hi\"\n"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quoteArgs(tt.argv); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
