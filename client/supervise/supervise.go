@@ -81,8 +81,9 @@ func (s *Supervisor) Check() error {
 //
 // The run is aborted, and the command stopped, when the command fails,
 // when a signal arrives, or when the server cannot be followed; see
-// Supervisor's fields. Cancelling ctx cancels the calls to the server
-// only: use Signals to stop a run.
+// Supervisor's fields. ctx is that of the calls to the server: cancelling
+// it does not stop the command, it only stops following the run. Stop a
+// run through Signals.
 func (s *Supervisor) Run(ctx context.Context, experiment string, argv []string) error {
 	if err := s.Check(); err != nil {
 		return unknown(err)
