@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slogate/slogate/client"
+	"github.com/slogate/slogate/client/supervise"
 )
 
 func newGateCmd() *cobra.Command {
@@ -49,7 +50,7 @@ use slogate run.`,
 			}
 			answer, err := c.Gate(cmd.Context(), args[0])
 			if err != nil {
-				return exitWith(exitUnknown, describeClientError(c.Server(), err))
+				return exitWith(exitUnknown, supervise.DescribeError(c.Server(), err))
 			}
 			if answer.Experiment == "" {
 				answer.Experiment = args[0]
@@ -57,7 +58,7 @@ use slogate run.`,
 			if output == "json" {
 				err = writeGateJSON(cmd.OutOrStdout(), answer)
 			} else {
-				err = writeGateText(cmd.OutOrStdout(), "", answer)
+				err = client.WriteGateText(cmd.OutOrStdout(), "", answer)
 			}
 			if err != nil {
 				return exitWith(exitUnknown, fmt.Errorf("writing the answer: %w", err))
@@ -82,24 +83,6 @@ func gateExit(answer *client.GateAnswer) error {
 	}
 	// Unknown, or a status this client does not know: neither is "go".
 	return exitWith(exitUnknown, nil)
-}
-
-// writeGateText prints the status and one line per reason, each line
-// starting with prefix.
-func writeGateText(w io.Writer, prefix string, answer *client.GateAnswer) error {
-	if _, err := fmt.Fprintf(w, "%sgate %s: %s\n", prefix, answer.Experiment, answer.Status); err != nil {
-		return err
-	}
-	for _, r := range answer.Reasons {
-		subject := string(r.Kind)
-		if r.Name != "" {
-			subject += " " + r.Name
-		}
-		if _, err := fmt.Fprintf(w, "%s  - %s: %s\n", prefix, subject, r.Message); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func writeGateJSON(w io.Writer, answer *client.GateAnswer) error {

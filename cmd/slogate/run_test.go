@@ -54,7 +54,7 @@ func TestRunVerdicts(t *testing.T) {
 		{name: "passed", recoverTo: client.StatePassed, wantCode: 0, wantStderr: []string{
 			"run run-1 of kill-checkout-pod started (running); running sh -c \"echo chaos; exit 0\"",
 			"the chaos command succeeded; finishing run run-1",
-			formatEntry(client.TimelineEntry{At: t0.Add(30 * time.Second), Hypothesis: "checkout-steady", Probe: "error-rate", Value: ptr(0.002), Verdict: "pass"}),
+			clock(t0.Add(30*time.Second)) + " checkout-steady/error-rate = 0.002 pass",
 			"run run-1 recovering\n",
 			"run run-1 passed: recovery passed (budget spent 1.23%)",
 		}},
@@ -88,6 +88,9 @@ func TestRunVerdicts(t *testing.T) {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// clock is how the run command prints the time of a timeline entry.
+func clock(at time.Time) string { return at.Local().Format("15:04:05") }
 
 func TestRunRefused(t *testing.T) {
 	tests := []struct {
@@ -167,7 +170,7 @@ func TestRunAbortedByServer(t *testing.T) {
 				t.Errorf("the command was stopped %s after the abort, want between %s and %s", took, tt.wantTook, tt.wantUnder)
 			}
 			assertContains(t, "stderr", res.stderr,
-				"slogate: "+formatEntry(client.TimelineEntry{At: t0.Add(30 * time.Second), Hypothesis: "checkout-steady", Probe: "error-rate", Value: ptr(0.2), Verdict: "fail", Message: "0.2 not < 0.01"}),
+				"slogate: "+clock(t0.Add(30*time.Second))+" checkout-steady/error-rate = 0.2 fail: 0.2 not < 0.01",
 				"run run-1 aborted: hypothesis checkout-steady failed",
 				"stopping the chaos command: SIGTERM to its process group, SIGKILL after "+tt.grace)
 			if got := strings.Contains(res.stderr, "still running after"); got != tt.wantKill {
@@ -388,28 +391,6 @@ func TestRunHelpListsExitCodes(t *testing.T) {
 		t.Errorf("exit %d", res.code)
 	}
 	assertContains(t, "help", res.stdout, "0  passed", "1  failed", "2  gate closed", "3  aborted", "4  unknown or error", "--grace", "--server-timeout", "--recovery-timeout", "--poll-timeout", "--token-file")
-}
-
-func TestRunFormatEntry(t *testing.T) {
-	at := time.Date(2026, 1, 2, 12, 0, 30, 0, time.Local)
-	tests := []struct {
-		name  string
-		entry client.TimelineEntry
-		want  string
-	}{
-		{name: "probe", entry: client.TimelineEntry{At: at, Hypothesis: "checkout-steady", Probe: "error-rate", Value: ptr(0.002), Verdict: "pass"}, want: "12:00:30 checkout-steady/error-rate = 0.002 pass"},
-		{name: "no value", entry: client.TimelineEntry{At: at, Hypothesis: "checkout-steady", Probe: "error-rate", Verdict: "unknown", Message: "no data"}, want: "12:00:30 checkout-steady/error-rate unknown: no data"},
-		{name: "hypothesis", entry: client.TimelineEntry{At: at, Hypothesis: "checkout-steady", Verdict: "fail"}, want: "12:00:30 checkout-steady fail"},
-		{name: "slo", entry: client.TimelineEntry{At: at, SLO: "checkout-availability", Value: ptr(0.031234), Verdict: "pass", Message: "budget spent"}, want: "12:00:30 slo checkout-availability = 0.03123 pass: budget spent"},
-		{name: "state change", entry: client.TimelineEntry{At: at, Verdict: "aborted", Message: "maxDuration 15m reached"}, want: "12:00:30 run aborted: maxDuration 15m reached"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := formatEntry(tt.entry); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
 }
 
 // TestRunAbortedAsCommandEnds covers the race of the server aborting the
