@@ -18,7 +18,6 @@ import (
 	"github.com/slogate/slogate/client/supervise"
 )
 
-
 func newRunCmd() *cobra.Command {
 	var (
 		cf clientFlags
