@@ -136,7 +136,7 @@ func TestHostileDefinitions(t *testing.T) {
 		// where its values go); names, label names and templates other
 		// than {{.window}} are refused.
 		{file: "template-injection.yaml", rejected: true, want: []string{
-			`template-injection.yaml:22:18: error: metadata.name: "a{{.window}}" must consist of lowercase letters, digits, '-', '.' and '_', and start and end with a letter or digit`,
+			`template-injection.yaml:22:18: error: metadata.name: "a{{.window}}" must consist of letters, digits, '-', '.' and '_', and start and end with a letter or digit`,
 			`template-injection.yaml:27:23: error: spec.indicator.raw.errorRatio: unknown template {{ .Values.job }}: only {{.window}} is filled in`,
 			`template-injection.yaml:33:12: error: metadata.labels: invalid label name "x{{.window}}": use letters, digits and '_', not starting with a digit`,
 			`template-injection.yaml:37:14: error: spec.probes[0].query: {{.window}} is only filled in SLO indicator queries; write a fixed range like [5m]`,

@@ -273,6 +273,9 @@ func tooDeep(n *yaml.Node, depth int) *yaml.Node {
 const (
 	slothVersion   = "prometheus/v1"
 	openSLOVersion = "openslo/v1"
+	// Sloth's Kubernetes resource.
+	slothAPIVersion = "sloth.slok.dev/v1"
+	slothKind       = "PrometheusServiceLevel"
 )
 
 // document dispatches one document on its version.
@@ -313,11 +316,24 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 		l.native(d, root)
 	case av.Value == openSLOVersion:
 		l.openSLO(d, root)
+	case av.Value == slothAPIVersion:
+		switch k := peek(d, root, "kind"); {
+		case k != nil && k.Kind == yaml.ScalarNode && k.Value == slothKind:
+			l.slothCRD(d, root)
+		case k != nil && k.Kind == yaml.ScalarNode && k.Value == "AlertWindows":
+			d.errorf(k, "kind AlertWindows: Sloth's alert windows are not read yet; slogate's SLOs take their windows and burn-rate factors from spec.window and spec.alerting (see README)")
+		case k == nil:
+			d.errorf(root, "kind is required: %s (Sloth's SLO resource)", slothKind)
+		default:
+			d.errorf(k, "kind %s: slogate reads %s of %s", yamlnode.Describe(k), slothKind, slothAPIVersion)
+		}
+	case av.Value == openSLOv1alphaVersion:
+		l.openSLOv1alpha(d, root)
 	case strings.HasPrefix(av.Value, "openslo/"):
-		d.errorf(av, "unsupported OpenSLO version %q: slogate reads %s", av.Value, openSLOVersion)
+		d.errorf(av, "unsupported OpenSLO version %q: slogate reads %s and %s", av.Value, openSLOVersion, openSLOv1alphaVersion)
 	default:
-		d.errorf(av, "unknown apiVersion %q: slogate reads %s, %s, and Sloth specs (version: %s)%s",
-			av.Value, APIVersion, openSLOVersion, slothVersion, didYouMean(av.Value, []string{APIVersion, openSLOVersion}))
+		d.errorf(av, "unknown apiVersion %q: slogate reads %s, %s, Sloth specs (version: %s) and Sloth's %s%s",
+			av.Value, APIVersion, openSLOVersion, slothVersion, slothAPIVersion, didYouMean(av.Value, []string{APIVersion, openSLOVersion, slothAPIVersion}))
 	}
 }
 

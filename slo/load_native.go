@@ -67,8 +67,9 @@ func (f *fields) annotations(name string) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], f.d.resolve(n.Content[i+1])
+	pairs := f.d.mergedPairs(n, path)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		k, v := pairs[i], f.d.resolve(pairs[i+1])
 		switch {
 		case k.Kind != yaml.ScalarNode:
 			f.d.errorf(k, "%s: keys must be strings, got %s", path, yamlnode.Describe(k))

@@ -3,8 +3,35 @@ package slo
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+)
+
+// slothSpelling names the fields of Sloth's two forms of one spec: the
+// prometheus/v1 file (snake_case) and the Kubernetes CRD (camelCase).
+type slothSpelling struct {
+	form                               string // for messages
+	sloPlugins                         string
+	errorQuery, totalQuery, errorRatio string
+	pageAlert, ticketAlert             string
+	// aliases are the other form's names of the alert tiers, which Sloth
+	// also accepts (its own validate fixtures use them): read with a warning.
+	pageAlias, ticketAlias string
+}
+
+var (
+	slothFile = slothSpelling{
+		form: "Sloth spec", sloPlugins: "slo_plugins",
+		errorQuery: "error_query", totalQuery: "total_query", errorRatio: "error_ratio_query",
+		pageAlert: "page_alert", ticketAlert: "ticket_alert", pageAlias: "pageAlert", ticketAlias: "ticketAlert",
+	}
+	slothCRD = slothSpelling{
+		form: "PrometheusServiceLevel", sloPlugins: "sloPlugins",
+		errorQuery: "errorQuery", totalQuery: "totalQuery", errorRatio: "errorRatioQuery",
+		pageAlert: "pageAlert", ticketAlert: "ticketAlert", pageAlias: "page_alert", ticketAlias: "ticket_alert",
+	}
 )
 
 // sloth decodes a Sloth spec (version: prometheus/v1). Sloth groups the SLOs
@@ -17,33 +44,53 @@ import (
 // turning one off. Sloth's SLI plugins cannot be evaluated here and are
 // errors.
 func (l *loader) sloth(d *decoder, root *yaml.Node) {
-	top := d.fields(root, "", "version", "service", "labels", "slos")
-	service, serviceNode := top.str("service")
+	top := d.fields(root, "", "version", "service", "labels", "slos", slothFile.sloPlugins)
 	top.require(root, "Sloth spec", "service", "slos")
+	l.slothService(d, top, slothFile)
+}
+
+// slothCRD decodes Sloth's Kubernetes resource (apiVersion: sloth.slok.dev/v1,
+// kind: PrometheusServiceLevel): the same spec under spec:, camelCase. The
+// resource's metadata names the Kubernetes object, not the SLOs, and is
+// read for its shape only; status is Sloth's controller's and is ignored.
+func (l *loader) slothCRD(d *decoder, root *yaml.Node) {
+	top := d.fields(root, "", "apiVersion", "kind", "metadata", "spec", "status")
+	top.require(root, "PrometheusServiceLevel", "spec")
+	top.sub("metadata", "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+		"creationTimestamp", "deletionTimestamp", "generateName", "managedFields", "finalizers", "ownerReferences")
+	spec := top.sub("spec", "service", "labels", "slos", slothCRD.sloPlugins)
+	spec.require(spec.mapping, "spec", "service", "slos")
+	l.slothService(d, spec, slothCRD)
+}
+
+func (l *loader) slothService(d *decoder, top *fields, sp slothSpelling) {
+	service, serviceNode := top.str("service")
 	if serviceNode != nil && service == "" {
-		d.errorf(serviceNode, "service: must not be empty")
+		d.errorf(serviceNode, "%s: must not be empty", joinPath(top.path, "service"))
 	}
 	labels := top.labels("labels", reservedSLOLabels...)
+	d.slothPlugins(top, sp.sloPlugins)
 	items := top.list("slos")
 	if top.has("slos") && len(items) == 0 && top.node("slos").Kind == yaml.SequenceNode {
-		d.errorf(top.node("slos"), "slos: at least one SLO is required")
+		d.errorf(top.node("slos"), "%s: at least one SLO is required", joinPath(top.path, "slos"))
 	}
 	for i, item := range items {
-		path := fmt.Sprintf("slos[%d]", i)
+		path := fmt.Sprintf("%s[%d]", joinPath(top.path, "slos"), i)
 		if item == nil {
 			d.errorf(top.node("slos"), "%s: expected an SLO, got null", path)
 			continue
 		}
-		l.slothSLO(d, item, path, service, labels)
+		l.slothSLO(d, item, path, service, labels, sp)
 	}
 }
 
-func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, serviceLabels map[string]string) {
-	f := d.fields(item, path, "name", "description", "objective", "labels", "sli", "alerting")
+func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, serviceLabels map[string]string, sp slothSpelling) {
+	f := d.fields(item, path, "name", "description", "objective", "labels", "sli", "alerting", "plugins")
 	if f.bad {
 		return
 	}
 	f.require(item, "", "name", "objective", "sli")
+	d.slothPlugins(f, "plugins")
 	o := &SLO{Service: service, Window: DefaultWindow, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}}
 	name, nameNode := f.str("name")
 	if nameNode != nil {
@@ -69,26 +116,33 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	sli := f.sub("sli", "events", "raw", "plugin")
 	switch {
 	case sli.has("plugin"):
-		d.errorf(sli.node("plugin"), "%s.sli.plugin: Sloth SLI plugins are not supported: write the queries as sli.events or sli.raw", path)
+		id, _ := sli.sub("plugin", "id", "options").str("id")
+		d.errorf(sli.node("plugin"), "%s.sli.plugin: Sloth SLI plugin %q is Go code that slogate cannot run: write what it computes as queries, "+
+			"sli.events {%s, %s} (failed and all events per second, with {{.window}}) or sli.raw {%s}", path, id, sp.errorQuery, sp.totalQuery, sp.errorRatio)
 	case sli.has("events") && sli.has("raw"):
 		d.errorf(sli.mapping, "%s.sli: set only one of events and raw", path)
 	case !sli.has("events") && !sli.has("raw") && sli.mapping != nil && !sli.bad:
 		d.errorf(sli.mapping, "%s.sli: set events or raw", path)
 	}
 	if sli.has("events") {
-		ev := sli.sub("events", "error_query", "total_query")
-		ev.require(ev.mapping, "", "error_query", "total_query")
+		ev := sli.sub("events", sp.errorQuery, sp.totalQuery)
+		ev.require(ev.mapping, "", sp.errorQuery, sp.totalQuery)
 		o.Indicator.Ratio = &RatioIndicator{}
-		o.Indicator.Ratio.Errors, _ = d.query(ev.node("error_query"), ev.path+".error_query", true)
-		o.Indicator.Ratio.Total, _ = d.query(ev.node("total_query"), ev.path+".total_query", true)
+		o.Indicator.Ratio.Errors, _ = d.query(ev.node(sp.errorQuery), ev.path+"."+sp.errorQuery, true)
+		o.Indicator.Ratio.Total, _ = d.query(ev.node(sp.totalQuery), ev.path+"."+sp.totalQuery, true)
+		if e, t := ev.node(sp.errorQuery), ev.node(sp.totalQuery); e != nil && t != nil && o.Indicator.Ratio.Errors != "" &&
+			strings.TrimSpace(o.Indicator.Ratio.Errors) == strings.TrimSpace(o.Indicator.Ratio.Total) {
+			d.errorf(t, "%s.%s: the same query as %s: the error ratio would always be 1 (Sloth refuses this too); select the failed events in %s",
+				ev.path, sp.totalQuery, sp.errorQuery, sp.errorQuery)
+		}
 	} else if sli.has("raw") {
-		raw := sli.sub("raw", "error_ratio_query")
-		raw.require(raw.mapping, "", "error_ratio_query")
+		raw := sli.sub("raw", sp.errorRatio)
+		raw.require(raw.mapping, "", sp.errorRatio)
 		o.Indicator.Raw = &RawIndicator{}
-		o.Indicator.Raw.ErrorRatio, _ = d.query(raw.node("error_ratio_query"), raw.path+".error_ratio_query", true)
+		o.Indicator.Raw.ErrorRatio, _ = d.query(raw.node(sp.errorRatio), raw.path+"."+sp.errorRatio, true)
 	}
 
-	af := f.sub("alerting", "name", "labels", "annotations", "page_alert", "ticket_alert")
+	af := f.sub("alerting", "name", "labels", "annotations", sp.pageAlert, sp.ticketAlert, sp.pageAlias, sp.ticketAlias)
 	o.Alerting = Alerting{Enabled: true, Name: DefaultAlertName}
 	if an, n := af.str("name"); n != nil {
 		o.Alerting.Name = an
@@ -98,17 +152,75 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	}
 	o.Alerting.Labels = af.labels("labels", reservedAlertLabels...)
 	o.Alerting.Annotations = af.annotations("annotations")
-	o.Alerting.Page = slothTier(af.sub("page_alert", "disable", "labels", "annotations"))
-	o.Alerting.Ticket = slothTier(af.sub("ticket_alert", "disable", "labels", "annotations"))
+	o.Alerting.Page = slothTier(d, af, sp.pageAlert, sp.pageAlias, sp.form)
+	o.Alerting.Ticket = slothTier(d, af, sp.ticketAlert, sp.ticketAlias, sp.form)
 
 	l.set.SLOs = append(l.set.SLOs, o)
 	l.define(d, KindSLO, o.Name, nameNode, o)
 }
 
-func slothTier(f *fields) AlertTier {
+// slothTier reads one alert tier, under its own name or the other form's.
+func slothTier(d *decoder, af *fields, name, alias, form string) AlertTier {
+	if af.has(alias) {
+		if af.has(name) {
+			d.errorf(af.keys[alias], "%s: set %s or %s, not both", af.path, name, alias)
+		} else {
+			d.warnf(af.keys[alias], "%s.%s: read as %s, its spelling in a %s", af.path, alias, name, form)
+			name = alias
+		}
+	}
+	f := af.sub(name, "disable", "labels", "annotations")
 	return AlertTier{
 		Enabled:     !f.boolean("disable", false),
 		Labels:      f.labels("labels", reservedAlertLabels...),
 		Annotations: f.annotations("annotations"),
+	}
+}
+
+// slothPlugins are the SLO plugin ids Sloth ships, with what reading them
+// means here. None of them changes what slogate evaluates: they shape
+// Sloth's generated rules (metadata, intervals, the denominator), validate
+// for Sloth's backends or log. slogate accepts them and says so.
+var slothPlugins = map[string]string{
+	"sloth.dev/core/debug/v1":                           "it only logs in Sloth",
+	"sloth.dev/core/noop/v1":                            "it does nothing",
+	"sloth.dev/core/validate/v1":                        "slogate validates every SLO itself",
+	"sloth.dev/core/sli_rules/v1":                       "slogate evaluates the SLI itself; `slogate rules` writes the SLI rules",
+	"sloth.dev/core/metadata_rules/v1":                  "`slogate rules` writes its own metadata rules",
+	"sloth.dev/core/alert_rules/v1":                     "slogate evaluates the burn-rate alerts itself; `slogate rules` writes the alert rules",
+	"sloth.dev/contrib/info_labels/v1":                  "it only adds labels to Sloth's sloth_slo_info series",
+	"sloth.dev/contrib/rule_intervals/v1":               "it only sets the evaluation interval of Sloth's rule groups",
+	"sloth.dev/contrib/denominator_corrected_rules/v1":  "it only changes how Sloth's rules average the long windows; slogate counts events exactly",
+	"sloth.dev/contrib/validate_victoria_metrics/v1":    "it only validates the queries for VictoriaMetrics",
+	"sloth.dev/contrib/remove_labels/v1":                "it only removes labels from Sloth's generated rules",
+	"sloth.dev/contrib/error_budget_exhausted_alert/v1": "it only adds an alert to Sloth's generated rules",
+}
+
+// slothPlugins reads a plugins block (chain of {id, config, priority} and
+// overridePrevious): known ids are accepted with a warning that says what
+// is not done, unknown ids are errors.
+func (d *decoder) slothPlugins(parent *fields, name string) {
+	if !parent.has(name) {
+		return
+	}
+	f := parent.sub(name, "chain", "overridePrevious")
+	for i, item := range f.list("chain") {
+		path := fmt.Sprintf("%s.chain[%d]", f.path, i)
+		p := d.fields(item, path, "id", "config", "priority")
+		if p.bad || p.mapping == nil {
+			continue
+		}
+		p.require(p.mapping, "", "id")
+		id, idNode := p.str("id")
+		if idNode == nil {
+			continue
+		}
+		if why, ok := slothPlugins[id]; ok {
+			d.warnf(idNode, "%s.id: Sloth plugin %q is accepted and not applied: %s", path, id, why)
+			continue
+		}
+		d.errorf(idNode, "%s.id: unknown Sloth plugin %q: slogate runs no plugin code; it knows Sloth's own plugins (%s). "+
+			"Remove it, or express what it does in the SLO itself (sli.events or sli.raw for the queries, labels for labels)",
+			path, id, strings.Join(slices.Sorted(maps.Keys(slothPlugins)), ", "))
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// nameRE is what metadata.name accepts: a DNS-subdomain-like name, so that
-// definitions can become Kubernetes objects, relaxed to allow '_' because
-// SLO names from Sloth often carry it. It is also a valid label value.
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`)
+// nameRE is what metadata.name accepts: a DNS-subdomain-like name relaxed
+// to allow '_' and upper case, because Sloth allows both
+// (MyService-Requests) and a converted Sloth file must load as it was. The
+// name is a label value and a URL path segment, where both are fine.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 
 const maxNameLen = 253
 
@@ -23,7 +24,7 @@ func checkName(name string) string {
 	case len(name) > maxNameLen:
 		return fmt.Sprintf("is %d characters long; at most %d are allowed", len(name), maxNameLen)
 	case !nameRE.MatchString(name):
-		return "must consist of lowercase letters, digits, '-', '.' and '_', and start and end with a letter or digit"
+		return "must consist of letters, digits, '-', '.' and '_', and start and end with a letter or digit"
 	}
 	return ""
 }
@@ -47,9 +48,12 @@ func checkLabelName(name string, reserved []string) string {
 	return ""
 }
 
+// checkAlertName accepts the alert names Sloth and Prometheus accept:
+// an alert name is the value of the alertname label, and promtool checks
+// only recording-rule names, so myservice-high-error-rate is fine.
 func checkAlertName(name string) string {
-	if !model.LegacyValidation.IsValidMetricName(name) {
-		return fmt.Sprintf("invalid alert name %q: use letters, digits, '_' and ':', not starting with a digit", name)
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f || r == '{' || r == '}' || r == '"' }) {
+		return fmt.Sprintf("invalid alert name %q: use letters, digits, '_', ':', '-' and '.'", name)
 	}
 	return ""
 }

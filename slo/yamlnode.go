@@ -382,8 +382,9 @@ func (f *fields) labels(name string, reserved ...string) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], f.d.resolve(n.Content[i+1])
+	pairs := f.d.mergedPairs(n, path)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		k, v := pairs[i], f.d.resolve(pairs[i+1])
 		if k.Kind != yaml.ScalarNode {
 			f.d.errorf(k, "%s: keys must be strings, got %s", path, yamlnode.Describe(k))
 			continue
@@ -406,6 +407,54 @@ func (f *fields) labels(name string, reserved ...string) map[string]string {
 		}
 	}
 	return out
+}
+
+// mergedPairs returns the key/value pairs of mapping n with its merge keys
+// (<<: *common, or a list of them) expanded, as in labels: {<<: *common,
+// tier: "1"}: the mapping's own keys first, then the merged ones it does
+// not set itself (explicit keys win, the first merged mapping wins over the
+// later ones).
+func (d *decoder) mergedPairs(n *yaml.Node, path string) []*yaml.Node {
+	var own, merged []*yaml.Node
+	var expand func(m *yaml.Node, depth int)
+	expand = func(m *yaml.Node, depth int) {
+		m = d.resolve(m)
+		switch {
+		case m == nil:
+		case depth > 8:
+			d.errorf(m, "%s: merge keys nested too deeply", path)
+		case m.Kind == yaml.SequenceNode:
+			for _, e := range m.Content {
+				expand(e, depth+1)
+			}
+		case m.Kind != yaml.MappingNode:
+			d.errorf(m, "%s: a merge key (<<) needs a mapping, got %s", path, yamlnode.Describe(m))
+		default:
+			for i := 0; i+1 < len(m.Content); i += 2 {
+				if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+					expand(m.Content[i+1], depth+1)
+				} else {
+					merged = append(merged, k, m.Content[i+1])
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			expand(n.Content[i+1], 0)
+			continue
+		}
+		own = append(own, n.Content[i], n.Content[i+1])
+		seen[n.Content[i].Value] = true
+	}
+	for i := 0; i+1 < len(merged); i += 2 {
+		if k := merged[i]; k.Kind != yaml.ScalarNode || !seen[k.Value] {
+			own = append(own, k, merged[i+1])
+			seen[k.Value] = true
+		}
+	}
+	return own
 }
 
 // require reports each missing field at at: the document's start for

@@ -1,0 +1,123 @@
+package slo
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMigrateFromSlothAndOpenSLO loads the files SREs bring from Sloth (its
+// Kubernetes resource, the prometheus/v1 spec with the resource's
+// spellings and Sloth's plugins) and OpenSLO v1alpha, as they are: every SLO
+// is read with its name, window, objective, queries, labels and alerting,
+// and what slogate ignores is a warning at its place.
+func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
+	dir := filepath.Join(definitions, "migrate")
+	type want struct {
+		window        time.Duration
+		objective     float64
+		errors, good  string
+		total, raw    string
+		labels        map[string]string
+		alert         string
+		page, ticket  bool
+		pageSeverity  string
+		serviceOfName string
+	}
+	tests := []struct {
+		file     string
+		slos     map[string]want
+		warnings []string
+	}{{
+		file: "sloth-crd.yaml",
+		slos: map[string]want{
+			"Checkout-requests-availability": {
+				window: 30 * 24 * time.Hour, objective: 99.9,
+				errors: `sum(rate(http_requests_total{job="checkout",code=~"5.."}[{{.window}}]))`,
+				total:  `sum(rate(http_requests_total{job="checkout"}[{{.window}}]))`,
+				// The merge key brings the service's labels; the SLO's own tier wins.
+				labels: map[string]string{"owner": "shop-team", "tier": "2"},
+				alert:  "checkout-high-error-rate", page: true, ticket: false, pageSeverity: "critical",
+			},
+			"catalog-errors": {
+				window: 30 * 24 * time.Hour, objective: 99,
+				raw:   `sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))`,
+				alert: "CatalogErrors", page: true, ticket: true,
+			},
+		},
+		warnings: []string{`sloth-crd.yaml:14:13: spec.sloPlugins.chain[0].id: Sloth plugin "sloth.dev/core/debug/v1" is accepted and not applied: it only logs in Sloth`},
+	}, {
+		file: "sloth-spellings.yaml",
+		slos: map[string]want{
+			"search-latency": {
+				window: 30 * 24 * time.Hour, objective: 99.5,
+				errors: `sum(rate(search_slow_total[{{.window}}]))`, total: `sum(rate(search_total[{{.window}}]))`,
+				alert: "SearchSlow", page: true, ticket: false, pageSeverity: "critical",
+			},
+		},
+		warnings: []string{
+			`sloth-spellings.yaml:7:11: slo_plugins.chain[0].id: Sloth plugin "sloth.dev/contrib/info_labels/v1" is accepted and not applied: it only adds labels to Sloth's sloth_slo_info series`,
+			`sloth-spellings.yaml:15:15: slos[0].plugins.chain[0].id: Sloth plugin "sloth.dev/contrib/rule_intervals/v1" is accepted and not applied: it only sets the evaluation interval of Sloth's rule groups`,
+			`sloth-spellings.yaml:24:7: slos[0].alerting.pageAlert: read as page_alert, its spelling in a Sloth spec`,
+			`sloth-spellings.yaml:25:7: slos[0].alerting.ticketAlert: read as ticket_alert, its spelling in a Sloth spec`,
+		},
+	}, {
+		file: "openslo-v1alpha.yaml",
+		slos: map[string]want{
+			"api-availability-0": {
+				window: 7 * 24 * time.Hour, objective: 99.9,
+				good: `sum(rate(api_requests_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(api_requests_total[{{.window}}]))`,
+				alert: DefaultAlertName, page: true, ticket: true,
+			},
+			"api-availability-1": {
+				window: 7 * 24 * time.Hour, objective: 99,
+				good: `sum(rate(api_requests_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(api_requests_total[{{.window}}]))`,
+				alert: DefaultAlertName, page: true, ticket: true,
+			},
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(strings.TrimSuffix(tt.file, ".yaml"), func(t *testing.T) {
+			set, diags := LoadFS(os.DirFS(dir), tt.file)
+			if diags.HasErrors() {
+				t.Fatalf("errors:\n%s", diags)
+			}
+			var warnings []string
+			for _, w := range diags.Warnings() {
+				warnings = append(warnings, w.Error())
+			}
+			if strings.Join(warnings, "\n") != strings.Join(tt.warnings, "\n") {
+				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warnings, "\n"), strings.Join(tt.warnings, "\n"))
+			}
+			if len(set.SLOs) != len(tt.slos) {
+				t.Fatalf("%d SLOs, want %d", len(set.SLOs), len(tt.slos))
+			}
+			for _, o := range set.SLOs {
+				w, ok := tt.slos[o.Name]
+				if !ok {
+					t.Errorf("unexpected SLO %q", o.Name)
+					continue
+				}
+				var got want
+				got.window, got.objective = o.Window, o.Objective
+				if r := o.Indicator.Ratio; r != nil {
+					got.errors, got.good, got.total = r.Errors, r.Good, r.Total
+				}
+				if r := o.Indicator.Raw; r != nil {
+					got.raw = r.ErrorRatio
+				}
+				got.labels = o.Labels
+				got.alert, got.page, got.ticket = o.Alerting.Name, o.Alerting.Page.Enabled, o.Alerting.Ticket.Enabled
+				got.pageSeverity = o.Alerting.Page.Labels["severity"]
+				if !maps.Equal(got.labels, w.labels) || got.window != w.window || got.objective != w.objective ||
+					got.errors != w.errors || got.good != w.good || got.total != w.total || got.raw != w.raw ||
+					got.alert != w.alert || got.page != w.page || got.ticket != w.ticket || got.pageSeverity != w.pageSeverity {
+					t.Errorf("SLO %s:\n got %+v\nwant %+v", o.Name, got, w)
+				}
+			}
+		})
+	}
+}
