@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	if bm, n := spec.str("budgetingMethod"); n != nil && bm != "Occurrences" {
 		d.errorf(n, "spec.budgetingMethod: %q is not supported: slogate counts occurrences (Occurrences)", bm)
 	}
-	d.openSLOObjectives(spec, o)
+	objectives := d.openSLOObjectives(spec)
 	if n := spec.node("alertPolicies"); n != nil {
 		d.warnf(n, "spec.alertPolicies: ignored: slogate sends its own multi-window burn-rate alerts")
 	}
@@ -86,24 +87,59 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 		ind.sub("metadata", "name", "displayName", "labels", "annotations")
 		ind.require(ind.mapping, "", "spec")
 		o.Indicator = d.openSLISpec(ind.sub("spec", "thresholdMetric", "ratioMetric", "description"))
-	case spec.has("indicatorRef"):
+	}
+	// One SLO per objective: the SLO's own name when there is one objective,
+	// "<name>-<index>" for each of several.
+	var slos []*SLO
+	for i, obj := range objectives {
+		c := *o
+		c.Objective = obj.objective
+		if len(objectives) > 1 {
+			c.Name = fmt.Sprintf("%s-%d", m.name, i)
+			c.Pos = d.pos(obj.node)
+		}
+		slos = append(slos, &c)
+	}
+	if len(objectives) == 0 {
+		slos = append(slos, o) // reported above; keeps the name defined for references
+	}
+	if spec.has("indicatorRef") {
 		ref, n := spec.str("indicatorRef")
 		l.refer(d, n, "spec.indicatorRef", kindSLI, ref, func(target any) {
-			// Copies, so that SLOs sharing an SLI share no pointers.
-			ind := target.(*openSLI).indicator
-			if ind.Ratio != nil {
-				r := *ind.Ratio
-				ind.Ratio = &r
+			for _, o := range slos {
+				o.Indicator = target.(*openSLI).indicator.clone()
 			}
-			if ind.Raw != nil {
-				r := *ind.Raw
-				ind.Raw = &r
-			}
-			o.Indicator = ind
 		})
+	} else {
+		for _, o := range slos[1:] {
+			o.Indicator = o.Indicator.clone() // no pointers shared between SLOs
+		}
 	}
-	l.set.SLOs = append(l.set.SLOs, o)
-	l.define(d, KindSLO, m.name, m.nameNode, o)
+	for i, o := range slos {
+		l.set.SLOs = append(l.set.SLOs, o)
+		at := m.nameNode
+		if len(slos) > 1 {
+			at = objectives[i].node
+		}
+		l.define(d, KindSLO, o.Name, at, o)
+	}
+}
+
+// clone copies an indicator so that two SLOs share no pointers.
+func (ind Indicator) clone() Indicator {
+	if ind.Ratio != nil {
+		r := *ind.Ratio
+		ind.Ratio = &r
+	}
+	if ind.Raw != nil {
+		r := *ind.Raw
+		ind.Raw = &r
+	}
+	if ind.Latency != nil {
+		r := *ind.Latency
+		ind.Latency = &r
+	}
+	return ind
 }
 
 func contains(list []string, s string) bool {
@@ -164,7 +200,8 @@ func (d *decoder) openSLOWindow(spec *fields) (time.Duration, bool) {
 		return 0, false
 	}
 	tw.require(tw.mapping, "", "duration")
-	if !tw.boolean("isRolling", false) || tw.has("calendar") {
+	// OpenSLO: isRolling defaults to false only where a calendar is given.
+	if !tw.boolean("isRolling", !tw.has("calendar")) || tw.has("calendar") {
 		d.errorf(tw.mapping, "spec.timeWindow[0]: calendar windows are not supported: slogate evaluates rolling windows (isRolling: true)")
 	}
 	text, n := tw.str("duration")
@@ -184,52 +221,70 @@ func (d *decoder) openSLOWindow(spec *fields) (time.Duration, bool) {
 	return time.Duration(w), true
 }
 
-// openSLOObjectives reads the single objective; target is a ratio in
-// OpenSLO (0.999) and targetPercent a percentage (99.9).
-func (d *decoder) openSLOObjectives(spec *fields, o *SLO) {
+// openSLOObjective is one objective of an OpenSLO v1 SLO.
+type openSLOObjective struct {
+	objective float64
+	node      *yaml.Node
+}
+
+// openSLOObjectives reads the objectives; target is a ratio in OpenSLO
+// (0.999) and targetPercent a percentage (99.9).
+func (d *decoder) openSLOObjectives(spec *fields) []openSLOObjective {
 	items := spec.list("objectives")
 	if len(items) == 0 {
 		if n := spec.node("objectives"); n != nil && n.Kind == yaml.SequenceNode {
 			d.errorf(n, "spec.objectives: one objective is required")
 		}
-		return
+		return nil
 	}
-	for i := 1; i < len(items); i++ {
-		d.errorf(cmpNode(items[i], spec.node("objectives")), "spec.objectives[%d]: only one objective per SLO is supported; write one SLO per objective", i)
+	var out []openSLOObjective
+	for i, item := range items {
+		path := fmt.Sprintf("spec.objectives[%d]", i)
+		if v, ok := d.openSLOObjective(item, path); ok {
+			out = append(out, openSLOObjective{objective: v, node: cmpNode(item, spec.node("objectives"))})
+		}
 	}
-	of := d.fields(items[0], "spec.objectives[0]", "displayName", "target", "targetPercent", "op", "value",
+	if len(out) < len(items) {
+		return nil // reported: no SLO with a missing objective
+	}
+	return out
+}
+
+func (d *decoder) openSLOObjective(item *yaml.Node, path string) (float64, bool) {
+	of := d.fields(item, path, "displayName", "target", "targetPercent", "op", "value",
 		"timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef", "compositeWeight")
 	if of.bad || of.mapping == nil {
-		return
+		return 0, false
 	}
 	for _, k := range []string{"op", "value", "timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef"} {
 		if n := of.node(k); n != nil {
-			d.errorf(n, "spec.objectives[0].%s: not supported: slogate reads ratio objectives with one indicator in spec", k)
+			d.errorf(n, "%s.%s: not supported: slogate reads ratio objectives with one indicator in spec", path, k)
 		}
 	}
 	switch {
 	case of.has("target") && of.has("targetPercent"):
-		d.errorf(of.mapping, "spec.objectives[0]: set either target or targetPercent, not both")
+		d.errorf(of.mapping, "%s: set either target or targetPercent, not both", path)
 	case of.has("target"):
 		v, n, ok := of.num("target")
 		if !ok {
-			return
+			return 0, false
 		}
 		if v <= 0 || v >= 1 {
-			d.errorf(n, "spec.objectives[0].target: %s is out of range: target is a ratio above 0 and below 1, like 0.999 (targetPercent takes percents)", formatFloat(v))
-			return
+			d.errorf(n, "%s.target: %s is out of range: target is a ratio above 0 and below 1, like 0.999 (targetPercent takes percents)", path, formatFloat(v))
+			return 0, false
 		}
 		// Rounding drops the float noise of the conversion (0.999*100 is
 		// 99.89999999999999), so that 0.999 and 99.9 are the same objective.
-		o.Objective = math.Round(v*100*1e9) / 1e9
+		return math.Round(v*100*1e9) / 1e9, true
 	case of.has("targetPercent"):
 		if v, n, ok := of.num("targetPercent"); ok {
-			o.Objective = v
 			d.checkObjective(v, n)
+			return v, true
 		}
 	default:
-		d.errorf(of.mapping, "spec.objectives[0]: target or targetPercent is required")
+		d.errorf(of.mapping, "%s: target or targetPercent is required", path)
 	}
+	return 0, false
 }
 
 // openSLISpec converts an SLI spec (inline or of a kind SLI document).

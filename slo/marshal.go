@@ -58,6 +58,9 @@ func MarshalNative(set *Set) ([]byte, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if len(docs) == 0 {
+		return nil, nil // nothing to write (an encoder closed unused fails)
+	}
 
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

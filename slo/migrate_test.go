@@ -17,15 +17,14 @@ import (
 func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 	dir := filepath.Join(definitions, "migrate")
 	type want struct {
-		window        time.Duration
-		objective     float64
-		errors, good  string
-		total, raw    string
-		labels        map[string]string
-		alert         string
-		page, ticket  bool
-		pageSeverity  string
-		serviceOfName string
+		window       time.Duration
+		objective    float64
+		errors, good string
+		total, raw   string
+		labels       map[string]string
+		alert        string
+		page, ticket bool
+		pageSeverity string
 	}
 	tests := []struct {
 		file     string
@@ -77,6 +76,12 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 				good: `sum(rate(api_requests_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(api_requests_total[{{.window}}]))`,
 				alert: DefaultAlertName, page: true, ticket: true,
 			},
+		},
+	}, {
+		file: "openslo-v1.yaml",
+		slos: map[string]want{
+			"orders-availability-0": {window: 28 * 24 * time.Hour, objective: 99.9, good: `sum(rate(orders_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(orders_total[{{.window}}]))`, alert: DefaultAlertName, page: true, ticket: true},
+			"orders-availability-1": {window: 28 * 24 * time.Hour, objective: 99, good: `sum(rate(orders_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(orders_total[{{.window}}]))`, alert: DefaultAlertName, page: true, ticket: true},
 		},
 	}}
 	for _, tt := range tests {

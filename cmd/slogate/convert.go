@@ -52,6 +52,10 @@ do not stop the conversion.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), slo.Summarize(set, diags))
 				return exitWith(1, nil)
 			}
+			if len(set.SLOs)+len(set.Hypotheses)+len(set.Experiments) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "nothing to convert: the input holds no SLO, hypothesis or experiment definitions")
+				return nil
+			}
 			if output == "-" {
 				out, err := slo.MarshalNative(set)
 				if err != nil {
