@@ -89,8 +89,8 @@ type Options struct {
 
 // Generate returns the rule groups for every SLO of set, in the order of
 // the set: per SLO a recording group slogate-<slo> (plus
-// slogate-<slo>-buckets in the bucket style) and, when the SLO alerts, an
-// alerting group slogate-<slo>-alerts. Every expression is parsed before
+// slogate-<slo>:buckets in the bucket style) and, when the SLO alerts, an
+// alerting group slogate-<slo>:alerts. Every expression is parsed before
 // it is returned; a failure wraps ErrInternal.
 func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 	if opts.Style == "" {
@@ -139,7 +139,13 @@ func Render(set *slo.Set, opts Options) ([]byte, error) {
 	if _, errs := rulefmt.Parse(buf.Bytes(), false, model.LegacyValidation, promql, slog.New(slog.DiscardHandler)); len(errs) > 0 {
 		// Annotations are the user's Go templates, which Prometheus checks
 		// too; anything else is slogate's fault.
-		return nil, fmt.Errorf("the generated rules do not load: %w", errors.Join(errs...))
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			// A problem rulefmt finds without a YAML node (a repeated group
+			// name) is positioned at "0:0", which says nothing.
+			msgs[i] = strings.TrimPrefix(err.Error(), "0:0: ")
+		}
+		return nil, fmt.Errorf("the generated rules do not load: %s", strings.Join(msgs, "; "))
 	}
 	return buf.Bytes(), nil
 }
@@ -217,7 +223,7 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 		if err != nil {
 			return nil, err
 		}
-		groups = append(groups, rulefmt.RuleGroup{Name: groupName(o) + "-buckets", Interval: bucketInterval, Rules: buckets})
+		groups = append(groups, rulefmt.RuleGroup{Name: groupName(o) + ":buckets", Interval: bucketInterval, Rules: buckets})
 		windows = bucketWindowRules(s)
 	default:
 		if windows, err = slothWindowRules(s); err != nil {
@@ -230,7 +236,7 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 	}
 	groups = append(groups, rec)
 	if alerts := alertRules(o); len(alerts) > 0 {
-		g := rulefmt.RuleGroup{Name: groupName(o) + "-alerts", Rules: alerts}
+		g := rulefmt.RuleGroup{Name: groupName(o) + ":alerts", Rules: alerts}
 		if style == StyleBuckets {
 			g.Interval = readInterval
 		}
@@ -239,6 +245,9 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 	return groups, nil
 }
 
+// groupName is the SLO's recording group; its other groups add ":alerts"
+// and ":buckets". SLO names cannot hold ':', so no two SLOs' groups share a
+// name (with '-', SLO "api"'s alerts and SLO "api-alerts" did).
 func groupName(o *slo.SLO) string { return "slogate-" + o.Name }
 
 // sloLabels are the labels of every series recorded for o: its own labels,

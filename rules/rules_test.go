@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/rules"
@@ -220,7 +223,7 @@ func TestAlerts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := findGroup(groups, "slogate-shop-availability-alerts")
+			g := findGroup(groups, "slogate-shop-availability:alerts")
 			if len(tt.severities) == 0 {
 				if g != nil {
 					t.Fatalf("alerting group present with alerting off: %+v", g)
@@ -343,7 +346,7 @@ func TestBucketRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := findGroup(groups, "slogate-x-buckets")
+			b := findGroup(groups, "slogate-x:buckets")
 			if b == nil || b.Interval.String() != "5m" || len(b.Rules) != 2 {
 				t.Fatalf("bucket group %+v: want 2 rules every 5m", b)
 			}
@@ -390,5 +393,36 @@ func TestEmptySet(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "groups: []") {
 		t.Errorf("empty set rendered as\n%s", out)
+	}
+}
+
+// TestGroupNamesNeverCollide: SLO "api" with alerts and SLO "api-alerts"
+// (or "api-buckets" in the bucket style) once gave the same group name, and
+// the generated file did not load ("0:0: groupname ... is repeated").
+func TestGroupNamesNeverCollide(t *testing.T) {
+	ind := slo.Indicator{Ratio: &slo.RatioIndicator{Errors: `sum(rate(e[{{.window}}]))`, Total: `sum(rate(t[{{.window}}]))`}}
+	var slos []*slo.SLO
+	for _, name := range []string{"api", "api-alerts", "api-buckets", "api-alerts-alerts"} {
+		slos = append(slos, ratioSLO(name, ind))
+	}
+	for _, style := range []rules.Style{rules.StyleSloth, rules.StyleBuckets} {
+		out, err := rules.Render(&slo.Set{SLOs: slos}, rules.Options{Style: style})
+		if err != nil {
+			t.Fatalf("style %s: %v", style, err)
+		}
+		if strings.Contains(string(out), "0:0") {
+			t.Fatalf("style %s: output mentions 0:0", style)
+		}
+		groups, errs := rulefmt.Parse(out, false, model.LegacyValidation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+		if len(errs) > 0 {
+			t.Fatalf("style %s: %v", style, errs)
+		}
+		seen := map[string]bool{}
+		for _, g := range groups.Groups {
+			if seen[g.Name] {
+				t.Errorf("style %s: group %q twice", style, g.Name)
+			}
+			seen[g.Name] = true
+		}
 	}
 }

@@ -23,7 +23,7 @@ multi-burn-rate alerts, for Prometheus to evaluate them itself. Hypotheses
 and experiments have no rule equivalent and are ignored.
 
 Per SLO there is a recording group slogate-<slo> and an alerting group
-slogate-<slo>-alerts. Recorded series carry the labels slo, service and the
+slogate-<slo>:alerts. Recorded series carry the labels slo, service and the
 SLO's labels:
 
   slo:sli_error:ratio_rate<window>   error ratio over 5m, 30m, 1h, 2h, 6h,
@@ -39,7 +39,7 @@ SLO's labels:
            samples for a 30d SLO) at every evaluation. The groups run at the
            global evaluation_interval.
   buckets  slo:sli_events:increase5m{type="bad"|"total"}, the events of the
-           last 5 minutes, recorded by a group slogate-<slo>-buckets that runs
+           last 5 minutes, recorded by a group slogate-<slo>:buckets that runs
            every 5m; every window is a sum_over_time of those buckets, in
            groups that run every 30s. Cheap whatever the traffic, 5-minute
            resolution, and a window is only complete once the buckets cover
