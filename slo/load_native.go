@@ -128,7 +128,7 @@ func (l *loader) native(d *decoder, root *yaml.Node) {
 
 func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SLO {
 	spec := top.sub("spec", "service", "description", "objective", "window", "indicator", "alerting", "gate")
-	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root)}
+	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Source: Source{Format: FormatNative}}
 	spec.require(root, m.what, "service", "objective", "indicator")
 	o.Service, _ = spec.str("service")
 	o.Description, _ = spec.str("description")

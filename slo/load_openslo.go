@@ -58,7 +58,7 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 		return
 	}
 	m.labels = openSLOLabels(mf)
-	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Window: DefaultWindow,
+	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Window: DefaultWindow, Source: Source{Format: FormatOpenSLO},
 		Alerting: Alerting{Enabled: true, Name: DefaultAlertName, Page: AlertTier{Enabled: true}, Ticket: AlertTier{Enabled: true}},
 		Gate:     GatePolicy{BurnRateWindow: DefaultBurnRateWindow}}
 	top.require(root, m.what, "spec")

@@ -62,7 +62,7 @@ func (l *loader) openSLOv1alpha(d *decoder, root *yaml.Node) {
 				d.errorf(n, "%s.%s: not supported: slogate reads ratio objectives (target with ratioMetrics)", path, k)
 			}
 		}
-		o := &SLO{Service: service, Description: description, Labels: labels, Pos: d.pos(item), Window: window,
+		o := &SLO{Service: service, Description: description, Labels: labels, Pos: d.pos(item), Window: window, Source: Source{Format: FormatOpenSLOv1alpha},
 			Alerting: Alerting{Enabled: true, Name: DefaultAlertName, Page: AlertTier{Enabled: true}, Ticket: AlertTier{Enabled: true}},
 			Gate:     GatePolicy{BurnRateWindow: DefaultBurnRateWindow}}
 		if m.name != "" {

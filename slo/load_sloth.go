@@ -13,6 +13,7 @@ import (
 // prometheus/v1 file (snake_case) and the Kubernetes CRD (camelCase).
 type slothSpelling struct {
 	form                               string // for messages
+	format                             Format
 	sloPlugins                         string
 	errorQuery, totalQuery, errorRatio string
 	pageAlert, ticketAlert             string
@@ -23,12 +24,12 @@ type slothSpelling struct {
 
 var (
 	slothFile = slothSpelling{
-		form: "Sloth spec", sloPlugins: "slo_plugins",
+		form: "Sloth spec", format: FormatSloth, sloPlugins: "slo_plugins",
 		errorQuery: "error_query", totalQuery: "total_query", errorRatio: "error_ratio_query",
 		pageAlert: "page_alert", ticketAlert: "ticket_alert", pageAlias: "pageAlert", ticketAlias: "ticketAlert",
 	}
 	slothCRD = slothSpelling{
-		form: "PrometheusServiceLevel", sloPlugins: "sloPlugins",
+		form: "PrometheusServiceLevel", format: FormatSlothCRD, sloPlugins: "sloPlugins",
 		errorQuery: "errorQuery", totalQuery: "totalQuery", errorRatio: "errorRatioQuery",
 		pageAlert: "pageAlert", ticketAlert: "ticketAlert", pageAlias: "page_alert", ticketAlias: "ticket_alert",
 	}
@@ -91,10 +92,10 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	}
 	f.require(item, "", "name", "objective", "sli")
 	d.slothPlugins(f, "plugins")
-	o := &SLO{Service: service, Window: DefaultWindow, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}}
+	o := &SLO{Service: service, Window: DefaultWindow, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}, Source: Source{Format: sp.format}}
 	name, nameNode := f.str("name")
 	if nameNode != nil {
-		o.Name = service + "-" + name
+		o.Name, o.Source.Name = service+"-"+name, name
 		if msg := checkName(o.Name); msg != "" {
 			d.errorf(nameNode, "%s.name: SLO name %q (service-name) %s", path, o.Name, msg)
 		}

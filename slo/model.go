@@ -88,7 +88,29 @@ type SLO struct {
 	Alerting  Alerting
 	Gate      GatePolicy
 	Pos       Pos
+	// Source is the format the SLO was read from, and its name there.
+	Source Source
 }
+
+// Source says where a definition was read from: `slogate check` reports
+// it, and `slogate rules --style sloth` names the series as Sloth would.
+type Source struct {
+	Format Format
+	// Name is the SLO's name in that format when it is not Name: a Sloth
+	// SLO's name within its service (Name is "<service>-<name>").
+	Name string
+}
+
+// Format is a definition format slogate reads.
+type Format string
+
+const (
+	FormatNative         Format = "slogate.dev/v1"
+	FormatSloth          Format = "sloth prometheus/v1"
+	FormatSlothCRD       Format = "sloth.slok.dev/v1 PrometheusServiceLevel"
+	FormatOpenSLO        Format = "openslo/v1"
+	FormatOpenSLOv1alpha Format = "openslo/v1alpha"
+)
 
 // ErrorBudget is the allowed error ratio, 1 - objective (0.001 for 99.9 %).
 func (o *SLO) ErrorBudget() float64 { return 1 - o.Objective/100 }

@@ -35,7 +35,7 @@ exit 0.`,
 			out := cmd.OutOrStdout()
 			var err error
 			if output == "json" {
-				err = writeCheckJSON(out, summary, diags)
+				err = writeCheckJSON(out, set, summary, diags)
 			} else {
 				err = writeCheckText(out, summary, diags)
 			}
@@ -70,11 +70,40 @@ type checkProblem struct {
 	Message  string `json:"message"`
 }
 
-func writeCheckJSON(w io.Writer, summary slo.Summary, diags slo.Diagnostics) error {
+// checkDefinition is one definition in the JSON report, with the format it
+// was read from (a Sloth SLO also with its name in the Sloth spec).
+type checkDefinition struct {
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Format     string `json:"format"`
+	SourceName string `json:"sourceName,omitempty"`
+	File       string `json:"file"`
+	Line       int    `json:"line"`
+	Col        int    `json:"col"`
+}
+
+func writeCheckJSON(w io.Writer, set *slo.Set, summary slo.Summary, diags slo.Diagnostics) error {
 	report := struct {
-		Summary  slo.Summary    `json:"summary"`
-		Problems []checkProblem `json:"problems"`
-	}{Summary: summary, Problems: make([]checkProblem, 0, len(diags))}
+		Summary     slo.Summary       `json:"summary"`
+		Definitions []checkDefinition `json:"definitions"`
+		Problems    []checkProblem    `json:"problems"`
+	}{Summary: summary, Definitions: []checkDefinition{}, Problems: make([]checkProblem, 0, len(diags))}
+	def := func(kind, name string, format slo.Format, sourceName string, pos slo.Pos) {
+		report.Definitions = append(report.Definitions, checkDefinition{
+			Kind: kind, Name: name, Format: string(format), SourceName: sourceName, File: pos.File, Line: pos.Line, Col: pos.Col,
+		})
+	}
+	if set != nil {
+		for _, o := range set.SLOs {
+			def(slo.KindSLO, o.Name, o.Source.Format, o.Source.Name, o.Pos)
+		}
+		for _, h := range set.Hypotheses {
+			def(slo.KindHypothesis, h.Name, slo.FormatNative, "", h.Pos)
+		}
+		for _, e := range set.Experiments {
+			def(slo.KindExperiment, e.Name, slo.FormatNative, "", e.Pos)
+		}
+	}
 	for _, d := range diags {
 		report.Problems = append(report.Problems, checkProblem{
 			File: d.Pos.File, Line: d.Pos.Line, Col: d.Pos.Col,

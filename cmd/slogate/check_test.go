@@ -137,3 +137,35 @@ func asExitError(err error, target **exitError) bool {
 	}
 	return ok
 }
+
+// TestCheckJSONReportsFormats: the JSON report names each definition's
+// source format, and a Sloth SLO's name in its Sloth spec.
+func TestCheckJSONReportsFormats(t *testing.T) {
+	out, code := runCheck(t, "-o", "json", "../../testdata/definitions/migrate", "../../testdata/definitions/good/slos.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var report struct {
+		Definitions []struct {
+			Kind, Name, Format, SourceName string
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range report.Definitions {
+		got[d.Name] = d.Format + " " + d.SourceName
+	}
+	for name, want := range map[string]string{
+		"Checkout-requests-availability": "sloth.slok.dev/v1 PrometheusServiceLevel requests-availability",
+		"search-latency":                 "sloth prometheus/v1 latency",
+		"api-availability-1":             "openslo/v1alpha ",
+		"orders-availability-0":          "openslo/v1 ",
+		"checkout-availability":          "slogate.dev/v1 ",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: format and source name %q, want %q", name, got[name], want)
+		}
+	}
+}

@@ -35,7 +35,7 @@ func runConvert(t *testing.T, args ...string) (stdout, stderr string, code int) 
 
 // sameModel compares what the evaluator would see: definitions sorted by
 // name (a directory of converted files loads in another order), positions
-// ignored, an empty map equal to none.
+// and source formats ignored, an empty map equal to none.
 func sameModel(t *testing.T, want, got *slo.Set) {
 	t.Helper()
 	byName := func(s *slo.Set) *slo.Set {
@@ -45,7 +45,7 @@ func sameModel(t *testing.T, want, got *slo.Set) {
 		c.Experiments = slices.SortedFunc(slices.Values(s.Experiments), func(a, b *slo.Experiment) int { return cmp.Compare(a.Name, b.Name) })
 		return &c
 	}
-	if diff := gocmp.Diff(byName(want), byName(got), cmpopts.IgnoreTypes(slo.Pos{}), cmpopts.EquateEmpty()); diff != "" {
+	if diff := gocmp.Diff(byName(want), byName(got), cmpopts.IgnoreTypes(slo.Pos{}, slo.Source{}), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("converted definitions differ (-original +converted):\n%s", diff)
 	}
 }
