@@ -48,7 +48,7 @@ func TestForeignFormatsMatchNativeTwins(t *testing.T) {
 // nil versus empty maps.
 func comparable(o *SLO) SLO {
 	c := *o
-	c.Pos = Pos{}
+	c.Pos, c.Source = Pos{}, Source{} // where it came from, not what it is
 	nilEmpty := func(m map[string]string) map[string]string {
 		if len(m) == 0 {
 			return nil
