@@ -14,7 +14,26 @@ import (
 // OpenSLO v1 kinds that carry nothing slogate evaluates: read and skipped
 // with a warning, so that a directory of OpenSLO objects can be pointed at
 // as it is.
-var openSLOIgnoredKinds = []string{"Service", "DataSource", "AlertPolicy", "AlertCondition", "AlertNotificationTarget", "BudgetAdjustment"}
+var openSLOIgnoredKinds = []string{"Service", "AlertPolicy", "AlertCondition", "AlertNotificationTarget", "BudgetAdjustment"}
+
+// kindDataSource is OpenSLO's description of a metrics backend: read for its
+// type, so that an SLI whose metricSourceRef names a backend slogate cannot
+// query is refused instead of being sent to Prometheus.
+const kindDataSource = "DataSource"
+
+// openSLODataSource is a decoded DataSource: its type and where it is.
+type openSLODataSource struct {
+	typ  string
+	node *yaml.Node
+}
+
+// prometheusCompatible are the metric source types whose queries are PromQL
+// for a Prometheus-compatible API (compared case-insensitively).
+var prometheusCompatible = []string{"prometheus", "thanos", "cortex", "mimir", "victoriametrics"}
+
+func isPrometheusCompatible(typ string) bool {
+	return contains(prometheusCompatible, strings.ToLower(typ))
+}
 
 // openSLI is a decoded OpenSLO SLI: the indicator it converts to. It is
 // converted once, with diagnostics at the SLI's own nodes, and copied into
@@ -36,6 +55,9 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	kind, kindNode := top.str("kind")
 	switch {
 	case kind == KindSLO || kind == kindSLI:
+	case kind == kindDataSource:
+		l.openSLODataSource(d, top, root)
+		return
 	case kindNode == nil:
 		if !top.has("kind") { // else present but not a string: reported by str
 			d.errorf(root, "kind is required (SLO or SLI)")
@@ -53,7 +75,7 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 		sli := &openSLI{}
 		sf := top.sub("spec", "thresholdMetric", "ratioMetric", "description")
 		top.require(root, m.what, "spec")
-		sli.indicator = d.openSLISpec(sf)
+		sli.indicator = l.openSLISpec(d, sf)
 		l.define(d, kindSLI, m.name, m.nameNode, sli)
 		return
 	}
@@ -86,7 +108,7 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 		ind := spec.sub("indicator", "metadata", "spec")
 		ind.sub("metadata", "name", "displayName", "labels", "annotations")
 		ind.require(ind.mapping, "", "spec")
-		o.Indicator = d.openSLISpec(ind.sub("spec", "thresholdMetric", "ratioMetric", "description"))
+		o.Indicator = l.openSLISpec(d, ind.sub("spec", "thresholdMetric", "ratioMetric", "description"))
 	}
 	// One SLO per objective: the SLO's own name when there is one objective,
 	// "<name>-<index>" for each of several.
@@ -288,7 +310,7 @@ func (d *decoder) openSLOObjective(item *yaml.Node, path string) (float64, bool)
 }
 
 // openSLISpec converts an SLI spec (inline or of a kind SLI document).
-func (d *decoder) openSLISpec(f *fields) Indicator {
+func (l *loader) openSLISpec(d *decoder, f *fields) Indicator {
 	var ind Indicator
 	if f.bad || f.mapping == nil {
 		return ind
@@ -310,9 +332,19 @@ func (d *decoder) openSLISpec(f *fields) Indicator {
 		mf := rm.sub(name, "metricSource")
 		ms := mf.sub("metricSource", "metricSourceRef", "type", "spec")
 		mf.require(mf.mapping, "", "metricSource")
-		if t, n := ms.str("type"); n != nil && !strings.EqualFold(t, "Prometheus") {
-			d.errorf(n, "%s.type: metric source %q is not supported: slogate queries Prometheus", ms.path, t)
+		if t, n := ms.str("type"); n != nil && !isPrometheusCompatible(t) {
+			d.errorf(n, "%s.type: metric source %q is not supported: slogate queries Prometheus-compatible backends (%s)", ms.path, t, strings.Join(prometheusCompatible, ", "))
 			return "", false
+		}
+		if ref, n := ms.str("metricSourceRef"); n != nil && !ms.has("type") {
+			// The type is the DataSource's: checked once it is loaded.
+			path := ms.path + ".metricSourceRef"
+			l.referOptional(d, n, path, kindDataSource, ref, func(target any) {
+				if ds := target.(*openSLODataSource); !isPrometheusCompatible(ds.typ) {
+					d.errorf(n, "%s: DataSource %q is of type %q (line %d): slogate queries Prometheus-compatible backends only (%s)",
+						path, ref, ds.typ, ds.node.Line, strings.Join(prometheusCompatible, ", "))
+				}
+			})
 		}
 		ms.require(ms.mapping, "", "spec")
 		sp := ms.sub("spec", "query")
@@ -365,4 +397,17 @@ func (d *decoder) openSLISpec(f *fields) Indicator {
 		}
 	}
 	return ind
+}
+
+// openSLODataSource reads a DataSource for its name and type.
+func (l *loader) openSLODataSource(d *decoder, top *fields, root *yaml.Node) {
+	m, _ := d.metadata(top, root, "OpenSLO DataSource", "displayName")
+	top.require(root, m.what, "spec")
+	spec := top.sub("spec", "type", "connectionDetails", "description")
+	spec.require(root, m.what, "type")
+	typ, n := spec.str("type")
+	if n == nil {
+		return
+	}
+	l.define(d, kindDataSource, m.name, m.nameNode, &openSLODataSource{typ: typ, node: n})
 }

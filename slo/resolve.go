@@ -34,6 +34,10 @@ type definition struct {
 // runs once it does, to check what depends on the target (a probe's
 // burn-rate window against its SLO's windows, for example).
 type reference struct {
+	// optional references may name a definition that is not loaded (an
+	// OpenSLO DataSource kept in another repository): resolved runs only
+	// when it is.
+	optional bool
 	d        *decoder
 	node     *yaml.Node
 	path     string
@@ -64,6 +68,14 @@ func (l *loader) define(d *decoder, kind, name string, nameNode *yaml.Node, targ
 	byName[name] = definition{pos: d.pos(nameNode), target: target}
 }
 
+// referOptional is refer for a name that may be missing from the set.
+func (l *loader) referOptional(d *decoder, node *yaml.Node, path, kind, name string, resolved func(any)) {
+	if name == "" {
+		return
+	}
+	l.refs = append(l.refs, reference{optional: true, d: d, node: node, path: path, kind: kind, name: name, resolved: resolved})
+}
+
 func (l *loader) refer(d *decoder, node *yaml.Node, path, kind, name string, resolved func(any)) {
 	if name == "" {
 		return
@@ -75,6 +87,9 @@ func (l *loader) refer(d *decoder, node *yaml.Node, path, kind, name string, res
 func (l *loader) finish() (*Set, Diagnostics) {
 	for _, r := range l.refs {
 		def, ok := l.defs[r.kind][r.name]
+		if !ok && r.optional {
+			continue
+		}
 		if !ok {
 			names := make([]string, 0, len(l.defs[r.kind]))
 			for n := range l.defs[r.kind] {
