@@ -3,6 +3,7 @@ package slo
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -153,6 +154,7 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	}
 	o.Alerting.Labels = af.labels("labels", reservedAlertLabels...)
 	o.Alerting.Annotations = af.annotations("annotations")
+	d.slothTemplateLabels(af, "annotations")
 	o.Alerting.Page = slothTier(d, af, sp.pageAlert, sp.pageAlias, sp.form)
 	o.Alerting.Ticket = slothTier(d, af, sp.ticketAlert, sp.ticketAlias, sp.form)
 
@@ -171,6 +173,7 @@ func slothTier(d *decoder, af *fields, name, alias, form string) AlertTier {
 		}
 	}
 	f := af.sub(name, "disable", "labels", "annotations")
+	d.slothTemplateLabels(f, "annotations")
 	return AlertTier{
 		Enabled:     !f.boolean("disable", false),
 		Labels:      f.labels("labels", reservedAlertLabels...),
@@ -223,5 +226,29 @@ func (d *decoder) slothPlugins(parent *fields, name string) {
 		d.errorf(idNode, "%s.id: unknown Sloth plugin %q: slogate runs no plugin code; it knows Sloth's own plugins (%s). "+
 			"Remove it, or express what it does in the SLO itself (sli.events or sli.raw for the queries, labels for labels)",
 			path, id, strings.Join(slices.Sorted(maps.Keys(slothPlugins)), ", "))
+	}
+}
+
+// slothLabelRE finds Sloth's own labels in an annotation template:
+// {{$labels.sloth_service}}, {{ $labels.sloth_slo }}.
+var slothLabelRE = regexp.MustCompile(`\$labels\.(sloth_[a-z_]+)`)
+
+// slothTemplateLabels warns about annotations that read Sloth's labels:
+// slogate's alerts and its default rules carry slo and service instead, so
+// the text would come out empty.
+func (d *decoder) slothTemplateLabels(f *fields, name string) {
+	n := f.node(name)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		v := d.resolve(n.Content[i+1])
+		if v == nil || v.Kind != yaml.ScalarNode {
+			continue
+		}
+		if m := slothLabelRE.FindStringSubmatch(v.Value); m != nil {
+			d.warnf(v, "%s.%s.%s: reads Sloth's label %s, which only `slogate rules --style sloth` sets; slogate's alerts carry service and slo (sloth_id is slo, sloth_service is service)",
+				f.path, name, n.Content[i].Value, m[1])
+		}
 	}
 }

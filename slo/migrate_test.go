@@ -62,6 +62,7 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 			`sloth-spellings.yaml:15:15: slos[0].plugins.chain[0].id: Sloth plugin "sloth.dev/contrib/rule_intervals/v1" is accepted and not applied: it only sets the evaluation interval of Sloth's rule groups`,
 			`sloth-spellings.yaml:24:7: slos[0].alerting.pageAlert: read as page_alert, its spelling in a Sloth spec`,
 			`sloth-spellings.yaml:25:7: slos[0].alerting.ticketAlert: read as ticket_alert, its spelling in a Sloth spec`,
+			"sloth-spellings.yaml:27:18: slos[0].alerting.annotations.summary: reads Sloth's label sloth_service, which only `slogate rules --style sloth` sets; slogate's alerts carry service and slo (sloth_id is slo, sloth_service is service)",
 		},
 	}, {
 		file: "openslo-v1alpha.yaml",
