@@ -191,7 +191,7 @@ func (r *run) plan(set *slo.Set) {
 func sloWindows(o *slo.SLO) []time.Duration {
 	seen := map[time.Duration]bool{o.Window: true}
 	out := []time.Duration{o.Window}
-	for _, t := range slo.BurnTiers(o.Window) {
+	for _, t := range o.Tiers() {
 		for _, w := range []time.Duration{t.Long, t.Short} {
 			if !seen[w] {
 				seen[w] = true
@@ -333,7 +333,7 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 	if b, ok := budgetRemaining(ratios[o.Window], r.steps-1, budget); ok {
 		rep.BudgetRemainingAtEnd = api.Num(b)
 	}
-	tiers := slo.BurnTiers(o.Window)
+	tiers := o.Tiers()
 	for _, sev := range slo.Severities {
 		if !o.TierEnabled(sev) {
 			continue

@@ -34,6 +34,7 @@ type Config struct {
 	Evaluation   Evaluation
 	// Definitions are files, directories and globs of definition files.
 	Definitions []string
+	Sloth       Sloth
 	Web         Web
 	Storage     Storage
 	Log         Log
@@ -76,6 +77,13 @@ type Evaluation struct {
 	// MinRange is the shortest range in the query of a slice: rate(x[R])
 	// needs two samples, so R must be at least twice the scrape interval.
 	MinRange time.Duration
+}
+
+// Sloth configures how Sloth specs are read.
+type Sloth struct {
+	// DefaultPeriod is the SLO window of Sloth SLOs, whose specs have none
+	// (Sloth's --default-slo-period).
+	DefaultPeriod time.Duration
 }
 
 // Web is the HTTP listener.
@@ -210,6 +218,11 @@ func (c *Config) problems() []problem {
 
 	if len(c.Definitions) == 0 {
 		add("definitions", "at least one file, directory or glob is required (--definitions, %s or definitions: in the config file)", envVar("definitions"))
+	}
+
+	// The bounds of an SLO window (slo.MinWindow, slo.MaxWindow).
+	if p := c.Sloth.DefaultPeriod; p < time.Hour || p > 90*24*time.Hour {
+		add("sloth.default-period", "must be between 1h and 90d (an SLO window), got %s", p)
 	}
 
 	if c.Web.ListenAddress == "" {

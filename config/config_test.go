@@ -22,6 +22,7 @@ func TestDefault(t *testing.T) {
 		Alertmanager: Alertmanager{ResendDelay: time.Minute, Timeout: 10 * time.Second, QueueCapacity: 10000},
 		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8, MinRange: 2 * time.Minute},
 		Web:          Web{ListenAddress: ":8080", MaxBodyBytes: 1 << 20},
+		Sloth:        Sloth{DefaultPeriod: 30 * 24 * time.Hour},
 		Storage:      Storage{Path: "data/"},
 		Log:          Log{Level: "info", Format: "console"},
 		Shard:        Shard{Index: 0, Count: 1},

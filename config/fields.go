@@ -80,6 +80,9 @@ var fields = []field{
 	{key: "definitions", kind: kindStrings, path: true,
 		usage: "SLO, hypothesis and experiment definitions: file, directory or glob; repeatable or comma-separated. Required.",
 		ptr:   func(c *Config) any { return &c.Definitions }},
+	{key: "sloth.default-period", kind: kindDuration, def: "30d",
+		usage: "SLO window of Sloth SLOs, whose specs have none (Sloth's --default-slo-period); Sloth AlertWindows of this period apply to them.",
+		ptr:   func(c *Config) any { return &c.Sloth.DefaultPeriod }},
 
 	{key: "web.listen-address", kind: kindString, def: ":8080",
 		usage: "Address of the HTTP listener (API, UI, /metrics).",

@@ -71,7 +71,7 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 		ws := measure(w)
 		return float64(ws.BurnRate), ws.Complete
 	}
-	tiers := slo.BurnTiers(def.Window)
+	tiers := def.Tiers()
 	for i := range st.Alerts {
 		a := &st.Alerts[i]
 		var was AlertStatus

@@ -98,7 +98,7 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 		return nil, fmt.Errorf("evaluation interval %s must divide 1h evenly", interval)
 	}
 	span := def.Window
-	for _, t := range slo.BurnTiers(def.Window) {
+	for _, t := range def.Tiers() {
 		span = max(span, t.Long)
 	}
 	tails := map[time.Duration]*ring{}
@@ -107,7 +107,7 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 			tails[w] = newRing(interval, int(2*coarseStep/interval)+2)
 		}
 	}
-	for _, t := range slo.BurnTiers(def.Window) {
+	for _, t := range def.Tiers() {
 		if t.Long > fineSpan {
 			tails[t.Long] = newRing(interval, int(2*coarseStep/interval)+2)
 		}

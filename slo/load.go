@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slogate/slogate/internal/yamlnode"
 	"go.yaml.in/yaml/v3"
@@ -42,19 +43,31 @@ const maxDepth = 64
 // those with errors, so that tools can count and list them; it must not be
 // evaluated when Diagnostics.HasErrors().
 func Load(paths ...string) (*Set, Diagnostics) {
-	return load(osSource{}, paths)
+	return load(osSource{}, LoadOptions{}, paths)
+}
+
+// LoadOptions are the settings of a load that no definition file carries.
+type LoadOptions struct {
+	// SlothPeriod is the SLO window of Sloth SLOs, whose specs have none
+	// (Sloth's --default-slo-period); default DefaultWindow (30d).
+	SlothPeriod time.Duration
+}
+
+// LoadWith is Load with options.
+func LoadWith(opts LoadOptions, paths ...string) (*Set, Diagnostics) {
+	return load(osSource{}, opts, paths)
 }
 
 // LoadFS is Load over a file system; paths are slash-separated and
 // relative to its root, and diagnostics name files by those paths.
 func LoadFS(fsys fs.FS, paths ...string) (*Set, Diagnostics) {
-	return load(fsSource{fsys}, paths)
+	return load(fsSource{fsys}, LoadOptions{}, paths)
 }
 
 // LoadBytes validates the content of one file named name (the name only
 // appears in diagnostics).
 func LoadBytes(name string, data []byte) (*Set, Diagnostics) {
-	l := newLoader()
+	l := newLoader(LoadOptions{})
 	l.file(name, data)
 	return l.finish()
 }
@@ -84,8 +97,8 @@ func (fsSource) ext(name string) string                      { return path.Ext(n
 
 type fsSource struct{ fsys fs.FS }
 
-func load(src source, paths []string) (*Set, Diagnostics) {
-	l := newLoader()
+func load(src source, opts LoadOptions, paths []string) (*Set, Diagnostics) {
+	l := newLoader(opts)
 	for _, name := range l.expand(src, paths) {
 		data, err := readFile(src, name)
 		if err != nil {
@@ -276,6 +289,8 @@ const (
 	// Sloth's Kubernetes resource.
 	slothAPIVersion = "sloth.slok.dev/v1"
 	slothKind       = "PrometheusServiceLevel"
+	// Sloth's burn-rate windows of one SLO period.
+	slothAlertWindowsKind = "AlertWindows"
 )
 
 // document dispatches one document on its version.
@@ -320,12 +335,12 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 		switch k := peek(d, root, "kind"); {
 		case k != nil && k.Kind == yaml.ScalarNode && k.Value == slothKind:
 			l.slothCRD(d, root)
-		case k != nil && k.Kind == yaml.ScalarNode && k.Value == "AlertWindows":
-			d.errorf(k, "kind AlertWindows: Sloth's alert windows are not read yet; slogate's SLOs take their windows and burn-rate factors from spec.window and spec.alerting (see README)")
+		case k != nil && k.Kind == yaml.ScalarNode && k.Value == slothAlertWindowsKind:
+			l.slothAlertWindows(d, root)
 		case k == nil:
 			d.errorf(root, "kind is required: %s (Sloth's SLO resource)", slothKind)
 		default:
-			d.errorf(k, "kind %s: slogate reads %s of %s", yamlnode.Describe(k), slothKind, slothAPIVersion)
+			d.errorf(k, "kind %s: slogate reads %s and %s of %s", yamlnode.Describe(k), slothKind, slothAlertWindowsKind, slothAPIVersion)
 		}
 	case av.Value == openSLOv1alphaVersion:
 		l.openSLOv1alpha(d, root)

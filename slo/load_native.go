@@ -19,8 +19,9 @@ const (
 	// DefaultBurnRateWindow is the window of gate and probe burn-rate checks.
 	DefaultBurnRateWindow = time.Hour
 
-	minWindow = time.Hour
-	maxWindow = 90 * 24 * time.Hour
+	// MinWindow and MaxWindow bound an SLO window.
+	MinWindow = time.Hour
+	MaxWindow = 90 * 24 * time.Hour
 )
 
 // meta is a decoded metadata block.
@@ -161,9 +162,9 @@ func (d *decoder) checkObjective(v float64, n *yaml.Node) {
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func (d *decoder) checkWindow(w time.Duration, n *yaml.Node, path string) {
-	if w < minWindow || w > maxWindow {
+	if w < MinWindow || w > MaxWindow {
 		d.errorf(n, "%s: %s is out of range: an SLO window is between %s and %s",
-			path, FormatDuration(w), FormatDuration(minWindow), FormatDuration(maxWindow))
+			path, FormatDuration(w), FormatDuration(MinWindow), FormatDuration(MaxWindow))
 	}
 }
 

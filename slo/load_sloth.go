@@ -3,9 +3,11 @@ package slo
 import (
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -93,7 +95,7 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	}
 	f.require(item, "", "name", "objective", "sli")
 	d.slothPlugins(f, "plugins")
-	o := &SLO{Service: service, Window: DefaultWindow, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}, Source: Source{Format: sp.format}}
+	o := &SLO{Service: service, Window: l.opts.SlothPeriod, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}, Source: Source{Format: sp.format}}
 	name, nameNode := f.str("name")
 	if nameNode != nil {
 		o.Name, o.Source.Name = service+"-"+name, name
@@ -249,6 +251,78 @@ func (d *decoder) slothTemplateLabels(f *fields, name string) {
 		if m := slothLabelRE.FindStringSubmatch(v.Value); m != nil {
 			d.warnf(v, "%s.%s.%s: reads Sloth's label %s, which only `slogate rules --style sloth` sets; slogate's alerts carry service and slo (sloth_id is slo, sloth_service is service)",
 				f.path, name, n.Content[i].Value, m[1])
+		}
+	}
+}
+
+// slothAlertWindows decodes Sloth's AlertWindows: the page and ticket
+// conditions (quick and slow) of SLOs of one period, each the share of the
+// period's budget (errorBudgetPercent) that may burn within its long
+// window. The factor is that share times period/long window, as Sloth
+// computes it (2% of 30d in 1h: 14.4).
+func (l *loader) slothAlertWindows(d *decoder, root *yaml.Node) {
+	top := d.fields(root, "", "apiVersion", "kind", "metadata", "spec")
+	top.sub("metadata", "name", "namespace", "labels", "annotations")
+	top.require(root, "AlertWindows", "spec")
+	spec := top.sub("spec", "sloPeriod", "page", "ticket")
+	spec.require(spec.mapping, "spec", "sloPeriod", "page", "ticket")
+	period, periodNode, ok := spec.duration("sloPeriod")
+	if !ok {
+		return
+	}
+	d.checkWindow(period, periodNode, "spec.sloPeriod")
+	aw := &AlertWindows{Period: period, Pos: d.pos(root)}
+	for _, sev := range []Severity{SeverityPage, SeverityTicket} {
+		tier := spec.sub(string(sev), "quick", "slow")
+		tier.require(tier.mapping, "", "quick", "slow")
+		for _, speed := range []string{"quick", "slow"} {
+			w := tier.sub(speed, "errorBudgetPercent", "shortWindow", "longWindow")
+			if w.mapping == nil || w.bad {
+				continue
+			}
+			w.require(w.mapping, "", "errorBudgetPercent", "shortWindow", "longWindow")
+			pct, pctNode, okP := w.num("errorBudgetPercent")
+			short, _, okS := w.duration("shortWindow")
+			long, longNode, okL := w.duration("longWindow")
+			if okP && (pct <= 0 || pct > 100) {
+				d.errorf(pctNode, "%s.errorBudgetPercent: %s is not a percentage above 0 and at most 100", w.path, formatFloat(pct))
+				okP = false
+			}
+			if okS && okL && short >= long {
+				d.errorf(longNode, "%s: the long window (%s) must be longer than the short one (%s)", w.path, FormatDuration(long), FormatDuration(short))
+				okL = false
+			}
+			if okL && long > period {
+				d.errorf(longNode, "%s.longWindow: %s is longer than the period (%s)", w.path, FormatDuration(long), FormatDuration(period))
+				okL = false
+			}
+			if !okP || !okS || !okL {
+				continue
+			}
+			f := pct / 100 * period.Seconds() / long.Seconds()
+			aw.Tiers = append(aw.Tiers, BurnTier{Severity: sev, Long: long, Short: short, Factor: math.Round(f*1e6) / 1e6, Budget: pct / 100})
+		}
+	}
+	if len(aw.Tiers) == 4 {
+		l.set.AlertWindows = append(l.set.AlertWindows, aw)
+	}
+}
+
+// applyAlertWindows gives every SLO the AlertWindows of its period, and
+// refuses two AlertWindows for one period.
+func (l *loader) applyAlertWindows() {
+	byPeriod := map[time.Duration]*AlertWindows{}
+	for _, aw := range l.set.AlertWindows {
+		if first, dup := byPeriod[aw.Period]; dup {
+			l.diags = append(l.diags, Diagnostic{Pos: aw.Pos, Severity: LevelError,
+				Message: fmt.Sprintf("AlertWindows for the period %s are already defined at %s", FormatDuration(aw.Period), first.Pos)})
+			continue
+		}
+		byPeriod[aw.Period] = aw
+	}
+	for _, o := range l.set.SLOs {
+		if aw, ok := byPeriod[o.Window]; ok && o.Alerting.Tiers == nil {
+			o.Alerting.Tiers = slices.Clone(aw.Tiers)
 		}
 	}
 }

@@ -55,6 +55,9 @@ func MarshalNative(set *Set) ([]byte, error) {
 	for _, e := range set.Experiments {
 		docs = append(docs, experimentDocument(e))
 	}
+	for _, aw := range set.AlertWindows {
+		docs = append(docs, alertWindowsDocument(aw))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -215,6 +218,33 @@ func hypothesisDocument(h *Hypothesis) (*yaml.Node, error) {
 	return doc.node, nil
 }
 
+// alertWindowsDocument writes custom burn-rate windows as the Sloth
+// AlertWindows document they came from: the native format has no place for
+// them, and slogate reads this one.
+func alertWindowsDocument(aw *AlertWindows) *yaml.Node {
+	doc := newMapping()
+	doc.str("apiVersion", slothAPIVersion)
+	doc.str("kind", slothAlertWindowsKind)
+	spec := doc.sub("spec")
+	spec.duration("sloPeriod", aw.Period)
+	for _, sev := range Severities {
+		m := spec.sub(string(sev))
+		speed := "quick"
+		for _, t := range aw.Tiers {
+			if t.Severity != sev {
+				continue
+			}
+			w := m.sub(speed)
+			pct, _ := percentOf(t.Budget)
+			w.num("errorBudgetPercent", pct)
+			w.duration("shortWindow", t.Short)
+			w.duration("longWindow", t.Long)
+			speed = "slow"
+		}
+	}
+	return doc.node
+}
+
 func experimentDocument(e *Experiment) *yaml.Node {
 	doc, spec := document(KindExperiment, e.Name, e.Labels)
 	spec.strList("hypotheses", e.Hypotheses)
@@ -251,17 +281,24 @@ func shareTolerance(t Tolerance) string {
 // 33.300000000000004 and stays 0.333.
 func shareText(v float64) string {
 	ratio := formatFloat(v)
-	for prec := 1; prec <= 17; prec++ {
-		text := strconv.FormatFloat(v*100, 'g', prec, 64)
-		back, err := strconv.ParseFloat(text, 64)
-		if err == nil && back/100 == v {
-			if pct := formatFloat(back); len(pct) <= len(ratio) {
-				return pct + "%"
-			}
-			break
+	if back, ok := percentOf(v); ok {
+		if pct := formatFloat(back); len(pct) <= len(ratio) {
+			return pct + "%"
 		}
 	}
 	return ratio
+}
+
+// percentOf returns the shortest percentage p with p/100 == v exactly, so
+// that a loader dividing by 100 reads v back; ok is false if there is none.
+func percentOf(v float64) (p float64, ok bool) {
+	for prec := 1; prec <= 17; prec++ {
+		back, err := strconv.ParseFloat(strconv.FormatFloat(v*100, 'g', prec, 64), 64)
+		if err == nil && back/100 == v {
+			return back, true
+		}
+	}
+	return v * 100, false
 }
 
 // mapping builds a YAML mapping node key by key, in insertion order.

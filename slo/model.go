@@ -42,6 +42,17 @@ type Set struct {
 	SLOs        []*SLO
 	Hypotheses  []*Hypothesis
 	Experiments []*Experiment
+	// AlertWindows are Sloth's custom burn-rate windows, one per SLO
+	// period; the SLOs of that period use them (SLO.Tiers).
+	AlertWindows []*AlertWindows
+}
+
+// AlertWindows are the burn-rate tiers of the SLOs whose window is Period
+// (Sloth's AlertWindows document).
+type AlertWindows struct {
+	Period time.Duration
+	Tiers  []BurnTier
+	Pos    Pos
 }
 
 // SLO returns the SLO named name, or nil.
@@ -155,6 +166,19 @@ type Alerting struct {
 	Annotations map[string]string
 	Page        AlertTier
 	Ticket      AlertTier
+	// Tiers are the SLO's own burn-rate windows and factors, from the
+	// AlertWindows of its period; nil means BurnTiers(Window).
+	Tiers []BurnTier
+}
+
+// Tiers returns the SLO's multi-window burn-rate conditions: its period's
+// AlertWindows if the set has them, else the workbook's scaled to its
+// window (BurnTiers).
+func (o *SLO) Tiers() []BurnTier {
+	if o.Alerting.Tiers != nil {
+		return o.Alerting.Tiers
+	}
+	return BurnTiers(o.Window)
 }
 
 // DefaultAlertName is the alert name of SLOs that do not name theirs.

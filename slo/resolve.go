@@ -16,6 +16,7 @@ const kindSLI = "SLI"
 // loader accumulates the definitions and diagnostics of all files; names
 // and references are resolved across files once everything is read.
 type loader struct {
+	opts  LoadOptions
 	diags Diagnostics
 	set   *Set
 	defs  map[string]map[string]definition // kind → name → first definition
@@ -46,8 +47,11 @@ type reference struct {
 	resolved func(target any)
 }
 
-func newLoader() *loader {
-	return &loader{set: &Set{}, defs: map[string]map[string]definition{}}
+func newLoader(opts LoadOptions) *loader {
+	if opts.SlothPeriod <= 0 {
+		opts.SlothPeriod = DefaultWindow
+	}
+	return &loader{opts: opts, set: &Set{}, defs: map[string]map[string]definition{}}
 }
 
 // define registers a name; a second definition of the same kind and name
@@ -103,6 +107,7 @@ func (l *loader) finish() (*Set, Diagnostics) {
 			r.resolved(def.target)
 		}
 	}
+	l.applyAlertWindows()
 	for _, d := range l.decoders {
 		d.flush()
 	}

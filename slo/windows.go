@@ -20,6 +20,9 @@ type BurnTier struct {
 	Long     time.Duration
 	Short    time.Duration
 	Factor   float64
+	// Budget is the share of the period's error budget that burning at
+	// Factor spends within Long (0.02 for the workbook's 1h page tier).
+	Budget float64
 }
 
 // The SRE workbook's windows and the share of the budget each condition
@@ -46,7 +49,7 @@ func BurnTiers(window time.Duration) []BurnTier {
 		f := t.consumption * window.Seconds() / t.long.Seconds()
 		out = append(out, BurnTier{
 			Severity: t.severity, Long: t.long, Short: t.short,
-			Factor: math.Round(f*1e6) / 1e6,
+			Factor: math.Round(f*1e6) / 1e6, Budget: t.consumption,
 		})
 	}
 	return out

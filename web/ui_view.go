@@ -290,7 +290,7 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 	if def == nil {
 		return v
 	}
-	tiers := slo.BurnTiers(def.Window)
+	tiers := def.Tiers()
 	for _, t := range tiers {
 		r := tierRow{Severity: string(t.Severity), Long: windowLabel(t.Long), Short: windowLabel(t.Short),
 			Factor: strconv.FormatFloat(t.Factor, 'f', -1, 64)}

@@ -27,6 +27,7 @@ func newBacktestCmd() *cobra.Command {
 		from, to, output, promURL string
 		step, timeout             time.Duration
 	)
+	var lf loadFlags
 	cmd := &cobra.Command{
 		Use:   "backtest PATH... --from TIME [--to TIME]",
 		Short: "Replay definitions over history: alerts that would have fired, verdict timelines",
@@ -81,7 +82,7 @@ takes a while, which a progress bar on stderr shows when it is a terminal
 			}
 
 			stderr := cmd.ErrOrStderr()
-			set, diags := slo.Load(args...)
+			set, diags := lf.load(args)
 			if _, err := io.WriteString(stderr, diags.String()); err != nil {
 				return fmt.Errorf("writing diagnostics: %w", err)
 			}
@@ -115,6 +116,7 @@ takes a while, which a progress bar on stderr shows when it is a terminal
 	f.DurationVar(&timeout, "prometheus.timeout", 2*time.Minute, "time limit of each range query")
 	f.StringVarP(&output, "output", "o", "text", "report format: text or json")
 	_ = cmd.MarkFlagRequired("from")
+	lf.register(cmd.Flags())
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 
 func newCheckCmd() *cobra.Command {
 	var output string
+	var lf loadFlags
 	cmd := &cobra.Command{
 		Use:   "check PATH...",
 		Short: "Validate SLO, hypothesis and experiment definitions",
@@ -30,7 +31,7 @@ exit 0.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output: unknown format %q; use text or json", output)
 			}
-			set, diags := slo.Load(args...)
+			set, diags := lf.load(args)
 			summary := slo.Summarize(set, diags)
 			out := cmd.OutOrStdout()
 			var err error
@@ -49,6 +50,7 @@ exit 0.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "report format: text or json")
+	lf.register(cmd.Flags())
 	return cmd
 }
 

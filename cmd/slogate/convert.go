@@ -16,6 +16,7 @@ import (
 
 func newConvertCmd() *cobra.Command {
 	var output string
+	var lf loadFlags
 	cmd := &cobra.Command{
 		Use:   "convert PATH...",
 		Short: "Rewrite Sloth and OpenSLO definitions in slogate's native format",
@@ -41,7 +42,7 @@ do not stop the conversion.`,
 			if output == "" {
 				return errors.New("--output: give a directory, or - for stdout")
 			}
-			set, diags := slo.Load(args...)
+			set, diags := lf.load(args)
 			if len(diags) > 0 {
 				// Problems go to stderr so that stdout stays valid YAML.
 				if _, err := io.WriteString(cmd.ErrOrStderr(), diags.String()); err != nil {
@@ -52,7 +53,7 @@ do not stop the conversion.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), slo.Summarize(set, diags))
 				return exitWith(1, nil)
 			}
-			if len(set.SLOs)+len(set.Hypotheses)+len(set.Experiments) == 0 {
+			if len(set.SLOs)+len(set.Hypotheses)+len(set.Experiments)+len(set.AlertWindows) == 0 {
 				fmt.Fprintln(cmd.ErrOrStderr(), "nothing to convert: the input holds no SLO, hypothesis or experiment definitions")
 				return nil
 			}
@@ -68,6 +69,7 @@ do not stop the conversion.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "-", "directory to write one file per input file into, or - for stdout")
+	lf.register(cmd.Flags())
 	return cmd
 }
 
@@ -95,6 +97,10 @@ func convertToDir(stderr io.Writer, set *slo.Set, dir string) error {
 	for _, e := range set.Experiments {
 		s := get(e.Pos.File)
 		s.Experiments = append(s.Experiments, e)
+	}
+	for _, aw := range set.AlertWindows {
+		s := get(aw.Pos.File)
+		s.AlertWindows = append(s.AlertWindows, aw)
 	}
 
 	files := make([]string, 0, len(byFile))

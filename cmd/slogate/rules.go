@@ -14,6 +14,7 @@ import (
 
 func newRulesCmd() *cobra.Command {
 	var style, output string
+	var lf loadFlags
 	cmd := &cobra.Command{
 		Use:   "rules PATH...",
 		Short: "Print Prometheus recording and alerting rules equivalent to the SLOs",
@@ -56,7 +57,7 @@ and the exit code is 1. The output passes promtool check rules.`,
 			if st != rules.StyleSloth && st != rules.StyleBuckets {
 				return fmt.Errorf("--style: unknown style %q; use sloth or buckets", style)
 			}
-			set, diags := slo.Load(args...)
+			set, diags := lf.load(args)
 			stderr := cmd.ErrOrStderr()
 			if _, err := io.WriteString(stderr, diags.String()); err != nil {
 				return fmt.Errorf("writing diagnostics: %w", err)
@@ -81,6 +82,7 @@ and the exit code is 1. The output passes promtool check rules.`,
 	}
 	cmd.Flags().StringVar(&style, "style", string(rules.StyleSloth), "how windows are recorded: sloth or buckets")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the rules to this file instead of stdout (replaced atomically)")
+	lf.register(cmd.Flags())
 	return cmd
 }
 

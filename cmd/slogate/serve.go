@@ -48,7 +48,9 @@ reload the definitions; a set with errors is rejected and the old one stays.`,
 			}
 			a, err := app.New(app.Options{
 				Config: cfg, Logger: logger, Registry: reg, Querier: q,
-				Load:  func() (*slo.Set, slo.Diagnostics) { return slo.Load(cfg.Definitions...) },
+				Load: func() (*slo.Set, slo.Diagnostics) {
+					return slo.LoadWith(slo.LoadOptions{SlothPeriod: cfg.Sloth.DefaultPeriod}, cfg.Definitions...)
+				},
 				Watch: cfg.Definitions,
 			})
 			if err != nil {
