@@ -4,6 +4,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,59 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSlothAlertWindows: Sloth's AlertWindows set the burn-rate windows and
+// factors of the SLOs of their period, Sloth SLOs taking the period from
+// LoadOptions.SlothPeriod (sloth.default-period), native ones from their
+// window; other SLOs keep the workbook's tiers.
+func TestSlothAlertWindows(t *testing.T) {
+	dir := filepath.Join(definitions, "migrate")
+	custom := []BurnTier{
+		{Severity: SeverityPage, Long: time.Hour, Short: 5 * time.Minute, Factor: 13.44, Budget: 0.08},
+		{Severity: SeverityPage, Long: 6 * time.Hour, Short: 30 * time.Minute, Factor: 3.5, Budget: 0.125},
+		{Severity: SeverityTicket, Long: 24 * time.Hour, Short: 2 * time.Hour, Factor: 1.4, Budget: 0.2},
+		{Severity: SeverityTicket, Long: 72 * time.Hour, Short: 6 * time.Hour, Factor: 0.98, Budget: 0.42},
+	}
+	week := 7 * 24 * time.Hour
+
+	set, diags := LoadWith(LoadOptions{SlothPeriod: week}, filepath.Join(dir, "sloth-windows-7d.yaml"), filepath.Join(dir, "sloth-spellings.yaml"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	o := set.SLO("search-latency")
+	if o.Window != week || !reflect.DeepEqual(o.Tiers(), custom) {
+		t.Errorf("Sloth SLO with sloth.default-period 7d: window %s, tiers %+v; want 7d and %+v", o.Window, o.Tiers(), custom)
+	}
+
+	set, diags = Load(filepath.Join(dir, "sloth-windows-7d.yaml"), filepath.Join(dir, "sloth-spellings.yaml"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if o := set.SLO("search-latency"); o.Window != DefaultWindow || o.Alerting.Tiers != nil || !reflect.DeepEqual(o.Tiers(), BurnTiers(DefaultWindow)) {
+		t.Errorf("Sloth SLO of 30d with 7d AlertWindows: window %s, tiers %+v; want 30d and the workbook's", o.Window, o.Tiers())
+	}
+
+	windows, err := os.ReadFile(filepath.Join(dir, "sloth-windows-7d.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := string(windows) + `---
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: weekly}
+spec:
+  service: shop
+  objective: 99
+  window: 7d
+  indicator: {ratio: {errors: 'sum(rate(e[{{.window}}]))', total: 'sum(rate(t[{{.window}}]))'}}
+`
+	set, diags = LoadBytes("weekly.yaml", []byte(native))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := set.SLO("weekly").Tiers(); !reflect.DeepEqual(got, custom) {
+		t.Errorf("native SLO of 7d: tiers %+v, want the AlertWindows' %+v", got, custom)
 	}
 }
