@@ -128,7 +128,7 @@ func (l *loader) native(d *decoder, root *yaml.Node) {
 }
 
 func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SLO {
-	spec := top.sub("spec", "service", "description", "objective", "window", "indicator", "alerting", "gate")
+	spec := top.sub("spec", "service", "description", "objective", "window", "indicator", "alerting", "gate", "rules")
 	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Source: Source{Format: FormatNative}}
 	spec.require(root, m.what, "service", "objective", "indicator")
 	o.Service, _ = spec.str("service")
@@ -145,6 +145,17 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	o.Indicator = d.indicator(spec.sub("indicator", "ratio", "latency", "raw"))
 	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
 	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow"), o.Window)
+	rules := spec.sub("rules", "intervals", "infoLabels")
+	iv := rules.sub("intervals", "sliError", "metadata", "alert")
+	for name, dst := range map[string]*time.Duration{"sliError": &o.RuleIntervals.SLIError, "metadata": &o.RuleIntervals.Metadata, "alert": &o.RuleIntervals.Alert} {
+		if v, n, ok := iv.duration(name); ok {
+			if v <= 0 {
+				d.errorf(n, "%s.%s: must be positive", iv.path, name)
+			}
+			*dst = v
+		}
+	}
+	o.InfoLabels = rules.labels("infoLabels")
 	return o
 }
 

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -73,7 +74,7 @@ func (l *loader) slothService(d *decoder, top *fields, sp slothSpelling) {
 		d.errorf(serviceNode, "%s: must not be empty", joinPath(top.path, "service"))
 	}
 	labels := top.labels("labels", reservedSLOLabels...)
-	d.slothPlugins(top, sp.sloPlugins)
+	servicePlugins, _ := d.slothPlugins(top, sp.sloPlugins)
 	items := top.list("slos")
 	if top.has("slos") && len(items) == 0 && top.node("slos").Kind == yaml.SequenceNode {
 		d.errorf(top.node("slos"), "%s: at least one SLO is required", joinPath(top.path, "slos"))
@@ -84,17 +85,17 @@ func (l *loader) slothService(d *decoder, top *fields, sp slothSpelling) {
 			d.errorf(top.node("slos"), "%s: expected an SLO, got null", path)
 			continue
 		}
-		l.slothSLO(d, item, path, service, labels, sp)
+		l.slothSLO(d, item, path, service, labels, servicePlugins, sp)
 	}
 }
 
-func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, serviceLabels map[string]string, sp slothSpelling) {
+func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, serviceLabels map[string]string, servicePlugins []slothPluginUse, sp slothSpelling) {
 	f := d.fields(item, path, "name", "description", "objective", "labels", "sli", "alerting", "plugins")
 	if f.bad {
 		return
 	}
 	f.require(item, "", "name", "objective", "sli")
-	d.slothPlugins(f, "plugins")
+	ownPlugins, override := d.slothPlugins(f, "plugins")
 	o := &SLO{Service: service, Window: l.opts.SlothPeriod, Pos: d.pos(item), Gate: GatePolicy{BurnRateWindow: DefaultBurnRateWindow}, Source: Source{Format: sp.format}}
 	name, nameNode := f.str("name")
 	if nameNode != nil {
@@ -160,6 +161,7 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	o.Alerting.Page = slothTier(d, af, sp.pageAlert, sp.pageAlias, sp.form)
 	o.Alerting.Ticket = slothTier(d, af, sp.ticketAlert, sp.ticketAlias, sp.form)
 
+	applySlothPlugins(o, servicePlugins, ownPlugins, override)
 	l.set.SLOs = append(l.set.SLOs, o)
 	l.define(d, KindSLO, o.Name, nameNode, o)
 }
@@ -186,7 +188,8 @@ func slothTier(d *decoder, af *fields, name, alias, form string) AlertTier {
 // slothPlugins are the SLO plugin ids Sloth ships, with what reading them
 // means here. None of them changes what slogate evaluates: they shape
 // Sloth's generated rules (metadata, intervals, the denominator), validate
-// for Sloth's backends or log. slogate accepts them and says so.
+// for Sloth's backends or log. Those in slothAppliedPlugins carry over into
+// `slogate rules`; the others are accepted with a warning that says why.
 var slothPlugins = map[string]string{
 	"sloth.dev/core/debug/v1":                           "it only logs in Sloth",
 	"sloth.dev/core/noop/v1":                            "it does nothing",
@@ -194,8 +197,8 @@ var slothPlugins = map[string]string{
 	"sloth.dev/core/sli_rules/v1":                       "slogate evaluates the SLI itself; `slogate rules` writes the SLI rules",
 	"sloth.dev/core/metadata_rules/v1":                  "`slogate rules` writes its own metadata rules",
 	"sloth.dev/core/alert_rules/v1":                     "slogate evaluates the burn-rate alerts itself; `slogate rules` writes the alert rules",
-	"sloth.dev/contrib/info_labels/v1":                  "it only adds labels to Sloth's sloth_slo_info series",
-	"sloth.dev/contrib/rule_intervals/v1":               "it only sets the evaluation interval of Sloth's rule groups",
+	"sloth.dev/contrib/info_labels/v1":                  "applied: the labels go on sloth_slo_info in `slogate rules --style sloth` (spec.rules.infoLabels)",
+	"sloth.dev/contrib/rule_intervals/v1":               "applied: the intervals of the rule groups of `slogate rules` (spec.rules.intervals)",
 	"sloth.dev/contrib/denominator_corrected_rules/v1":  "it only changes how Sloth's rules average the long windows; slogate counts events exactly",
 	"sloth.dev/contrib/validate_victoria_metrics/v1":    "it only validates the queries for VictoriaMetrics",
 	"sloth.dev/contrib/remove_labels/v1":                "it only removes labels from Sloth's generated rules",
@@ -205,11 +208,12 @@ var slothPlugins = map[string]string{
 // slothPlugins reads a plugins block (chain of {id, config, priority} and
 // overridePrevious): known ids are accepted with a warning that says what
 // is not done, unknown ids are errors.
-func (d *decoder) slothPlugins(parent *fields, name string) {
+func (d *decoder) slothPlugins(parent *fields, name string) (uses []slothPluginUse, override bool) {
 	if !parent.has(name) {
-		return
+		return nil, false
 	}
 	f := parent.sub(name, "chain", "overridePrevious")
+	override = f.boolean("overridePrevious", false)
 	for i, item := range f.list("chain") {
 		path := fmt.Sprintf("%s.chain[%d]", f.path, i)
 		p := d.fields(item, path, "id", "config", "priority")
@@ -222,12 +226,89 @@ func (d *decoder) slothPlugins(parent *fields, name string) {
 			continue
 		}
 		if why, ok := slothPlugins[id]; ok {
-			d.warnf(idNode, "%s.id: Sloth plugin %q is accepted and not applied: %s", path, id, why)
+			use := slothPluginUse{id: id, path: path, config: p.node("config")}
+			use.priority, _, _ = p.num("priority")
+			if applied, ok := slothAppliedPlugins[id]; ok {
+				if !applied(d, &use) {
+					continue
+				}
+			} else {
+				d.warnf(idNode, "%s.id: Sloth plugin %q is accepted and not applied: %s", path, id, why)
+			}
+			uses = append(uses, use)
 			continue
 		}
 		d.errorf(idNode, "%s.id: unknown Sloth plugin %q: slogate runs no plugin code; it knows Sloth's own plugins (%s). "+
 			"Remove it, or express what it does in the SLO itself (sli.events or sli.raw for the queries, labels for labels)",
 			path, id, strings.Join(slices.Sorted(maps.Keys(slothPlugins)), ", "))
+	}
+	return uses, override
+}
+
+// slothPluginUse is one entry of a plugin chain that slogate applies.
+type slothPluginUse struct {
+	id       string
+	path     string
+	config   *yaml.Node
+	priority float64
+	apply    func(o *SLO)
+}
+
+// slothAppliedPlugins are the Sloth plugins whose meaning slogate carries
+// over into `slogate rules`: each reads its config (reporting problems at
+// their place) and sets what it applies; false when the config is wrong.
+var slothAppliedPlugins = map[string]func(d *decoder, u *slothPluginUse) bool{
+	"sloth.dev/contrib/rule_intervals/v1": func(d *decoder, u *slothPluginUse) bool {
+		c := d.fields(u.config, u.path+".config", "interval")
+		iv := c.sub("interval", "default", "sliError", "metadata", "alert")
+		var ri RuleIntervals
+		def, _, ok := iv.duration("default")
+		if !ok && !iv.bad {
+			d.errorf(cmpNode(iv.mapping, u.config), "%s.config.interval.default is required (Sloth requires it)", u.path)
+			return false
+		}
+		ri.SLIError, ri.Metadata, ri.Alert = def, def, def
+		for name, dst := range map[string]*time.Duration{"sliError": &ri.SLIError, "metadata": &ri.Metadata, "alert": &ri.Alert} {
+			if v, _, ok := iv.duration(name); ok {
+				*dst = v
+			}
+		}
+		u.apply = func(o *SLO) { o.RuleIntervals = ri }
+		return true
+	},
+	"sloth.dev/contrib/info_labels/v1": func(d *decoder, u *slothPluginUse) bool {
+		c := d.fields(u.config, u.path+".config", "labels", "metricName")
+		labels := c.labels("labels")
+		if len(labels) == 0 && !c.bad {
+			d.errorf(cmpNode(c.mapping, u.config), "%s.config.labels: at least one label is required (Sloth requires it)", u.path)
+			return false
+		}
+		if mn, n := c.str("metricName"); n != nil && mn != "" && mn != "sloth_slo_info" {
+			d.warnf(n, "%s.config.metricName: %q is ignored: the labels go on sloth_slo_info, as by default", u.path, mn)
+		}
+		u.apply = func(o *SLO) {
+			if o.InfoLabels == nil {
+				o.InfoLabels = map[string]string{}
+			}
+			maps.Copy(o.InfoLabels, labels)
+		}
+		return true
+	},
+}
+
+// applySlothPlugins runs the applied plugins of the service's and the SLO's
+// chains in Sloth's order: by priority, the service's first on a tie, and
+// only the SLO's own when it sets overridePrevious.
+func applySlothPlugins(o *SLO, service, own []slothPluginUse, override bool) {
+	chain := slices.Clone(own)
+	if !override {
+		chain = append(slices.Clone(service), own...)
+	}
+	slices.SortStableFunc(chain, func(a, b slothPluginUse) int { return cmp.Compare(a.priority, b.priority) })
+	for _, u := range chain {
+		if u.apply != nil {
+			u.apply(o)
+		}
 	}
 }
 

@@ -164,6 +164,19 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 		gate.duration("burnRateWindow", g.BurnRateWindow)
 	}
 	spec.optional("gate", gate)
+	rules := newMapping()
+	iv := newMapping()
+	for _, e := range []struct {
+		key string
+		d   time.Duration
+	}{{"sliError", o.RuleIntervals.SLIError}, {"metadata", o.RuleIntervals.Metadata}, {"alert", o.RuleIntervals.Alert}} {
+		if e.d > 0 {
+			iv.duration(e.key, e.d)
+		}
+	}
+	rules.optional("intervals", iv)
+	rules.strMap("infoLabels", o.InfoLabels)
+	spec.optional("rules", rules)
 	return doc.node, nil
 }
 

@@ -59,8 +59,6 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 			},
 		},
 		warnings: []string{
-			`sloth-spellings.yaml:7:11: slo_plugins.chain[0].id: Sloth plugin "sloth.dev/contrib/info_labels/v1" is accepted and not applied: it only adds labels to Sloth's sloth_slo_info series`,
-			`sloth-spellings.yaml:15:15: slos[0].plugins.chain[0].id: Sloth plugin "sloth.dev/contrib/rule_intervals/v1" is accepted and not applied: it only sets the evaluation interval of Sloth's rule groups`,
 			`sloth-spellings.yaml:24:7: slos[0].alerting.pageAlert: read as page_alert, its spelling in a Sloth spec`,
 			`sloth-spellings.yaml:25:7: slos[0].alerting.ticketAlert: read as ticket_alert, its spelling in a Sloth spec`,
 			"sloth-spellings.yaml:27:18: slos[0].alerting.annotations.summary: reads Sloth's label sloth_service, which only `slogate rules --style sloth` sets; slogate's alerts carry service and slo (sloth_id is slo, sloth_service is service)",
@@ -180,5 +178,57 @@ spec:
 	}
 	if got := set.SLO("weekly").Tiers(); !reflect.DeepEqual(got, custom) {
 		t.Errorf("native SLO of 7d: tiers %+v, want the AlertWindows' %+v", got, custom)
+	}
+}
+
+// TestSlothPluginsApplied: rule_intervals and info_labels carry over into
+// what `slogate rules` writes; overridePrevious drops the service's chain.
+func TestSlothPluginsApplied(t *testing.T) {
+	set, diags := Load(filepath.Join(definitions, "migrate", "sloth-spellings.yaml"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	o := set.SLO("search-latency")
+	if want := (RuleIntervals{SLIError: time.Minute, Metadata: time.Minute, Alert: time.Minute}); o.RuleIntervals != want {
+		t.Errorf("rule intervals %+v, want %+v", o.RuleIntervals, want)
+	}
+	// overridePrevious: true on the SLO's chain: the service's info_labels
+	// do not apply.
+	if len(o.InfoLabels) != 0 {
+		t.Errorf("info labels %v, want none (overridePrevious)", o.InfoLabels)
+	}
+
+	set, diags = LoadBytes("plugins.yaml", []byte(`version: prometheus/v1
+service: shop
+slo_plugins:
+  chain:
+    - {id: sloth.dev/contrib/info_labels/v1, config: {labels: {owner: shop, tier: "1"}}}
+    - {id: sloth.dev/contrib/rule_intervals/v1, priority: 5, config: {interval: {default: 2m, alert: 30s}}}
+slos:
+  - name: availability
+    objective: 99
+    plugins:
+      chain:
+        - {id: sloth.dev/contrib/info_labels/v1, priority: 1, config: {labels: {tier: "2"}}}
+        - {id: sloth.dev/contrib/rule_intervals/v1, priority: 9, config: {interval: {default: 1m}}}
+    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+  - name: bad-config
+    objective: 99
+    plugins:
+      chain:
+        - {id: sloth.dev/contrib/rule_intervals/v1, config: {interval: {alert: 1m}}}
+    sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+`))
+	if got := diags.String(); got != "plugins.yaml:19:72: error: slos[1].plugins.chain[0].config.interval.default is required (Sloth requires it)\n" {
+		t.Errorf("diagnostics:\n%s", got)
+	}
+	o = set.SLO("shop-availability")
+	// By priority: the service's labels (0), then the SLO's (1); the
+	// service's intervals (5), then the SLO's (9).
+	if want := map[string]string{"owner": "shop", "tier": "2"}; !maps.Equal(o.InfoLabels, want) {
+		t.Errorf("info labels %v, want %v", o.InfoLabels, want)
+	}
+	if want := (RuleIntervals{SLIError: time.Minute, Metadata: time.Minute, Alert: time.Minute}); o.RuleIntervals != want {
+		t.Errorf("rule intervals %+v, want %+v", o.RuleIntervals, want)
 	}
 }

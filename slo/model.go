@@ -101,6 +101,16 @@ type SLO struct {
 	Pos       Pos
 	// Source is the format the SLO was read from, and its name there.
 	Source Source
+	// RuleIntervals and InfoLabels come from Sloth's rule_intervals and
+	// info_labels plugins and only concern `slogate rules`.
+	RuleIntervals RuleIntervals
+	InfoLabels    map[string]string
+}
+
+// RuleIntervals are the evaluation intervals of the rule groups `slogate
+// rules` writes for an SLO; zero leaves Prometheus's global interval.
+type RuleIntervals struct {
+	SLIError, Metadata, Alert time.Duration
 }
 
 // Source says where a definition was read from: `slogate check` reports
