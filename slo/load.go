@@ -331,6 +331,8 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 		l.native(d, root)
 	case av.Value == openSLOVersion:
 		l.openSLO(d, root)
+	case av.Value == pyrraAPIVersion:
+		l.pyrra(d, root)
 	case av.Value == slothAPIVersion:
 		switch k := peek(d, root, "kind"); {
 		case k != nil && k.Kind == yaml.ScalarNode && k.Value == slothKind:
@@ -347,8 +349,9 @@ func (l *loader) document(d *decoder, root *yaml.Node) {
 	case strings.HasPrefix(av.Value, "openslo/"):
 		d.errorf(av, "unsupported OpenSLO version %q: slogate reads %s and %s", av.Value, openSLOVersion, openSLOv1alphaVersion)
 	default:
-		d.errorf(av, "unknown apiVersion %q: slogate reads %s, %s, Sloth specs (version: %s) and Sloth's %s%s",
-			av.Value, APIVersion, openSLOVersion, slothVersion, slothAPIVersion, didYouMean(av.Value, []string{APIVersion, openSLOVersion, slothAPIVersion}))
+		d.errorf(av, "unknown apiVersion %q: slogate reads %s, %s, %s, Sloth specs (version: %s), Sloth's %s and Pyrra's %s%s",
+			av.Value, APIVersion, openSLOVersion, openSLOv1alphaVersion, slothVersion, slothAPIVersion, pyrraAPIVersion,
+			didYouMean(av.Value, []string{APIVersion, openSLOVersion, openSLOv1alphaVersion, slothAPIVersion, pyrraAPIVersion}))
 	}
 }
 

@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -26,6 +27,8 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 		alert        string
 		page, ticket bool
 		pageSeverity string
+		latency      string
+		disabled     bool
 	}
 	tests := []struct {
 		file     string
@@ -83,6 +86,29 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 			"orders-availability-0": {window: 28 * 24 * time.Hour, objective: 99.9, good: `sum(rate(orders_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(orders_total[{{.window}}]))`, alert: DefaultAlertName, page: true, ticket: true},
 			"orders-availability-1": {window: 28 * 24 * time.Hour, objective: 99, good: `sum(rate(orders_total{code!~"5.."}[{{.window}}]))`, total: `sum(rate(orders_total[{{.window}}]))`, alert: DefaultAlertName, page: true, ticket: true},
 		},
+	}, {
+		file: "pyrra.yaml",
+		slos: map[string]want{
+			"api-errors": {
+				window: 14 * 24 * time.Hour, objective: 99.5,
+				errors: `sum(rate(http_requests_total{job="api",code=~"5.."}[{{.window}}]))`, total: `sum(rate(http_requests_total{job="api"}[{{.window}}]))`,
+				labels: map[string]string{"team": "web"}, alert: DefaultAlertName, page: true, ticket: true,
+			},
+			"api-latency": {
+				window: 28 * 24 * time.Hour, objective: 95,
+				good:  `sum(rate(http_request_duration_seconds_bucket{job="api",le="0.25"}[{{.window}}]))`,
+				total: `sum(rate(http_request_duration_seconds_count{job="api"}[{{.window}}]))`,
+				alert: "ApiSlow", page: true, ticket: true,
+			},
+			"api-latency-native": {
+				window: 28 * 24 * time.Hour, objective: 99, latency: `http_request_duration_seconds{job="api"} < 0.3s native`,
+				alert: DefaultAlertName, page: true, ticket: true, disabled: true,
+			},
+			"probe-up": {
+				window: 28 * 24 * time.Hour, objective: 99.9, raw: `1 - avg(avg_over_time(probe_success{job="blackbox"}[{{.window}}]))`,
+				alert: DefaultAlertName, page: true, ticket: true,
+			},
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".yaml"), func(t *testing.T) {
@@ -117,9 +143,17 @@ func TestMigrateFromSlothAndOpenSLO(t *testing.T) {
 				got.labels = o.Labels
 				got.alert, got.page, got.ticket = o.Alerting.Name, o.Alerting.Page.Enabled, o.Alerting.Ticket.Enabled
 				got.pageSeverity = o.Alerting.Page.Labels["severity"]
+				if l := o.Indicator.Latency; l != nil {
+					got.latency = fmt.Sprintf("%s < %gs", l.Histogram, l.Threshold)
+					if l.Native {
+						got.latency += " native"
+					}
+				}
+				got.disabled = !o.Alerting.Enabled
 				if !maps.Equal(got.labels, w.labels) || got.window != w.window || got.objective != w.objective ||
 					got.errors != w.errors || got.good != w.good || got.total != w.total || got.raw != w.raw ||
-					got.alert != w.alert || got.page != w.page || got.ticket != w.ticket || got.pageSeverity != w.pageSeverity {
+					got.alert != w.alert || got.page != w.page || got.ticket != w.ticket || got.pageSeverity != w.pageSeverity ||
+					got.latency != w.latency || got.disabled != w.disabled {
 					t.Errorf("SLO %s:\n got %+v\nwant %+v", o.Name, got, w)
 				}
 			}

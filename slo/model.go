@@ -131,6 +131,7 @@ const (
 	FormatSlothCRD       Format = "sloth.slok.dev/v1 PrometheusServiceLevel"
 	FormatOpenSLO        Format = "openslo/v1"
 	FormatOpenSLOv1alpha Format = "openslo/v1alpha"
+	FormatPyrra          Format = "pyrra.dev/v1alpha1 ServiceLevelObjective"
 )
 
 // ErrorBudget is the allowed error ratio, 1 - objective (0.001 for 99.9 %).

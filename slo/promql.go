@@ -206,34 +206,8 @@ func matchesEverything(ms []*labels.Matcher) bool {
 // series selector naming the histogram, which slogate extends with _bucket
 // and _count (classic) or passes to histogram_fraction (native).
 func (d *decoder) seriesSelector(n *yaml.Node, path string) (string, bool) {
-	if n == nil {
-		return "", false
-	}
-	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, "%s: expected a series selector, got %s", path, yamlnode.Describe(n))
-		return "", false
-	}
-	q := strings.TrimSpace(n.Value)
-	if msg := queryTooComplex(q); msg != "" {
-		d.errorf(n, "%s: %s", path, msg)
-		return "", false
-	}
-	expr, err := promql.ParseExpr(q)
-	if err != nil {
-		d.errorf(n, "%s: invalid series selector: %s", path, parseErrorText(err))
-		return q, false
-	}
-	vs, ok := expr.(*parser.VectorSelector)
+	q, vs, ok := d.plainSelector(n, path)
 	if !ok {
-		d.errorf(n, "%s: expected a series selector like http_request_duration_seconds{job=\"x\"}, got an expression", path)
-		return q, false
-	}
-	switch {
-	case vs.Name == "":
-		d.errorf(n, "%s: the selector must name the histogram metric", path)
-		return q, false
-	case vs.OriginalOffset != 0 || vs.OriginalOffsetExpr != nil || vs.Timestamp != nil || vs.StartOrEnd != 0:
-		d.errorf(n, "%s: the selector must not use offset or @", path)
 		return q, false
 	}
 	for _, m := range vs.LabelMatchers {
@@ -249,6 +223,42 @@ func (d *decoder) seriesSelector(n *yaml.Node, path string) (string, bool) {
 		}
 	}
 	return q, true
+}
+
+// plainSelector validates a series selector naming a metric, without
+// offset or @ (Pyrra's metric: fields).
+func (d *decoder) plainSelector(n *yaml.Node, path string) (string, *parser.VectorSelector, bool) {
+	if n == nil {
+		return "", nil, false
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "%s: expected a series selector, got %s", path, yamlnode.Describe(n))
+		return "", nil, false
+	}
+	q := strings.TrimSpace(n.Value)
+	if msg := queryTooComplex(q); msg != "" {
+		d.errorf(n, "%s: %s", path, msg)
+		return "", nil, false
+	}
+	expr, err := promql.ParseExpr(q)
+	if err != nil {
+		d.errorf(n, "%s: invalid series selector: %s", path, parseErrorText(err))
+		return q, nil, false
+	}
+	vs, ok := expr.(*parser.VectorSelector)
+	if !ok {
+		d.errorf(n, "%s: expected a series selector like http_request_duration_seconds{job=\"x\"}, got an expression", path)
+		return q, nil, false
+	}
+	switch {
+	case vs.Name == "":
+		d.errorf(n, "%s: the selector must name the metric", path)
+		return q, nil, false
+	case vs.OriginalOffset != 0 || vs.OriginalOffsetExpr != nil || vs.Timestamp != nil || vs.StartOrEnd != 0:
+		d.errorf(n, "%s: the selector must not use offset or @", path)
+		return q, nil, false
+	}
+	return q, vs, true
 }
 
 // windowSentinel stands in for the window while an OpenSLO query is
