@@ -103,11 +103,17 @@ func fillForParse(q string) string {
 // parseErrorText returns the parser's message for the first error, with its
 // line:col inside the query.
 func parseErrorText(err error) string {
+	text := err.Error()
 	var pe parser.ParseErrors
 	if errors.As(err, &pe) && len(pe) > 0 {
-		return pe[0].Error()
+		text = pe[0].Error()
 	}
-	return err.Error()
+	if strings.Contains(text, "unknown function with name") {
+		// MetricsQL (VictoriaMetrics) has functions PromQL lacks, as in
+		// Sloth's victoria-metrics example.
+		text += " (slogate reads PromQL, which every Prometheus-compatible backend answers; MetricsQL's own functions are not PromQL)"
+	}
+	return text
 }
 
 // query validates a PromQL query field and returns it in canonical form.
