@@ -155,7 +155,7 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 			*dst = v
 		}
 	}
-	o.InfoLabels = rules.labels("infoLabels")
+	o.InfoLabels = rules.infoLabels("infoLabels")
 	return o
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -278,7 +279,7 @@ var slothAppliedPlugins = map[string]func(d *decoder, u *slothPluginUse) bool{
 	},
 	"sloth.dev/contrib/info_labels/v1": func(d *decoder, u *slothPluginUse) bool {
 		c := d.fields(u.config, u.path+".config", "labels", "metricName")
-		labels := c.labels("labels")
+		labels := c.infoLabels("labels")
 		if len(labels) == 0 && !c.bad {
 			d.errorf(cmpNode(c.mapping, u.config), "%s.config.labels: at least one label is required (Sloth requires it)", u.path)
 			return false
@@ -406,4 +407,18 @@ func (l *loader) applyAlertWindows() {
 			o.Alerting.Tiers = slices.Clone(aw.Tiers)
 		}
 	}
+}
+
+// infoLabels reads the labels of the sloth_slo_info series. They go on that
+// series only, so any name Prometheus 3 takes is accepted (Sloth's own
+// example uses plug-l1), with a warning where older versions would refuse
+// it.
+func (f *fields) infoLabels(name string) map[string]string {
+	labels := f.annotations(name)
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if !model.LegacyValidation.IsValidLabelName(k) {
+			f.d.warnf(f.node(name), "%s: %q is a label name only Prometheus 3 (UTF-8 names) accepts", joinPath(f.path, name), k)
+		}
+	}
+	return labels
 }
