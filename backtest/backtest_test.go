@@ -124,6 +124,18 @@ func TestAlerts(t *testing.T) {
 			want:      map[slo.Severity]interval{slo.SeverityPage: {5 * time.Minute, time.Hour}, slo.SeverityTicket: {5 * time.Minute, 6*time.Hour + 30*time.Minute}},
 		},
 		{
+			// Sloth AlertWindows: page windows of 30m/5m and 1h/10m
+			// resolve 10 minutes after the outage instead of 30.
+			name: "custom alert windows",
+			edit: func(o *slo.SLO) {
+				o.Alerting.Tiers = append([]slo.BurnTier{
+					{Severity: slo.SeverityPage, Long: 30 * time.Minute, Short: 5 * time.Minute, Factor: 1},
+					{Severity: slo.SeverityPage, Long: time.Hour, Short: 10 * time.Minute, Factor: 1},
+				}, slo.BurnTiers(o.Window)[2:]...)
+			},
+			want: map[slo.Severity]interval{slo.SeverityPage: {5 * time.Minute, 40 * time.Minute}, slo.SeverityTicket: {5 * time.Minute, 6*time.Hour + 30*time.Minute}},
+		},
+		{
 			name: "ticket disabled",
 			edit: func(o *slo.SLO) { o.Alerting.Ticket.Enabled = false },
 			want: map[slo.Severity]interval{slo.SeverityPage: {5 * time.Minute, time.Hour}},
