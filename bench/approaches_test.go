@@ -128,16 +128,16 @@ func TestQueryBuilders(t *testing.T) {
 		}
 	}
 
-	sloth, err := ruleSchedules(set, rules.StyleSloth)
+	windows, err := ruleSchedules(set, rules.StyleWindows)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 8 window ratios, objective, budget, budget remaining, 2 alerts.
-	if len(sloth) != 1 || sloth[0].every != 1 || len(sloth[0].queries) != 13*3 {
-		t.Fatalf("sloth schedules %+v, want 39 rules every cycle", summarize(sloth))
+	if len(windows) != 1 || windows[0].every != 1 || len(windows[0].queries) != 13*3 {
+		t.Fatalf("windows schedules %+v, want 39 rules every cycle", summarize(windows))
 	}
-	if n := countWithData(sloth[0].queries); n != 10*3 {
-		t.Errorf("%d sloth rules read data, want 30", n)
+	if n := countWithData(windows[0].queries); n != 10*3 {
+		t.Errorf("%d windows rules read data, want 30", n)
 	}
 
 	buckets, err := ruleSchedules(set, rules.StyleBuckets)

@@ -50,7 +50,7 @@ var approaches = []approach{
 	{"slices", measureSlices},
 	{"slices-unbatched", measureSlicesUnbatched},
 	{"naive", measureNaive},
-	{"sloth", measureSloth},
+	{"windows", measureWindows},
 	{"buckets", measureBuckets},
 }
 
@@ -86,9 +86,10 @@ func (c cost) scaled(f float64) cost {
 //     queries cannot be grouped;
 //   - naive: the errors and total templates of every window, queried whole
 //     every cycle (16 instant queries per SLO);
-//   - sloth: every expression of `slogate rules --style sloth` (window
+//   - windows: every expression of `slogate rules --style windows` (window
 //     ratios, objective, budget, alerts) as an instant query, which is what
-//     rule evaluation costs Prometheus each interval;
+//     rule evaluation costs Prometheus each interval (the per-window rules
+//     of Sloth, without its shortcut for the 30d window);
 //   - buckets: every expression of `slogate rules --style buckets`: the
 //     window and alert groups every cycle, the 5m bucket group every ten
 //     cycles (its cost divided by ten), reading a month of backfilled
@@ -260,8 +261,8 @@ func measureNaive(b *testing.B, c *statClient, set *slo.Set) cost {
 	})
 }
 
-func measureSloth(b *testing.B, c *statClient, set *slo.Set) cost {
-	return measureRules(b, c, set, rules.StyleSloth)
+func measureWindows(b *testing.B, c *statClient, set *slo.Set) cost {
+	return measureRules(b, c, set, rules.StyleWindows)
 }
 
 func measureBuckets(b *testing.B, c *statClient, set *slo.Set) cost {

@@ -199,13 +199,13 @@ func checkRecorded(t *testing.T, o *slo.SLO, st evaluator.SLOStatus, windows []t
 	}
 }
 
-// TestSlothRulesMatchEvaluator loads the Sloth-style rules into a real
+// TestWindowsRulesMatchEvaluator loads the windows-style rules into a real
 // Prometheus over 30 days of history and checks that what Prometheus
 // records agrees with slogate's own evaluation.
-func TestSlothRulesMatchEvaluator(t *testing.T) {
+func TestWindowsRulesMatchEvaluator(t *testing.T) {
 	tr, dataDir, set := history(t)
 	path := filepath.Join(t.TempDir(), "slogate.rules.yml")
-	writeRules(t, path, set, rules.StyleSloth)
+	writeRules(t, path, set, rules.StyleWindows)
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir, RuleFiles: []string{path}, EvaluationInterval: time.Second})
 	compareWithEvaluator(t, prom, tr, set)
 }

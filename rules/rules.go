@@ -2,13 +2,14 @@
 // alerting rules, for teams that want Prometheus itself to record the SLIs
 // and fire the burn-rate alerts (alongside or instead of slogate serve).
 //
-// Two styles are generated:
+// Three styles are generated:
 //
-//   - StyleSloth records the error ratio of every window directly from the
-//     indicator queries, as Sloth does: slo:sli_error:ratio_rate<window>.
-//     Long windows (30d) are expensive for Prometheus to evaluate, but the
-//     numbers are exact and the groups run at the global evaluation
-//     interval.
+//   - StyleWindows (the default) records the error ratio of every window
+//     directly from the indicator queries, with slogate's arithmetic
+//     (summed queries, a missing numerator counting as no errors):
+//     slo:sli_error:ratio_rate<window>. Long windows (30d) are expensive
+//     for Prometheus to evaluate, but the numbers are exact and the groups
+//     run at the global evaluation interval.
 //   - StyleBuckets records the bad and total events of the last five
 //     minutes, slo:sli_events:increase5m{type="bad"|"total"}, in a group
 //     evaluated every 5m, and computes every window as the sum of those
@@ -17,12 +18,19 @@
 //     traffic, at the price of a 5-minute resolution; windows only become
 //     right once the buckets cover them (30 days after the rules start,
 //     unless the buckets are backfilled with promtool).
+//   - StyleSloth writes what Sloth generates for the same SLOs: its group
+//     names, its labels (sloth_id, sloth_service, sloth_slo, sloth_window,
+//     sloth_severity), its metadata series and sloth_slo_info, its SLI
+//     expressions (the period's ratio averaged from the 5m one) and its
+//     alert expressions, so that Sloth's dashboards and the Alertmanager
+//     routes of Sloth users keep working. See sloth.go for what it does
+//     not reproduce.
 //
-// Both styles record the same series names (slo:sli_error:ratio_rate<w>,
-// slo:objective:ratio, slo:error_budget:ratio,
-// slo:error_budget_remaining:ratio) with the labels slo, service and the
-// SLO's own labels, and the same multi-window multi-burn-rate alerts, so
-// dashboards and alert routes work with either.
+// The windows and buckets styles record the same series names
+// (slo:sli_error:ratio_rate<w>, slo:objective:ratio,
+// slo:error_budget:ratio, slo:error_budget_remaining:ratio) with the
+// labels slo, service and the SLO's own labels, and the same multi-window
+// multi-burn-rate alerts, so dashboards and alert routes work with either.
 package rules
 
 import (
@@ -45,16 +53,18 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-// Style selects how the SLI windows are recorded.
+// Style selects how the SLI windows are recorded and how the series are
+// named.
 type Style string
 
 const (
+	StyleWindows Style = "windows"
 	StyleSloth   Style = "sloth"
 	StyleBuckets Style = "buckets"
 )
 
 // Styles are the accepted styles, the default first.
-var Styles = []Style{StyleSloth, StyleBuckets}
+var Styles = []Style{StyleWindows, StyleSloth, StyleBuckets}
 
 // ErrInternal marks a generated rule that Prometheus would refuse: a bug in
 // slogate, never a problem of the definitions (the loader validated them).
@@ -84,25 +94,37 @@ const (
 
 // Options configure Generate.
 type Options struct {
-	Style Style // default StyleSloth
+	Style Style // default StyleWindows
 }
 
 // Generate returns the rule groups for every SLO of set, in the order of
 // the set: per SLO a recording group slogate-<slo> (plus
 // slogate-<slo>:buckets in the bucket style) and, when the SLO alerts, an
-// alerting group slogate-<slo>:alerts. Every expression is parsed before
-// it is returned; a failure wraps ErrInternal.
+// alerting group slogate-<slo>:alerts; in the Sloth style Sloth's three
+// groups (slothGroups). Every expression is parsed before it is returned;
+// a failure wraps ErrInternal.
 func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 	if opts.Style == "" {
-		opts.Style = StyleSloth
+		opts.Style = StyleWindows
 	}
-	if opts.Style != StyleSloth && opts.Style != StyleBuckets {
-		return nil, fmt.Errorf("unknown rule style %q; use sloth or buckets", opts.Style)
+	if !slices.Contains(Styles, opts.Style) {
+		return nil, fmt.Errorf("unknown rule style %q; use %s", opts.Style, StyleNames())
+	}
+	if opts.Style == StyleSloth {
+		if err := checkSlothIDs(set); err != nil {
+			return nil, err
+		}
 	}
 	out := &rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{}}
 	var errs []error
 	for _, o := range set.SLOs {
-		groups, err := sloGroups(o, opts.Style)
+		var groups []rulefmt.RuleGroup
+		var err error
+		if opts.Style == StyleSloth {
+			groups, err = slothGroups(o)
+		} else {
+			groups, err = sloGroups(o, opts.Style)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -111,6 +133,9 @@ func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if opts.Style == StyleSloth {
+		slothDistinctAlerts(out.Groups, set)
 	}
 	if err := checkExprs(out); err != nil {
 		return nil, err
@@ -129,7 +154,7 @@ func Render(set *slo.Set, opts Options) ([]byte, error) {
 	var buf bytes.Buffer
 	style := opts.Style
 	if style == "" {
-		style = StyleSloth
+		style = StyleWindows
 	}
 	fmt.Fprintf(&buf, "# Generated by slogate rules --style %s: Prometheus recording and alerting\n", style)
 	buf.WriteString("# rules equivalent to the SLO definitions. Do not edit; regenerate instead.\n")
@@ -174,8 +199,17 @@ func checkExprs(groups *rulefmt.RuleGroups) error {
 	return errors.Join(errs...)
 }
 
+// StyleNames lists the styles for messages: "windows, sloth or buckets".
+func StyleNames() string {
+	names := make([]string, len(Styles))
+	for i, s := range Styles {
+		names[i] = string(s)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // ErrorRatioQuery is the PromQL error ratio of an SLO over window w, the
-// expression recorded as slo:sli_error:ratio_rate<w> in the Sloth style.
+// expression recorded as slo:sli_error:ratio_rate<w> in the windows style.
 func ErrorRatioQuery(o *slo.SLO, w time.Duration) (string, error) {
 	s, err := newSLI(o)
 	if err != nil {
@@ -226,7 +260,7 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 		groups = append(groups, rulefmt.RuleGroup{Name: groupName(o) + ":buckets", Interval: bucketInterval, Rules: buckets})
 		windows = bucketWindowRules(s)
 	default:
-		if windows, err = slothWindowRules(s); err != nil {
+		if windows, err = windowRules(s); err != nil {
 			return nil, err
 		}
 	}

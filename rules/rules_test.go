@@ -73,8 +73,8 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestPromtoolCheckRules runs the real promtool over the rules of both
-// styles; its lint also catches duplicate rules across SLOs.
+// TestPromtoolCheckRules runs the real promtool over the rules of every
+// style; its lint also catches duplicate rules across SLOs.
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := testenv.Binary(t, "promtool")
 	for _, gc := range goldenCases {
@@ -291,7 +291,7 @@ func TestRecordedWindows(t *testing.T) {
 func TestBudgetRules(t *testing.T) {
 	o := ratioSLO("x", slo.Indicator{Raw: &slo.RawIndicator{ErrorRatio: `1 - avg_over_time(up[{{.window}}])`}})
 	o.Objective = 99.95
-	groups, err := rules.Generate(&slo.Set{SLOs: []*slo.SLO{o}}, rules.Options{Style: rules.StyleSloth})
+	groups, err := rules.Generate(&slo.Set{SLOs: []*slo.SLO{o}}, rules.Options{Style: rules.StyleWindows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestGroupNamesNeverCollide(t *testing.T) {
 	for _, name := range []string{"api", "api-alerts", "api-buckets", "api-alerts-alerts"} {
 		slos = append(slos, ratioSLO(name, ind))
 	}
-	for _, style := range []rules.Style{rules.StyleSloth, rules.StyleBuckets} {
+	for _, style := range rules.Styles {
 		out, err := rules.Render(&slo.Set{SLOs: slos}, rules.Options{Style: style})
 		if err != nil {
 			t.Fatalf("style %s: %v", style, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -23,39 +24,54 @@ that records each SLO's error ratios and budget and fires its multi-window
 multi-burn-rate alerts, for Prometheus to evaluate them itself. Hypotheses
 and experiments have no rule equivalent and are ignored.
 
-Per SLO there is a recording group slogate-<slo> and an alerting group
-slogate-<slo>:alerts. Recorded series carry the labels slo, service and the
-SLO's labels:
+--style picks the layout:
 
-  slo:sli_error:ratio_rate<window>   error ratio over 5m, 30m, 1h, 2h, 6h,
-                                     1d, 3d and the SLO window
-  slo:objective:ratio                objective as a ratio (0.999)
-  slo:error_budget:ratio             1 - objective
-  slo:error_budget_remaining:ratio   1 - ratio over the SLO window / budget
+  windows  (default) per SLO a recording group slogate-<slo> and an alerting
+           group slogate-<slo>:alerts. Recorded series carry the labels slo,
+           service and the SLO's labels:
 
---style picks how the windows are computed:
+             slo:sli_error:ratio_rate<window>   error ratio over 5m, 30m, 1h,
+                                                2h, 6h, 1d, 3d and the window
+             slo:objective:ratio                objective as a ratio (0.999)
+             slo:error_budget:ratio             1 - objective
+             slo:error_budget_remaining:ratio   1 - window ratio / budget
 
-  sloth    (default) each window straight from the indicator queries, like
-           Sloth; exact, but Prometheus reads the whole window (a month of
-           samples for a 30d SLO) at every evaluation. The groups run at the
-           global evaluation_interval.
-  buckets  slo:sli_events:increase5m{type="bad"|"total"}, the events of the
-           last 5 minutes, recorded by a group slogate-<slo>:buckets that runs
-           every 5m; every window is a sum_over_time of those buckets, in
-           groups that run every 30s. Cheap whatever the traffic, 5-minute
-           resolution, and a window is only complete once the buckets cover
-           it (30 days after loading for a 30d SLO, unless backfilled with
-           promtool tsdb create-blocks-from rules).
+           Each window comes straight from the indicator queries, with
+           slogate's arithmetic (the numbers slogate serve computes); exact,
+           but Prometheus reads the whole window (a month of samples for a
+           30d SLO) at every evaluation.
+  buckets  the series of windows, from slo:sli_events:increase5m{type="bad"|
+           "total"}, the events of the last 5 minutes, recorded by a group
+           slogate-<slo>:buckets that runs every 5m; every window is a
+           sum_over_time of those buckets, in groups that run every 30s.
+           Cheap whatever the traffic, 5-minute resolution, and a window is
+           only complete once the buckets cover it (30 days after loading for
+           a 30d SLO, unless backfilled with promtool tsdb
+           create-blocks-from rules).
+  sloth    what Sloth generates for the same SLOs, for Sloth's dashboards and
+           the alert routes of teams coming from Sloth: the groups
+           sloth-slo-sli-recordings-<id>, sloth-slo-meta-recordings-<id> and
+           sloth-slo-alerts-<id>, the labels sloth_id (<service>-<name>),
+           sloth_service, sloth_slo, sloth_window and sloth_severity, Sloth's
+           metadata series (slo:time_period:days, slo:current_burn_rate:ratio,
+           slo:period_burn_rate:ratio, slo:period_error_budget_remaining:ratio,
+           sloth_slo_info) and its expressions: the queries as written, the
+           SLO window's ratio averaged from the 5m ratios.
+
+The windows and sloth groups run at the global evaluation_interval; in the
+sloth style, an SLO's rule intervals (Sloth's rule_intervals plugin,
+spec.rules.intervals) set those of its three groups.
 
 Diagnostics of the definitions go to stderr; with errors nothing is written
 and the exit code is 1. The output passes promtool check rules.`,
 		Example: `  slogate rules examples/definitions > slogate.rules.yml
-  slogate rules slos/ --style buckets --output /etc/prometheus/rules/slogate.yml`,
+  slogate rules slos/ --style buckets --output /etc/prometheus/rules/slogate.yml
+  slogate rules sloth-specs/ --style sloth > sloth.rules.yml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := rules.Style(style)
-			if st != rules.StyleSloth && st != rules.StyleBuckets {
-				return fmt.Errorf("--style: unknown style %q; use sloth or buckets", style)
+			if !slices.Contains(rules.Styles, st) {
+				return fmt.Errorf("--style: unknown style %q; use %s", style, rules.StyleNames())
 			}
 			set, diags := lf.load(args)
 			stderr := cmd.ErrOrStderr()
@@ -80,7 +96,7 @@ and the exit code is 1. The output passes promtool check rules.`,
 			return writeFileAtomic(output, out)
 		},
 	}
-	cmd.Flags().StringVar(&style, "style", string(rules.StyleSloth), "how windows are recorded: sloth or buckets")
+	cmd.Flags().StringVar(&style, "style", string(rules.StyleWindows), "layout of the rules: "+rules.StyleNames())
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the rules to this file instead of stdout (replaced atomically)")
 	lf.register(cmd.Flags())
 	return cmd

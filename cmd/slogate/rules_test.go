@@ -17,6 +17,10 @@ func TestRulesCommand(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
+	windows, err := rules.Render(set, rules.Options{Style: rules.StyleWindows})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sloth, err := rules.Render(set, rules.Options{Style: rules.StyleSloth})
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +40,15 @@ func TestRulesCommand(t *testing.T) {
 		noStdout   bool
 		stderrNone bool
 	}{
-		{name: "default style to stdout", args: []string{"rules", defs + "/good"}, stdout: sloth, stderrNone: true},
+		{name: "default style to stdout", args: []string{"rules", defs + "/good"}, stdout: windows, stderrNone: true},
 		{name: "buckets", args: []string{"rules", "--style", "buckets", defs + "/good"}, stdout: buckets},
-		{name: "to a file", args: []string{"rules", "-o", outFile, defs + "/good"}, file: sloth, noStdout: true},
+		{name: "sloth", args: []string{"rules", "--style", "sloth", defs + "/good"}, stdout: sloth},
+		{name: "to a file", args: []string{"rules", "-o", outFile, defs + "/good"}, file: windows, noStdout: true},
 		{name: "errors in the definitions", args: []string{"rules", defs + "/bad/bad-promql.yaml"}, code: 1, noStdout: true,
 			stderrHas: "bad-promql.yaml:"},
 		{name: "warnings go to stderr", args: []string{"rules", defs + "/bad/objective-ratio.yaml"}, stderrHas: "warning:"},
 		{name: "unknown style", args: []string{"rules", "--style", "pyrra", defs + "/good"}, code: 1, noStdout: true,
-			stderrHas: `unknown style "pyrra"`},
+			stderrHas: `unknown style "pyrra"; use windows, sloth or buckets`},
 		{name: "hypotheses are ignored", args: []string{"rules", defs + "/good/hypotheses.yaml", defs + "/good/slos.yaml"}, stderrNone: true},
 	}
 	for _, tt := range tests {
