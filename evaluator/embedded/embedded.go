@@ -16,6 +16,10 @@ import (
 	"github.com/slogate/slogate/query"
 )
 
+// defaultEvaluationInterval is Prometheus's global evaluation_interval
+// when its configuration sets none.
+const defaultEvaluationInterval = time.Minute
+
 // Querier runs PromQL on a storage.Queryable.
 type Querier struct {
 	engine  *promql.Engine
@@ -45,6 +49,10 @@ func New(opts Options) (*Querier, error) {
 		LookbackDelta:        5 * time.Minute,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
+		// A subquery without a step ([30m:]) is evaluated at the global
+		// evaluation_interval, 1m by default; the engine has no default
+		// and dereferences nil without one.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return defaultEvaluationInterval.Milliseconds() },
 	})
 	return &Querier{engine: eng, storage: opts.Storage, timeout: opts.Timeout}, nil
 }
