@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/slogate/slogate/evaluator"
@@ -177,59 +178,87 @@ func compareHistoryAt(t *testing.T, set *slo.Set, end time.Time) hourResult {
 	return res
 }
 
-// recordRules evaluates the recording rules of set in style as a
-// Prometheus that had run them all along would have recorded them by at,
-// over the history in raw, into a storage of its own: the bucket style's
-// 5m event buckets at every 5 minutes since from (range queries, as
-// TestBucketRulesMatchEvaluator backfills them), then every other
-// recording rule once at at, group by group and rule by rule, each result
-// stored before the next rule reads it. It returns a querier over the
-// history and the recordings.
+// recordRules evaluates the rules of set in style as a Prometheus that had
+// run them all along would have recorded them by at, over the history in
+// raw (recordGroups), and returns a querier over the history and the
+// recordings.
 func recordRules(t *testing.T, raw storage.Queryable, set *slo.Set, style rules.Style, from, at time.Time) evaluator.Querier {
 	t.Helper()
 	groups, err := rules.Generate(set, rules.Options{Style: style})
 	if err != nil {
 		t.Fatal(err)
 	}
+	q, _ := recordGroups(t, raw, groups, from, at)
+	return q
+}
+
+// recordGroups evaluates groups as a Prometheus that had run them all
+// along would have by at, over the history in raw, into a storage of its
+// own: the recording rules whose series other rules read over a range (the
+// bucket style's 5m event buckets, the Sloth style's 5m ratio) at every
+// interval of their group since from (range queries, as
+// TestBucketRulesMatchEvaluator backfills them; 1m, Prometheus's default,
+// for a group without interval), then every other recording rule once at
+// at, group by group and rule by rule, each result stored before the next
+// rule reads it, and the alerting rules' expressions at at.
+//
+// It returns a querier over the history and the recordings, and what the
+// rules give at at by series: the recorded ones, and for alerts
+// ALERTS{alertname=...} with the alert's labels and its value.
+func recordGroups(t *testing.T, raw storage.Queryable, groups *rulefmt.RuleGroups, from, at time.Time) (evaluator.Querier, map[string]float64) {
+	t.Helper()
 	rec := testenv.NewMemStorage()
-	q, err := embedded.New(embedded.Options{Storage: mergedStorage{raw, rec}})
+	q, err := embedded.New(embedded.Options{Storage: mergedStorage{raw, rec}, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	// record stores a result the way Prometheus's recording rules do: the
-	// rule's name and labels replace the result's.
-	record := func(r rulefmt.Rule, m model.Metric, ts model.Time, v model.SampleValue) {
+	results := map[string]float64{}
+	// result labels a result the way Prometheus's rules do: the rule's
+	// name and labels replace the result's.
+	result := func(r rulefmt.Rule, m model.Metric) labels.Labels {
 		b := labels.NewBuilder(labels.EmptyLabels())
 		for k, v := range m {
 			b.Set(string(k), string(v))
 		}
 		b.Set(model.MetricNameLabel, r.Record)
+		if r.Alert != "" {
+			b.Set(model.MetricNameLabel, "ALERTS")
+			b.Set(model.AlertNameLabel, r.Alert)
+		}
 		for k, v := range r.Labels {
 			b.Set(k, v)
 		}
-		rec.Add(b.Labels(), int64(ts), float64(v))
+		return b.Labels()
 	}
-
+	ranged := rangedSeries(t, groups)
 	for _, g := range groups.Groups {
+		step := time.Duration(g.Interval)
+		if step == 0 {
+			step = time.Minute
+		}
 		for _, r := range g.Rules {
-			if r.Record != rules.EventsMetric {
+			if r.Record == "" || !ranged[r.Record] {
 				continue
 			}
-			v, err := q.QueryRange(ctx, r.Expr, evaluator.Range{Start: from, End: at, Step: time.Duration(g.Interval)})
+			v, err := q.QueryRange(ctx, r.Expr, evaluator.Range{Start: from, End: at, Step: step})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, s := range v.(model.Matrix) {
+				ls := result(r, s.Metric)
 				for _, p := range s.Values {
-					record(r, s.Metric, p.Timestamp, p.Value)
+					rec.Add(ls, int64(p.Timestamp), float64(p.Value))
+					if p.Timestamp.Time().Equal(at) {
+						results[ls.String()] = float64(p.Value)
+					}
 				}
 			}
 		}
 	}
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
-			if r.Record == "" || r.Record == rules.EventsMetric {
+			if ranged[r.Record] {
 				continue
 			}
 			v, err := q.Query(ctx, r.Expr, at)
@@ -237,11 +266,37 @@ func recordRules(t *testing.T, raw storage.Queryable, set *slo.Set, style rules.
 				t.Fatal(err)
 			}
 			for _, s := range v.(model.Vector) {
-				record(r, s.Metric, model.TimeFromUnixNano(at.UnixNano()), s.Value)
+				ls := result(r, s.Metric)
+				if r.Record != "" {
+					rec.Add(ls, at.UnixMilli(), float64(s.Value))
+				}
+				results[ls.String()] = float64(s.Value)
 			}
 		}
 	}
-	return q
+	return q, results
+}
+
+// rangedSeries are the names of the series the expressions of groups read
+// over a range.
+func rangedSeries(t *testing.T, groups *rulefmt.RuleGroups) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			e, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+				if m, ok := n.(*parser.MatrixSelector); ok {
+					names[m.VectorSelector.(*parser.VectorSelector).Name] = true
+				}
+				return nil
+			})
+		}
+	}
+	return names
 }
 
 // mergedStorage queries several storages as one.
