@@ -222,8 +222,10 @@ func ErrorRatioQuery(o *slo.SLO, w time.Duration) (string, error) {
 	return e.String(), nil
 }
 
-// RecordedWindows are the windows recorded for an SLO: those slogate
-// evaluates (slo.Windows) and those its burn-rate tiers read, ascending.
+// RecordedWindows are the windows recorded for an SLO in the windows and
+// buckets styles: those slogate evaluates (slo.Windows) and those its
+// burn-rate tiers read (o.Tiers: the workbook's, or Sloth AlertWindows of
+// its period), ascending.
 func RecordedWindows(o *slo.SLO) []time.Duration {
 	seen := map[time.Duration]bool{}
 	var out []time.Duration
@@ -236,7 +238,7 @@ func RecordedWindows(o *slo.SLO) []time.Duration {
 	for _, w := range slo.Windows(o.Window) {
 		add(w)
 	}
-	for _, t := range slo.BurnTiers(o.Window) {
+	for _, t := range o.Tiers() {
 		add(t.Long)
 		add(t.Short)
 	}
@@ -264,13 +266,16 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 			return nil, err
 		}
 	}
-	rec := rulefmt.RuleGroup{Name: groupName(o), Rules: append(windows, metaRules(o)...)}
+	// The SLO's rule intervals (Sloth's rule_intervals) apply here as to
+	// Sloth's groups, the SLI one to the recording group; the bucket
+	// style's intervals are part of its arithmetic and stay.
+	rec := rulefmt.RuleGroup{Name: groupName(o), Interval: model.Duration(o.RuleIntervals.SLIError), Rules: append(windows, metaRules(o)...)}
 	if style == StyleBuckets {
 		rec.Interval = readInterval
 	}
 	groups = append(groups, rec)
 	if alerts := alertRules(o); len(alerts) > 0 {
-		g := rulefmt.RuleGroup{Name: groupName(o) + ":alerts", Rules: alerts}
+		g := rulefmt.RuleGroup{Name: groupName(o) + ":alerts", Interval: model.Duration(o.RuleIntervals.Alert), Rules: alerts}
 		if style == StyleBuckets {
 			g.Interval = readInterval
 		}
@@ -350,7 +355,7 @@ func alertRules(o *slo.SLO) []rulefmt.Rule {
 		}
 		var cond parser.Expr
 		var conds []string
-		for _, t := range slo.BurnTiers(o.Window) {
+		for _, t := range o.Tiers() {
 			if t.Severity != sev {
 				continue
 			}

@@ -426,3 +426,47 @@ func TestGroupNamesNeverCollide(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnTiersAndIntervals: the windows and buckets styles record the
+// windows of the SLO's own burn-rate tiers (Sloth AlertWindows) and alert
+// with their factors, as the evaluator does; the windows style takes the
+// SLO's rule intervals, the bucket style keeps its own.
+func TestOwnTiersAndIntervals(t *testing.T) {
+	day := 24 * time.Hour
+	o := ratioSLO("x", slo.Indicator{Ratio: &slo.RatioIndicator{Errors: `sum(rate(e[{{.window}}]))`, Total: `sum(rate(t[{{.window}}]))`}})
+	o.Window = 7 * day
+	o.Alerting.Tiers = []slo.BurnTier{
+		{Severity: slo.SeverityPage, Short: 10 * time.Minute, Long: 2 * time.Hour, Factor: 13.44, Budget: 0.16},
+		{Severity: slo.SeverityPage, Short: 30 * time.Minute, Long: 6 * time.Hour, Factor: 3.5, Budget: 0.125},
+		{Severity: slo.SeverityTicket, Short: 2 * time.Hour, Long: day, Factor: 1.4, Budget: 0.2},
+		{Severity: slo.SeverityTicket, Short: 12 * time.Hour, Long: 4 * day, Factor: 0.98, Budget: 0.56},
+	}
+	o.RuleIntervals = slo.RuleIntervals{SLIError: time.Minute, Metadata: 5 * time.Minute, Alert: 30 * time.Second}
+	var windows []string
+	for _, w := range rules.RecordedWindows(o) {
+		windows = append(windows, strings.TrimPrefix(rules.SLIErrorMetric(w), rules.SLIErrorPrefix))
+	}
+	if got, want := strings.Join(windows, " "), "5m 10m 30m 1h 2h 6h 12h 1d 3d 4d 1w"; got != want {
+		t.Errorf("windows %s, want %s", got, want)
+	}
+	for _, tt := range []struct {
+		style     rules.Style
+		intervals string
+	}{{rules.StyleWindows, "1m 30s"}, {rules.StyleBuckets, "5m 30s 30s"}} {
+		groups, err := rules.Generate(&slo.Set{SLOs: []*slo.SLO{o}}, rules.Options{Style: tt.style})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var intervals []string
+		for _, g := range groups.Groups {
+			intervals = append(intervals, g.Interval.String())
+		}
+		if got := strings.Join(intervals, " "); got != tt.intervals {
+			t.Errorf("%s: intervals %s, want %s", tt.style, got, tt.intervals)
+		}
+		page := findGroup(groups, "slogate-x:alerts").Rules[0].Expr
+		if !strings.Contains(page, `slo:sli_error:ratio_rate10m{service="shop",slo="x"} > (13.44 * 0.001)`) {
+			t.Errorf("%s: page alert %s: want the SLO's own tiers", tt.style, page)
+		}
+	}
+}

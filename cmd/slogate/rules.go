@@ -58,9 +58,13 @@ and experiments have no rule equivalent and are ignored.
            sloth_slo_info) and its expressions: the queries as written, the
            SLO window's ratio averaged from the 5m ratios.
 
-The windows and sloth groups run at the global evaluation_interval; in the
-sloth style, an SLO's rule intervals (Sloth's rule_intervals plugin,
-spec.rules.intervals) set those of its three groups.
+The windows and sloth groups run at the global evaluation_interval unless
+the SLO sets rule intervals (Sloth's rule_intervals plugin,
+spec.rules.intervals): the sloth style applies them to its three groups, the
+windows style its sliError interval to the recording group and its alert
+interval to the alerting group; the bucket style keeps its own. Burn-rate
+windows and factors are the SLO's: Sloth AlertWindows of its window, or the
+SRE workbook's.
 
 Diagnostics of the definitions go to stderr; with errors nothing is written
 and the exit code is 1. The output passes promtool check rules.`,
