@@ -27,6 +27,8 @@ package rules
 //     the native histogram's 1 - histogram_fraction;
 //   - OpenSLO SLOs alert like any other (Sloth's OpenSLO reader turns the
 //     alerts off, slogate alerts on every SLO that does not);
+//   - alerting rules that would be alike get the SLO's labels
+//     (slothDistinctAlerts), and two SLOs with one sloth_id are refused;
 //   - Sloth's SLI plugins, and its SLO plugins other than rule_intervals and
 //     info_labels, are not run (the loader says so).
 
