@@ -161,7 +161,10 @@ func Render(set *slo.Set, opts Options) ([]byte, error) {
 	if err := Write(&buf, groups); err != nil {
 		return nil, err
 	}
-	if _, errs := rulefmt.Parse(buf.Bytes(), false, model.LegacyValidation, promql, slog.New(slog.DiscardHandler)); len(errs) > 0 {
+	// Label names as Prometheus 3 takes them: the loader keeps every name
+	// to the legacy rules but those of sloth_slo_info, which Sloth's own
+	// example spells plug-l1 (and warns about them).
+	if _, errs := rulefmt.Parse(buf.Bytes(), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler)); len(errs) > 0 {
 		// Annotations are the user's Go templates, which Prometheus checks
 		// too; anything else is slogate's fault.
 		msgs := make([]string, len(errs))

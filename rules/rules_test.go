@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,10 +75,16 @@ func TestGolden(t *testing.T) {
 }
 
 // TestPromtoolCheckRules runs the real promtool over the rules of every
-// style; its lint also catches duplicate rules across SLOs.
+// style, for the test and example definitions and Sloth's examples (whose
+// own generated rules promtool refuses for one of them); its lint also
+// catches duplicate rules across SLOs.
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := testenv.Binary(t, "promtool")
-	for _, gc := range goldenCases {
+	cases := slices.Clone(goldenCases)
+	for _, example := range slothExamples {
+		cases = append(cases, struct{ name, path string }{"sloth-" + example, filepath.Join(slothCompatDir, example+".yml")})
+	}
+	for _, gc := range cases {
 		for _, style := range rules.Styles {
 			t.Run(gc.name+"-"+string(style), func(t *testing.T) {
 				out, err := rules.Render(load(t, gc.path), rules.Options{Style: style})
