@@ -40,14 +40,14 @@ and experiments have no rule equivalent and are ignored.
            slogate's arithmetic (the numbers slogate serve computes); exact,
            but Prometheus reads the whole window (a month of samples for a
            30d SLO) at every evaluation.
-  buckets  the series of windows, from slo:sli_events:increase5m{type="bad"|
-           "total"}, the events of the last 5 minutes, recorded by a group
-           slogate-<slo>:buckets that runs every 5m; every window is a
-           sum_over_time of those buckets, in groups that run every 30s.
-           Cheap whatever the traffic, 5-minute resolution, and a window is
-           only complete once the buckets cover it (30 days after loading for
-           a 30d SLO, unless backfilled with promtool tsdb
-           create-blocks-from rules).
+  buckets  the same series as windows, computed from
+           slo:sli_events:increase5m{type="bad"|"total"}, the events of the
+           last 5 minutes, recorded by a group slogate-<slo>:buckets that runs
+           every 5m; every window is a sum_over_time of those buckets, in
+           groups that run every 30s. Cheap whatever the traffic, 5-minute
+           resolution, and a window is only complete once the buckets cover
+           it (30 days after loading for a 30d SLO, unless backfilled with
+           promtool tsdb create-blocks-from rules).
   sloth    what Sloth generates for the same SLOs, for Sloth's dashboards and
            the alert routes of teams coming from Sloth: the groups
            sloth-slo-sli-recordings-<id>, sloth-slo-meta-recordings-<id> and
