@@ -87,20 +87,32 @@ const (
 // name slogate gives the SLOs it reads from Sloth specs (o.Source.Name then
 // holds Sloth's name); the SLOs of other formats get theirs the same way,
 // "<service>-<slogate name>", as if they had been written in a Sloth spec
-// (an OpenSLO v1alpha SLO then gets the id Sloth gives it too).
+// (an OpenSLO v1alpha SLO then gets the id Sloth gives it too). A native
+// SLO named "<service>-<name>" already is Sloth's id: that is how `slogate
+// convert` names a Sloth SLO, so a converted spec keeps its series.
 func SlothID(o *slo.SLO) string {
-	if o.Source.Name != "" || o.Service == "" {
+	if o.Source.Name != "" || o.Service == "" || convertedSloth(o) {
 		return o.Name
 	}
 	return o.Service + "-" + o.Name
 }
 
-// slothName is the sloth_slo of o: its name in its Sloth spec, or its name.
+// slothName is the sloth_slo of o: its name in its Sloth spec, or its name
+// (without the service prefix of a converted Sloth SLO).
 func slothName(o *slo.SLO) string {
-	if o.Source.Name != "" {
+	switch {
+	case o.Source.Name != "":
 		return o.Source.Name
+	case convertedSloth(o):
+		return strings.TrimPrefix(o.Name, o.Service+"-")
 	}
 	return o.Name
+}
+
+// convertedSloth reports whether o is a native SLO named the way `slogate
+// convert` names a Sloth SLO, "<service>-<name>".
+func convertedSloth(o *slo.SLO) bool {
+	return o.Source.Format == slo.FormatNative && o.Service != "" && strings.HasPrefix(o.Name, o.Service+"-") && len(o.Name) > len(o.Service)+1
 }
 
 // slothIDLabels identify the series of o, as Sloth's filters do.

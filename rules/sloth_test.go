@@ -53,6 +53,10 @@ func TestSlothNames(t *testing.T) {
 			wantID: "myservice-requests", wantSLO: "requests", spec: "sloth.slok.dev/v1", mode: "cli-gen-k8s"},
 		{name: "requests", source: slo.Source{Format: slo.FormatNative}, service: "myservice",
 			wantID: "myservice-requests", wantSLO: "requests", spec: "slogate.dev/v1", mode: "cli-gen-prom"},
+		// A Sloth SLO after `slogate convert`: native, named <service>-<name>;
+		// it keeps the id and series it had.
+		{name: "myservice-requests", source: slo.Source{Format: slo.FormatNative}, service: "myservice",
+			wantID: "myservice-requests", wantSLO: "requests", spec: "slogate.dev/v1", mode: "cli-gen-prom"},
 		{name: "avail-0", source: slo.Source{Format: slo.FormatOpenSLOv1alpha}, service: "web",
 			wantID: "web-avail-0", wantSLO: "avail-0", spec: "openslo/v1alpha", mode: "cli-gen-openslo"},
 		{name: "avail", source: slo.Source{Format: slo.FormatOpenSLO}, service: "web",
