@@ -25,8 +25,11 @@ type constQuerier struct {
 }
 
 func (c *constQuerier) value(q string) model.SampleValue {
-	if strings.Contains(q, `code=~"5.."`) {
+	switch {
+	case strings.Contains(q, `code=~"5.."`):
 		return 1
+	case strings.HasPrefix(q, "1 - "): // a raw error ratio, between 0 and 1
+		return 0.01
 	}
 	return 100
 }

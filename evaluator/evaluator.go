@@ -381,6 +381,9 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 				name := cur.sloNames[i]
 				old := cur.slos[name]
 				err := old.tracker.apply(at, p.fetchedFor(name))
+				if qe := (*QueryError)(nil); errors.As(err, &qe) && qe.Reason == ReasonBadResult {
+					e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
+				}
 				st := sloStatus(old.tracker, old.status, at, err)
 				entries[i] = &sloEntry{status: st, tracker: old.tracker, backfilled: old.backfilled || err == nil && st.Fresh}
 			}

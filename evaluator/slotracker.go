@@ -284,6 +284,7 @@ func (t *sloTracker) store(f fetched) error {
 	r := t.ring(f.req.ring)
 	a, b := f.req.first, f.req.last
 	var series [4]*slicePoints
+	var poisoned error
 	for i, ans := range f.answers {
 		if ans.query == "" {
 			continue
@@ -291,12 +292,25 @@ func (t *sloTracker) store(f fetched) error {
 		if ans.err != nil {
 			return ans.err
 		}
+		// Event rates are finite and not negative; a raw error ratio is
+		// also at most 1.
+		most := math.Inf(1)
+		if i == 3 {
+			most = 1
+		}
 		var err error
-		if series[i], err = pointsBySlice(ans.v, r, a, b); err != nil {
+		if series[i], err = pointsBySlice(ans.v, r, a, b, most); err != nil {
 			return fmt.Errorf("query %q: %w", ans.query, err)
+		}
+		if v, ok := series[i].firstBad(); ok && poisoned == nil {
+			poisoned = &QueryError{Reason: ReasonBadResult, Query: ans.query,
+				Err: fmt.Errorf("answered %v, not a finite rate between 0 and %v: the slice is left out and asked again", v, most)}
 		}
 	}
 	for k := a; k <= b; k++ {
+		if series[0].isBad(k) || series[1].isBad(k) || series[2].isBad(k) || series[3].isBad(k) {
+			continue // missing, like a slice lost in an outage
+		}
 		var rt slo.Rates
 		rt.Bad, rt.HasBad = series[0].get(k)
 		rt.Good, rt.HasGood = series[1].get(k)
@@ -304,7 +318,7 @@ func (t *sloTracker) store(f fetched) error {
 		rt.Raw, rt.HasRaw = series[3].mean(k)
 		r.put(k, t.events.SliceCounts(r.step, rt))
 	}
-	return nil
+	return poisoned
 }
 
 // rollup builds coarse slices from complete hours of fine slices (t.mu held).
@@ -342,6 +356,22 @@ type slicePoints struct {
 	v   []float64
 	has []bool
 	n   []int // series with a value, to average raw error ratios
+	// bad marks the slices for which a series answered a value that no
+	// rate can have (±Inf, negative, above the most); badValue is the first.
+	bad      []bool
+	badValue float64
+	anyBad   bool
+}
+
+func (p *slicePoints) isBad(k int64) bool {
+	return p != nil && k >= p.a && k < p.a+int64(len(p.bad)) && p.bad[k-p.a]
+}
+
+func (p *slicePoints) firstBad() (float64, bool) {
+	if p == nil || !p.anyBad {
+		return 0, false
+	}
+	return p.badValue, true
 }
 
 func (p *slicePoints) get(k int64) (float64, bool) {
@@ -361,9 +391,14 @@ func (p *slicePoints) mean(k int64) (float64, bool) {
 	return v / float64(p.n[k-p.a]), true
 }
 
-// pointsBySlice sums the series of an instant or range answer per slice.
-func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
-	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1), n: make([]int, b-a+1)}
+// noise is how far below 0 (or above 1 for a raw ratio) an answer may be
+// and still count as 0 (1): the float error of a query that subtracts.
+const noise = 1e-9
+
+// pointsBySlice sums the series of an instant or range answer per slice;
+// values that are not a rate between 0 and most mark their slice bad.
+func pointsBySlice(v model.Value, r *ring, a, b int64, most float64) (*slicePoints, error) {
+	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1), n: make([]int, b-a+1), bad: make([]bool, b-a+1)}
 	add := func(ts model.Time, val model.SampleValue) {
 		f := float64(val)
 		if math.IsNaN(f) {
@@ -371,6 +406,19 @@ func pointsBySlice(v model.Value, r *ring, a, b int64) (*slicePoints, error) {
 		}
 		k := r.sliceOf(ts.Time())
 		if k < a || k > b {
+			return
+		}
+		// Float noise of a difference (total - good) is not a bad answer.
+		if f < 0 && f > -noise {
+			f = 0
+		} else if f > most && f < most+noise {
+			f = most
+		}
+		if math.IsInf(f, 0) || f < 0 || f > most {
+			out.bad[k-a] = true
+			if !out.anyBad {
+				out.badValue, out.anyBad = f, true
+			}
 			return
 		}
 		out.v[k-a] += f

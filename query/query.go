@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 )
@@ -68,4 +69,40 @@ func FailureReason(err error) string {
 		return ReasonCanceled
 	}
 	return ReasonOther
+}
+
+// MaxMessage bounds every backend-provided text slogate keeps or passes on
+// (errors, warnings): a misbehaving backend's 5 MB message must not end up
+// in the API, the run timeline, the alerts and the log.
+const MaxMessage = 1024
+
+// Bound cuts s to MaxMessage bytes (at a character boundary), saying how
+// much was cut.
+func Bound(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	cut := MaxMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… [%d more bytes cut]", s[:cut], len(s)-cut)
+}
+
+// boundedError is an error whose text is bounded, keeping the error it
+// stands for for errors.Is and errors.As.
+type boundedError struct {
+	msg string
+	err error
+}
+
+func (e *boundedError) Error() string { return e.msg }
+func (e *boundedError) Unwrap() error { return e.err }
+
+// BoundError returns err with its text bounded (err itself if it is short).
+func BoundError(err error) error {
+	if err == nil || len(err.Error()) <= MaxMessage {
+		return err
+	}
+	return &boundedError{msg: Bound(err.Error()), err: err}
 }

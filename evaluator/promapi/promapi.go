@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +40,9 @@ type Client struct {
 	api     v1.API
 	timeout time.Duration
 	logger  *zap.Logger
+
+	warnMu sync.Mutex
+	warned map[string]time.Time // query and warnings → last logged
 }
 
 var _ query.Querier = (*Client)(nil)
@@ -68,7 +73,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus.url %q: %w", redact.URL(opts.URL), err)
 	}
-	return &Client{api: v1.NewAPI(c), timeout: opts.Timeout, logger: opts.Logger}, nil
+	return &Client{api: v1.NewAPI(c), timeout: opts.Timeout, logger: opts.Logger, warned: map[string]time.Time{}}, nil
 }
 
 // Query runs an instant query with the client's timeout.
@@ -95,11 +100,44 @@ func (c *Client) QueryRange(ctx context.Context, query string, r query.Range) (m
 	return v, nil
 }
 
-func (c *Client) logWarnings(query string, w v1.Warnings) {
-	if len(w) > 0 {
-		c.logger.Warn("prometheus warned about a query", zap.String("query", query), zap.Strings("warnings", w))
+// logWarnings logs the warnings of an answer, bounded (MaxMessage each, at
+// most maxWarnings) and at most once per warnEvery for the same query and
+// warnings: a backend that warns on every query must not flood the log.
+func (c *Client) logWarnings(q string, w v1.Warnings) {
+	if len(w) == 0 {
+		return
 	}
+	bounded := make([]string, 0, min(len(w), maxWarnings))
+	for _, s := range w[:min(len(w), maxWarnings)] {
+		bounded = append(bounded, query.Bound(s))
+	}
+	key := q + "\x00" + strings.Join(bounded, "\x00")
+	now := time.Now()
+	c.warnMu.Lock()
+	last, seen := c.warned[key]
+	if !seen || now.Sub(last) >= warnEvery {
+		if len(c.warned) >= maxWarned {
+			clear(c.warned) // many distinct warnings: start over rather than grow
+		}
+		c.warned[key] = now
+	}
+	c.warnMu.Unlock()
+	if seen && now.Sub(last) < warnEvery {
+		return
+	}
+	fields := []zap.Field{zap.String("query", q), zap.Strings("warnings", bounded)}
+	if len(w) > maxWarnings {
+		fields = append(fields, zap.Int("more", len(w)-maxWarnings))
+	}
+	c.logger.Warn("prometheus warned about a query (repeats of it are not logged for a minute)", fields...)
 }
+
+// Limits of warning logging.
+const (
+	maxWarnings = 5
+	warnEvery   = time.Minute
+	maxWarned   = 10000
+)
 
 // classify maps client errors to failure reasons: a bad query is the user's
 // to fix, an unreachable or failing server is an outage, an answer that is
@@ -144,7 +182,7 @@ func classify(ctx context.Context, q string, err error) error {
 			reason = query.ReasonUnreachable
 		}
 	}
-	return &query.Error{Reason: reason, Query: q, Err: err}
+	return &query.Error{Reason: reason, Query: q, Err: query.BoundError(err)}
 }
 
 type headerRoundTripper struct {
