@@ -410,6 +410,12 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 		for i, q := range p.probes[h.Name] {
 			if q != nil {
 				results[i] = Classify(q.v, q.err)
+				if qe := (*QueryError)(nil); q.err == nil && errors.As(results[i].Err, &qe) && qe.Reason == ReasonBadResult {
+					// The backend answered, but not what an instant query
+					// gives (a matrix): a failed query all the same.
+					qe.Query = q.expr
+					e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
+				}
 			}
 		}
 		next.hyps[h.Name] = hypothesisStatus(h, cur.hyps[h.Name], at, results, statuses)

@@ -3,6 +3,7 @@ package evaluator
 import (
 	"context"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,43 @@ func TestPoisonedAnswersAreMissingSlices(t *testing.T) {
 				t.Errorf("slogate_query_failures_total{reason=\"bad_result\"} = %v, want one per poisoned cycle at least", badResults())
 			}
 		})
+	}
+}
+
+// matrixQuerier answers every instant query with a matrix, as a broken
+// proxy or a backend mistaking the query for a range query might.
+type matrixQuerier struct{}
+
+func (matrixQuerier) Query(context.Context, string, time.Time) (model.Value, error) {
+	return model.Matrix{{Metric: model.Metric{}, Values: []model.SamplePair{{Timestamp: 0, Value: 1}}}}, nil
+}
+
+func (matrixQuerier) QueryRange(context.Context, string, Range) (model.Value, error) {
+	return model.Matrix{}, nil
+}
+
+// TestMatrixAnswerIsAFailedQuery: a matrix where an instant query's vector
+// belongs makes the probe unknown, names the query in the error, and counts
+// as bad_result.
+func TestMatrixAnswerIsAFailedQuery(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	at := time.Date(2026, 2, 28, 23, 59, 30, 0, time.UTC)
+	e, err := New(Options{Querier: matrixQuerier{}, Interval: 30 * time.Second, Registerer: reg, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const probe = `sum(rate(http_requests_total{code="500"}[1m]))`
+	h := &slo.Hypothesis{Name: "steady", FailAfter: 1, PassAfter: 1, OnNoData: slo.PolicyUnknown, OnError: slo.PolicyUnknown, Series: slo.SeriesAll,
+		Probes: []*slo.Probe{{Name: "errors", Query: probe, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 1}}}}
+	if err := e.SetDefinitions(&slo.Set{Hypotheses: []*slo.Hypothesis{h}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Evaluate(context.Background(), at)
+	hs, _ := e.Snapshot().Hypothesis("steady")
+	if hs.Verdict != slo.Unknown || len(hs.Probes) != 1 || !strings.Contains(hs.Probes[0].Error, strconv.Quote(probe)) || !strings.Contains(hs.Probes[0].Error, "matrix") {
+		t.Fatalf("verdict %s, probes %+v: want unknown with an error naming the query and the matrix", hs.Verdict, hs.Probes)
+	}
+	if n := testutil.ToFloat64(e.metrics.queryFailures.WithLabelValues(ReasonBadResult)); n != 1 {
+		t.Errorf("slogate_query_failures_total{reason=\"bad_result\"} = %v, want 1", n)
 	}
 }
