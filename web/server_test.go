@@ -1,13 +1,19 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/store"
 )
 
 // TestMutatingToken checks where a mutating call may carry the API token:
@@ -78,4 +84,46 @@ func TestMutatingToken(t *testing.T) {
 	if code, _, _ := get(t, srv.Handler(), "/api/v1/experiments"); code != http.StatusOK {
 		t.Errorf("GET /api/v1/experiments without a token: %d", code)
 	}
+}
+
+// TestEmptyListsAreArrays: with no definitions and no runs, every list of
+// the API is [] rather than null, which clients would have to special-case.
+func TestEmptyListsAreArrays(t *testing.T) {
+	ev, err := evaluator.New(evaluator.Options{Querier: emptyQuerier{}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	runs, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	srv, err := New(Options{Evaluator: ev, Runs: runs, Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, key := range map[string]string{
+		"/api/v1/slos": "slos", "/api/v1/hypotheses": "hypotheses", "/api/v1/experiments": "experiments", "/api/v1/runs": "runs",
+	} {
+		code, _, body := get(t, srv.Handler(), path)
+		var got map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &got); err != nil || code != http.StatusOK || string(got[key]) != "[]" {
+			t.Errorf("GET %s: %d %s, want 200 and %q: []", path, code, body, key)
+		}
+	}
+}
+
+type emptyQuerier struct{}
+
+func (emptyQuerier) Query(context.Context, string, time.Time) (model.Value, error) {
+	return model.Vector{}, nil
+}
+
+func (emptyQuerier) QueryRange(context.Context, string, evaluator.Range) (model.Value, error) {
+	return model.Matrix{}, nil
 }

@@ -151,7 +151,7 @@ func (m *Manager) gates(st Statuses) ([]*api.GateAnswer, map[string]bool) {
 		active[r.Experiment] = append(active[r.Experiment], r)
 	}
 	storeErr := m.storeError()
-	var answers []*api.GateAnswer
+	answers := []*api.GateAnswer{} // none is [], not null, in the API
 	running := map[string]bool{}
 	for _, exp := range st.Definitions().Experiments {
 		answers = append(answers, gateAnswer(st, exp, active[exp.Name], err, storeErr))
