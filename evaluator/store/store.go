@@ -98,18 +98,38 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage.path %s: create directory: %w", path, hint(err))
 	}
 	file := filepath.Join(path, FileName)
-	db, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: timeout})
+	var db *bolt.DB
+	err := recoverDamage(func() (err error) {
+		db, err = bolt.Open(file, 0o600, &bolt.Options{Timeout: timeout})
+		return err
+	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage.path %s is locked by another slogate process (gave up after %s): %w", path, timeout, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage.path %s: open %s: %w", path, file, hint(err))
 	}
-	if err := db.Update(initSchema); err != nil {
-		_ = db.Close()
+	if err := recoverDamage(func() error { return db.Update(initSchema) }); err != nil {
+		_ = recoverDamage(db.Close)
 		return nil, fmt.Errorf("storage.path %s: initialize %s: %w", path, file, hint(err))
 	}
 	return &Store{db: db, path: path, file: file}, nil
+}
+
+// ErrDamaged is a database file bbolt cannot read: it panics on some damaged
+// pages (a freelist or branch page overwritten), which must end in a clear
+// error, never in a crash.
+var ErrDamaged = errors.New("damaged database")
+
+// recoverDamage runs fn, turning a panic of bbolt on a damaged file into
+// ErrDamaged.
+func recoverDamage(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrDamaged, p)
+		}
+	}()
+	return fn()
 }
 
 func initSchema(tx *bolt.Tx) error {
@@ -451,8 +471,8 @@ func hint(err error) error {
 		h = "permission denied: storage.path must be writable by this user"
 	case errors.Is(err, syscall.ENOTDIR):
 		h = "part of the path is a file, not a directory"
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		h = "the file is not a slogate database, or it is damaged"
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, ErrDamaged):
+		h = "the file is not a slogate database, or it is damaged: move it aside (runs it held are lost to slogate) and start again with an empty store"
 	default:
 		return err
 	}

@@ -495,7 +495,7 @@ func TestOpenErrors(t *testing.T) {
 		{
 			name: "not a database",
 			path: corrupt,
-			want: []string{"storage.path " + corrupt + ": open " + filepath.Join(corrupt, FileName) + ": ", "(the file is not a slogate database, or it is damaged)"},
+			want: []string{"storage.path " + corrupt + ": open " + filepath.Join(corrupt, FileName) + ": ", "(the file is not a slogate database, or it is damaged"},
 		},
 		{name: "empty path", path: "", want: []string{"storage.path is empty"}},
 		{name: "negative lock timeout", path: tmp, opts: Options{LockTimeout: -1}, want: []string{"negative lock timeout"}},

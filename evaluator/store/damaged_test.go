@@ -1,0 +1,79 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDamagedFileIsAnError: bbolt panics on some damaged files (a freelist
+// or branch page overwritten); Open must turn that into the same clean
+// error as a file that is no database at all, naming the file and what to
+// do, and never take the process down.
+func TestDamagedFileIsAnError(t *testing.T) {
+	damages := []struct {
+		name   string
+		damage func(t *testing.T, data []byte, pageSize int)
+	}{
+		{"root page overwritten", func(t *testing.T, data []byte, pageSize int) {
+			// Meta page 0 names the root bucket's page (its pgid is the
+			// first field of the root bucket, at offset 16+16 of the
+			// page: page header, magic, version, page size, flags).
+			root := binary.LittleEndian.Uint64(data[16+16 : 16+24])
+			overwrite(t, data, int(root)*pageSize, pageSize)
+		}},
+		{"every data page overwritten", func(t *testing.T, data []byte, pageSize int) {
+			overwrite(t, data, 2*pageSize, len(data)-2*pageSize)
+		}},
+	}
+	for _, tt := range damages {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if err := s.CreateRun(newRun(fmt.Sprintf("exp-%d", i), time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, FileName)
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, data, int(binary.LittleEndian.Uint32(data[16+8:16+12])))
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(dir, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open of a damaged file succeeded")
+			}
+			for _, want := range []string{"storage.path " + dir, file, "the file is not a slogate database, or it is damaged", "move it aside"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func overwrite(t *testing.T, data []byte, off, n int) {
+	t.Helper()
+	if off+n > len(data) || off < 0 {
+		t.Fatalf("damage at %d+%d outside the file of %d bytes", off, n, len(data))
+	}
+	for i := off; i < off+n; i++ {
+		data[i] = byte(0xA5 ^ i)
+	}
+}
