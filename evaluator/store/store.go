@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"syscall"
@@ -435,17 +436,28 @@ func (s *Store) CheckWritable() error {
 }
 
 func (s *Store) update(op string, fn func(*bolt.Tx) error) error {
-	if err := s.db.Update(fn); err != nil {
+	if err := guard(func() error { return s.db.Update(fn) }); err != nil {
 		return s.wrap(op, err)
 	}
 	return nil
 }
 
 func (s *Store) view(op string, fn func(*bolt.Tx) error) error {
-	if err := s.db.View(fn); err != nil {
+	if err := guard(func() error { return s.db.View(fn) }); err != nil {
 		return s.wrap(op, err)
 	}
 	return nil
+}
+
+// guard runs a transaction so that a damaged file ends in ErrDamaged: bbolt
+// does not checksum data pages, and on flipped bytes it panics (its
+// assertions) or reads outside its map (a fault, which SetPanicOnFault
+// turns into a panic on this goroutine). bbolt rolls the transaction back
+// before the panic leaves it, so the database stays usable for what is
+// not damaged.
+func guard(fn func() error) error {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return recoverDamage(fn)
 }
 
 // wrap names the operation, and for I/O and database errors also the file
@@ -502,6 +514,9 @@ func loadRun(tx *bolt.Tx, id []byte, withTimeline bool) (*Run, error) {
 		return r, nil
 	}
 	tl := b.Bucket(keyTimeline)
+	if tl == nil {
+		return nil, fmt.Errorf("%w: run %s has no timeline", ErrDamaged, id)
+	}
 	r.Timeline = []TimelineEntry{} // an empty timeline is [] in the API, not null
 	err := tl.ForEach(func(k, v []byte) error {
 		var e TimelineEntry
