@@ -53,6 +53,9 @@ type Prometheus struct {
 	// evaluation's per-query timeout: a separate evaluation.query-timeout
 	// would only be a second name for the same limit.
 	Timeout time.Duration
+	// MaxResponseBytes bounds the body of an answer; larger ones are
+	// refused (a bad result) without being read whole.
+	MaxResponseBytes int64
 	// Headers are sent with every query, e.g. X-Scope-OrgID for Mimir or
 	// Cortex tenants. Plain values; use HTTP.HTTPHeaders for values read
 	// from files.
@@ -183,6 +186,9 @@ func (c *Config) problems() []problem {
 
 	checkURL("prometheus.url", c.Prometheus.URL, true)
 	positive("prometheus.timeout", c.Prometheus.Timeout)
+	if c.Prometheus.MaxResponseBytes <= 0 {
+		add("prometheus.max-response-bytes", "must be positive, got %d", c.Prometheus.MaxResponseBytes)
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Prometheus.Headers)) {
 		value := c.Prometheus.Headers[name]
 		if name == "" || strings.ContainsAny(name, " \t:\r\n") {

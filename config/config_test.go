@@ -15,9 +15,10 @@ import (
 func TestDefault(t *testing.T) {
 	want := &Config{
 		Prometheus: Prometheus{
-			URL:     "http://localhost:9090",
-			Timeout: 10 * time.Second,
-			HTTP:    commoncfg.DefaultHTTPClientConfig,
+			URL:              "http://localhost:9090",
+			Timeout:          10 * time.Second,
+			MaxResponseBytes: 32 << 20,
+			HTTP:             commoncfg.DefaultHTTPClientConfig,
 		},
 		Alertmanager: Alertmanager{ResendDelay: time.Minute, Timeout: 10 * time.Second, QueueCapacity: 10000},
 		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8, MinRange: 2 * time.Minute},

@@ -33,10 +33,11 @@ func withDefs(defs ...string) *Config {
 func fullYAML() *Config {
 	c := Default()
 	c.Prometheus = Prometheus{
-		URL:     "https://mimir.example.com/prometheus",
-		Timeout: 20 * time.Second,
-		Headers: map[string]string{"X-Scope-OrgID": "payments"},
-		HTTP:    commoncfg.DefaultHTTPClientConfig,
+		URL:              "https://mimir.example.com/prometheus",
+		Timeout:          20 * time.Second,
+		MaxResponseBytes: 32 << 20,
+		Headers:          map[string]string{"X-Scope-OrgID": "payments"},
+		HTTP:             commoncfg.DefaultHTTPClientConfig,
 	}
 	c.Prometheus.HTTP.BasicAuth = &commoncfg.BasicAuth{Username: "slogate", Password: "hunter2"}
 	c.Prometheus.HTTP.TLSConfig.CAFile = filepath.Join("testdata", "ca.pem")
