@@ -41,7 +41,8 @@ reload the definitions; a set with errors is rejected and the old one stays.`,
 			reg := newRegistry()
 			q, err := promapi.New(promapi.Options{
 				URL: cfg.Prometheus.URL, Timeout: cfg.Prometheus.Timeout, Headers: cfg.Prometheus.Headers,
-				HTTP: cfg.Prometheus.HTTP, Logger: logger.With(zap.String("component", "prometheus")),
+				MaxResponseBytes: cfg.Prometheus.MaxResponseBytes,
+				HTTP:             cfg.Prometheus.HTTP, Logger: logger.With(zap.String("component", "prometheus")),
 			})
 			if err != nil {
 				return exitWith(1, err)

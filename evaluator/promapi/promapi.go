@@ -31,6 +31,11 @@ type Options struct {
 	URL     string
 	Timeout time.Duration     // per query; default 10s
 	Headers map[string]string // sent with every request, e.g. X-Scope-OrgID
+	// MaxResponseBytes bounds the body of an answer (default
+	// DefaultMaxResponseBytes): a larger one is refused as a bad result
+	// as soon as it is announced or read past the bound, so that a
+	// misbehaving backend cannot make slogate read and decode it whole.
+	MaxResponseBytes int64
 	HTTP    config_util.HTTPClientConfig
 	Logger  *zap.Logger
 }
@@ -59,6 +64,9 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 	if err := opts.HTTP.Validate(); err != nil {
 		return nil, fmt.Errorf("prometheus.http: %w", err)
 	}
@@ -69,6 +77,7 @@ func New(opts Options) (*Client, error) {
 	if len(opts.Headers) > 0 {
 		rt = &headerRoundTripper{headers: opts.Headers, next: rt}
 	}
+	rt = &limitRoundTripper{max: opts.MaxResponseBytes, next: rt}
 	c, err := api.NewClient(api.Config{Address: opts.URL, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus.url %q: %w", redact.URL(opts.URL), err)
@@ -147,6 +156,8 @@ func classify(ctx context.Context, q string, err error) error {
 	var apiErr *v1.Error
 	var netErr net.Error
 	switch {
+	case errors.As(err, new(*TooLargeError)):
+		reason = query.ReasonBadResult
 	case errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled:
 		reason = query.ReasonCanceled
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
@@ -196,4 +207,72 @@ func (h *headerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 		req.Header.Set(k, v)
 	}
 	return h.next.RoundTrip(req)
+}
+
+// DefaultMaxResponseBytes is the default bound of an answer's body: far
+// above what an SLO slice, a grouped query over thousands of SLOs or a
+// backfill range returns (a few MiB at most), far below what would hurt.
+const DefaultMaxResponseBytes = 32 << 20
+
+// TooLargeError is an answer refused for its size.
+type TooLargeError struct {
+	Max int64
+	// Announced is the Content-Length the server announced, -1 if it did
+	// not (the body was read up to the bound).
+	Announced int64
+}
+
+func (e *TooLargeError) Error() string {
+	size := fmt.Sprintf("more than %d bytes", e.Max)
+	if e.Announced >= 0 {
+		size = fmt.Sprintf("%d bytes", e.Announced)
+	}
+	return fmt.Sprintf("answer of %s refused: larger than prometheus.max-response-bytes (%d); raise it if the backend's answers are legitimately this large", size, e.Max)
+}
+
+// limitRoundTripper refuses answers larger than max: at once when their
+// Content-Length says so, otherwise when the body is read past max, so
+// that no more than max bytes of one answer are ever held.
+type limitRoundTripper struct {
+	max  int64
+	next http.RoundTripper
+}
+
+func (l *limitRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > l.max {
+		resp.Body.Close()
+		return nil, &TooLargeError{Max: l.max, Announced: resp.ContentLength}
+	}
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: l.max, max: l.max}
+	return resp, nil
+}
+
+// limitedBody reads at most left bytes and then fails with TooLargeError
+// if there is more.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+	max  int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Is there more? One byte tells.
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, &TooLargeError{Max: b.max, Announced: -1}
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
