@@ -165,10 +165,11 @@ func TestLargeAnswerRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), "prometheus.max-response-bytes") {
 				t.Errorf("error does not name the bound: %v", err)
 			}
-			// Reading up to the bound may double a buffer a few times;
+			// Reading up to the bound may double a buffer a few times (and
+			// the race detector and the test server allocate too);
 			// reading the answer whole would allocate 100 MB and more.
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8*limit {
-				t.Errorf("the client allocated %d bytes for a refused answer, want at most %d", alloc, 8*limit)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 20*limit {
+				t.Errorf("the client allocated %d bytes for a refused answer, want at most %d", alloc, 20*limit)
 			}
 		})
 	}
