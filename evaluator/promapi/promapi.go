@@ -36,8 +36,8 @@ type Options struct {
 	// as soon as it is announced or read past the bound, so that a
 	// misbehaving backend cannot make slogate read and decode it whole.
 	MaxResponseBytes int64
-	HTTP    config_util.HTTPClientConfig
-	Logger  *zap.Logger
+	HTTP             config_util.HTTPClientConfig
+	Logger           *zap.Logger
 }
 
 // Client queries a Prometheus-compatible HTTP API.
