@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,7 +83,8 @@ func overwrite(t *testing.T, data []byte, off, n int) {
 // TestFlippedBytesNeverCrashReads: bbolt does not checksum data pages, so
 // flipped bytes in leaf pages reach the decoder, or make bbolt read out of
 // its map (SIGSEGV, once a "fatal error: fault" that one GET of a run
-// turned into a dead server). Every read must end in a value or an error.
+// turned into a dead server). Every read must end in a value or an error,
+// and the check must find the damage the reads met.
 func TestFlippedBytesNeverCrashReads(t *testing.T) {
 	for _, stride := range []int{53, 211, 997, 4099} {
 		t.Run(fmt.Sprintf("every %dth byte", stride), func(t *testing.T) {
@@ -124,10 +127,24 @@ func TestFlippedBytesNeverCrashReads(t *testing.T) {
 				return // refused at the door: fine
 			}
 			defer s.Close()
-			_, _ = s.ListRuns(ListFilter{})
-			_, _ = s.ListRuns(ListFilter{Active: true})
+			var failed []error
+			for _, f := range []ListFilter{{}, {Active: true}} {
+				if _, err := s.ListRuns(f); err != nil {
+					failed = append(failed, err)
+				}
+			}
 			for _, id := range ids {
-				_, _ = s.GetRun(id)
+				if _, err := s.GetRun(id); err != nil {
+					failed = append(failed, err)
+				}
+			}
+			// The background check reports whatever a read trips over.
+			err = s.Check(context.Background())
+			if err != nil && !errors.Is(err, ErrDamaged) {
+				t.Errorf("Check = %v, want nil or ErrDamaged", err)
+			}
+			if len(failed) > 0 && err == nil {
+				t.Errorf("Check found no damage, but %d reads failed, the first with: %v", len(failed), failed[0])
 			}
 		})
 	}

@@ -505,11 +505,10 @@ func loadRun(tx *bolt.Tx, id []byte, withTimeline bool) (*Run, error) {
 	if b == nil {
 		return nil, ErrNotFound
 	}
-	r := &Run{}
-	if err := json.Unmarshal(b.Get(keyRecord), r); err != nil {
-		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	r, err := decodeRecord(id, b.Get(keyRecord))
+	if err != nil {
+		return nil, err
 	}
-	r.Timeline = nil
 	if !withTimeline {
 		return r, nil
 	}
@@ -518,15 +517,35 @@ func loadRun(tx *bolt.Tx, id []byte, withTimeline bool) (*Run, error) {
 		return nil, fmt.Errorf("%w: run %s has no timeline", ErrDamaged, id)
 	}
 	r.Timeline = []TimelineEntry{} // an empty timeline is [] in the API, not null
-	err := tl.ForEach(func(k, v []byte) error {
-		var e TimelineEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode timeline entry %x of run %s: %w", k, id, err)
+	err = tl.ForEach(func(k, v []byte) error {
+		e, err := decodeEntry(id, k, v)
+		if err != nil {
+			return err
 		}
 		r.Timeline = append(r.Timeline, e)
 		return nil
 	})
 	return r, err
+}
+
+// decodeRecord decodes the record of run id, without its timeline; Check
+// decodes with it too, so that it finds what reads would trip over.
+func decodeRecord(id, v []byte) (*Run, error) {
+	r := &Run{}
+	if err := json.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	r.Timeline = nil
+	return r, nil
+}
+
+// decodeEntry decodes the timeline entry at key k of run id.
+func decodeEntry(id, k, v []byte) (TimelineEntry, error) {
+	var e TimelineEntry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return e, fmt.Errorf("decode timeline entry %x of run %s: %w", k, id, err)
+	}
+	return e, nil
 }
 
 func encodeRecord(r *Run) ([]byte, error) {
