@@ -88,7 +88,7 @@ func New(o Options) (_ *App, err error) {
 	cfg := o.Config
 	a := &App{opts: o, logger: o.Logger, stop: make(chan struct{})}
 
-	a.reloader = newReloader(o.Load, o.Logger, o.Registry, o.Now)
+	a.reloader = newReloader(o.Load, o.Logger, o.Registry, o.Now, cfg.Reload.AllowEmpty)
 	set, err := a.reloader.initial()
 	if err != nil {
 		return nil, err
@@ -248,8 +248,9 @@ func (a *App) Evaluator() *evaluator.Evaluator { return a.ev }
 // Runs is the gate and run supervisor.
 func (a *App) Runs() *chaos.Manager { return a.runs }
 
-// Reload re-reads the definitions; a set with errors is rejected and the
-// previous one stays in force.
+// Reload re-reads the definitions; a set with errors, or one that defines
+// nothing while reload.allow-empty is off (ErrNothingDefined), is rejected
+// and the previous one stays in force.
 func (a *App) Reload(ctx context.Context) error { return a.reloader.reload(ctx) }
 
 // Alive is what /health answers: whether the evaluation loop shows signs

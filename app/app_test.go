@@ -3,10 +3,13 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -64,10 +67,17 @@ func start(t *testing.T, q query.Querier, clock *clockwork.FakeClock) (*App, str
 
 func startWith(t *testing.T, q query.Querier, clock *clockwork.FakeClock, load func() (*slo.Set, slo.Diagnostics)) (*App, string) {
 	t.Helper()
+	return startWithConfig(t, q, clock, load, func(*config.Config) {})
+}
+
+// startWithConfig is startWith with settings changed by configure.
+func startWithConfig(t *testing.T, q query.Querier, clock *clockwork.FakeClock, load func() (*slo.Set, slo.Diagnostics), configure func(*config.Config)) (*App, string) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Storage.Path = t.TempDir()
 	cfg.Evaluation.Interval = interval
 	cfg.Prometheus.Timeout = 10 * time.Second
+	configure(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -275,4 +285,149 @@ func TestReloadCoordinatorOwnsTheReloadMetrics(t *testing.T) {
 	if got := a.Evaluator().Snapshot().Definitions().SLOs[0].Objective; got != 99.5 {
 		t.Fatalf("objective after the reload: %v, want 99.5", got)
 	}
+}
+
+// gauge reads the value of a gauge without labels from a's registry.
+func gauge(t *testing.T, a *App, name string) float64 {
+	t.Helper()
+	mfs, err := a.opts.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// postReload asks for a reload over HTTP and answers the status code and
+// the "error" field.
+func postReload(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("POST /-/reload: %d, not JSON: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, body.Error
+}
+
+// TestReloadRefusesAnEmptySet: a definitions file rewritten to nothing, or
+// to comments only, is refused on reload (by App.Reload as by POST
+// /-/reload): the definitions in force stay, the reload metric says 0, and
+// the error says why and how to allow it. reload.allow-empty lets it
+// through.
+func TestReloadRefusesAnEmptySet(t *testing.T) {
+	empties := []struct {
+		name    string
+		content string
+		warning string // the loader's warning, passed on in the error
+	}{
+		{name: "empty file", content: ""},
+		{name: "comments only", content: "# every definition moved to team-b/\n# (see README)\n", warning: "defs.yaml:1:1: warning: the file holds no definitions"},
+		{name: "comments and document markers", content: "# truncated\n---\n---\n...\n", warning: "defs.yaml:1:1: warning: the file holds no definitions"},
+	}
+	write := func(t *testing.T, path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startOn := func(t *testing.T, allowEmpty bool) (*App, string, string) {
+		path := filepath.Join(t.TempDir(), "defs.yaml")
+		write(t, path, definitions)
+		clock := clockwork.NewFakeClockAt(time.Date(2026, 7, 31, 23, 0, 0, 0, time.UTC))
+		load := func() (*slo.Set, slo.Diagnostics) { return slo.LoadWith(slo.LoadOptions{}, path) }
+		a, base := startWithConfig(t, emptyQuerier{}, clock, load, func(c *config.Config) { c.Reload.AllowEmpty = allowEmpty })
+		return a, base, path
+	}
+	inForce := func(a *App) string {
+		d := a.Evaluator().Snapshot().Definitions()
+		return fmt.Sprintf("%d SLOs, %d hypotheses, %d experiments", len(d.SLOs), len(d.Hypotheses), len(d.Experiments))
+	}
+	const all = "1 SLOs, 1 hypotheses, 1 experiments"
+	checkRefusal := func(t *testing.T, a *App, msg, warning string) {
+		t.Helper()
+		for _, want := range []string{"define no SLO, hypothesis or experiment", "reload.allow-empty", "--reload.allow-empty", "SLOGATE_RELOAD_ALLOW_EMPTY", warning} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("the refusal %q does not say %q", msg, want)
+			}
+		}
+		if got := inForce(a); got != all {
+			t.Errorf("after a refused reload: %s in force, want the previous %s", got, all)
+		}
+		if ok := gauge(t, a, "slogate_config_last_reload_successful"); ok != 0 {
+			t.Errorf("slogate_config_last_reload_successful = %v after a refused reload, want 0", ok)
+		}
+	}
+
+	a, base, path := startOn(t, false)
+	for _, e := range empties {
+		t.Run(e.name, func(t *testing.T) {
+			write(t, path, e.content)
+			err := a.Reload(context.Background())
+			if !errors.Is(err, ErrNothingDefined) {
+				t.Fatalf("Reload: %v, want ErrNothingDefined", err)
+			}
+			checkRefusal(t, a, err.Error(), e.warning)
+
+			code, msg := postReload(t, base)
+			if code != http.StatusUnprocessableEntity {
+				t.Fatalf("POST /-/reload: %d %q, want 422", code, msg)
+			}
+			checkRefusal(t, a, msg, e.warning)
+
+			// The definitions back: accepted, and the metric says so.
+			write(t, path, definitions)
+			if code, msg := postReload(t, base); code != http.StatusOK {
+				t.Fatalf("POST /-/reload of the definitions again: %d %q", code, msg)
+			}
+			if ok := gauge(t, a, "slogate_config_last_reload_successful"); ok != 1 {
+				t.Errorf("slogate_config_last_reload_successful = %v after a good reload, want 1", ok)
+			}
+		})
+	}
+
+	t.Run("allowed by reload.allow-empty", func(t *testing.T) {
+		a, base, path := startOn(t, true)
+		write(t, path, "# nothing any more\n")
+		if code, msg := postReload(t, base); code != http.StatusOK {
+			t.Fatalf("POST /-/reload with reload.allow-empty: %d %q, want 200", code, msg)
+		}
+		if got := inForce(a); got != "0 SLOs, 0 hypotheses, 0 experiments" {
+			t.Errorf("after an allowed empty reload: %s in force, want nothing", got)
+		}
+		if ok := gauge(t, a, "slogate_config_last_reload_successful"); ok != 1 {
+			t.Errorf("slogate_config_last_reload_successful = %v, want 1", ok)
+		}
+	})
+
+	t.Run("started empty", func(t *testing.T) {
+		// A fresh install starts with nothing defined; reloading nothing
+		// again drops nothing, so it is not refused either.
+		path := filepath.Join(t.TempDir(), "defs.yaml")
+		write(t, path, "# to be written\n")
+		load := func() (*slo.Set, slo.Diagnostics) { return slo.LoadWith(slo.LoadOptions{}, path) }
+		clock := clockwork.NewFakeClockAt(time.Date(2026, 7, 31, 23, 0, 0, 0, time.UTC))
+		a, base := startWith(t, emptyQuerier{}, clock, load)
+		if code, msg := postReload(t, base); code != http.StatusOK {
+			t.Fatalf("POST /-/reload, empty in force and on disk: %d %q, want 200", code, msg)
+		}
+		write(t, path, definitions)
+		if code, msg := postReload(t, base); code != http.StatusOK {
+			t.Fatalf("POST /-/reload of the first definitions: %d %q, want 200", code, msg)
+		}
+		if got := inForce(a); got != all {
+			t.Errorf("after the first definitions: %s in force, want %s", got, all)
+		}
+	})
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Evaluation   Evaluation
 	// Definitions are files, directories and globs of definition files.
 	Definitions []string
+	Reload      Reload
 	Sloth       Sloth
 	Web         Web
 	Storage     Storage
@@ -80,6 +81,16 @@ type Evaluation struct {
 	// MinRange is the shortest range in the query of a slice: rate(x[R])
 	// needs two samples, so R must be at least twice the scrape interval.
 	MinRange time.Duration
+}
+
+// Reload configures how a changed set of definitions is taken on.
+type Reload struct {
+	// AllowEmpty accepts a reload whose definitions define nothing. Off, such
+	// a reload is refused, because a truncated or emptied file looks the
+	// same and applying it would drop every SLO and abort every active run.
+	// At start an empty set is always accepted: a fresh install may begin
+	// with nothing defined.
+	AllowEmpty bool
 }
 
 // Sloth configures how Sloth specs are read.

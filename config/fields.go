@@ -19,6 +19,7 @@ const (
 	kindDuration
 	kindInt
 	kindBytes
+	kindBool
 	kindStrings
 	// kindHeaders (prometheus.headers) does not go through viper: viper
 	// lower-cases map keys, and header names should stay as the user wrote them.
@@ -83,6 +84,9 @@ var fields = []field{
 	{key: "definitions", kind: kindStrings, path: true,
 		usage: "SLO, hypothesis and experiment definitions: file, directory or glob; repeatable or comma-separated. Required.",
 		ptr:   func(c *Config) any { return &c.Definitions }},
+	{key: "reload.allow-empty", kind: kindBool, def: "false",
+		usage: "Accept a reload (SIGHUP, POST /-/reload, a changed file) whose definitions define no SLO, hypothesis or experiment. Off: such a reload is refused and the definitions in force stay, since applying it would abort every active run. An empty set is always accepted at start.",
+		ptr:   func(c *Config) any { return &c.Reload.AllowEmpty }},
 	{key: "sloth.default-period", kind: kindDuration, def: "30d",
 		usage: "SLO window of Sloth SLOs, whose specs have none (Sloth's --default-slo-period); Sloth AlertWindows of this period apply to them.",
 		ptr:   func(c *Config) any { return &c.Sloth.DefaultPeriod }},
@@ -190,6 +194,20 @@ func (f field) set(c *Config, raw any) error {
 			return fmt.Errorf("%q is not a size in bytes (e.g. 1048576 or 1MiB)", s)
 		}
 		*p = n
+	case *bool:
+		if b, ok := raw.(bool); ok {
+			*p = b
+			return nil
+		}
+		s, err := scalarText(raw)
+		if err != nil {
+			return err
+		}
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true or false)", s)
+		}
+		*p = b
 	case *[]string:
 		switch v := raw.(type) {
 		case []string:
@@ -220,6 +238,8 @@ func (f field) format(c *Config) any {
 		return *p
 	case *int64:
 		return units.Base2Bytes(*p).String()
+	case *bool:
+		return *p
 	case *[]string:
 		return *p
 	}
@@ -232,6 +252,8 @@ func scalarText(raw any) (string, error) {
 		return v, nil
 	case int:
 		return strconv.Itoa(v), nil
+	case bool:
+		return strconv.FormatBool(v), nil
 	case []string:
 		return "", fmt.Errorf("expected a single value, got a list")
 	}

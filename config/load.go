@@ -62,6 +62,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 				}
 				return nil
 			}), f.key, usage)
+		case kindBool:
+			b, _ := strconv.ParseBool(f.def) // a bad default panics in Default (TestDefault)
+			fs.Bool(f.key, b, usage)
 		case kindStrings:
 			fs.StringSlice(f.key, nil, usage)
 		case kindHeaders:

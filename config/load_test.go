@@ -49,6 +49,7 @@ func fullYAML() *Config {
 	}
 	c.Evaluation = Evaluation{Interval: time.Minute, MaxConcurrency: 4, MinRange: 2 * time.Minute}
 	c.Definitions = []string{filepath.Join("testdata", "defs"), "/etc/slogate/extra/*.yaml"}
+	c.Reload.AllowEmpty = true
 	c.Web = Web{
 		ListenAddress: "127.0.0.1:9099",
 		ConfigFile:    filepath.Join("testdata", "web.yml"),
@@ -108,6 +109,7 @@ func TestLoad(t *testing.T) {
 				"SLOGATE_STORAGE_PATH":               "state",
 				"SLOGATE_WEB_MAX_BODY_BYTES":         "4096",
 				"SLOGATE_LOG_LEVEL":                  "", // empty counts as unset
+				"SLOGATE_RELOAD_ALLOW_EMPTY":         "false",
 			},
 			want: func() *Config {
 				c := fullYAML()
@@ -116,6 +118,7 @@ func TestLoad(t *testing.T) {
 				c.Prometheus.Headers = map[string]string{"X-Scope-OrgID": "ops", "X-Extra": "1"}
 				c.Storage.Path = "state" // from env: not relative to the file
 				c.Web.MaxBodyBytes = 4096
+				c.Reload.AllowEmpty = false
 				return c
 			},
 		},
@@ -135,6 +138,7 @@ func TestLoad(t *testing.T) {
 				"--prometheus.headers=X-Scope-OrgID=dev",
 				"--prometheus.headers", `"Accept=text/plain, */*"`,
 				"--web.max-body-bytes=2MiB",
+				"--reload.allow-empty=false",
 			},
 			want: func() *Config {
 				c := fullYAML()
@@ -143,6 +147,27 @@ func TestLoad(t *testing.T) {
 				c.Shard = Shard{Index: 4, Count: 5}
 				c.Prometheus.Headers = map[string]string{"X-Scope-OrgID": "dev", "Accept": "text/plain, */*"}
 				c.Web.MaxBodyBytes = 2 << 20
+				c.Reload.AllowEmpty = false
+				return c
+			},
+		},
+		{
+			name: "a bare boolean flag",
+			env:  map[string]string{"SLOGATE_RELOAD_ALLOW_EMPTY": "false"},
+			args: []string{"--definitions=defs", "--reload.allow-empty"},
+			want: func() *Config {
+				c := withDefs("defs")
+				c.Reload.AllowEmpty = true
+				return c
+			},
+		},
+		{
+			name: "a boolean from env",
+			env:  map[string]string{"SLOGATE_RELOAD_ALLOW_EMPTY": "TRUE"},
+			args: []string{"--definitions=defs"},
+			want: func() *Config {
+				c := withDefs("defs")
+				c.Reload.AllowEmpty = true
 				return c
 			},
 		},
@@ -207,6 +232,12 @@ func TestLoadErrors(t *testing.T) {
 			env:  map[string]string{"SLOGATE_EVALUATION_MAX_CONCURRENCY": "lots"},
 			args: []string{"--definitions=defs"},
 			want: []string{`evaluation.max-concurrency: "lots" is not an integer (from SLOGATE_EVALUATION_MAX_CONCURRENCY)`},
+		},
+		{
+			name: "bad boolean from env",
+			env:  map[string]string{"SLOGATE_RELOAD_ALLOW_EMPTY": "yes please"},
+			args: []string{"--definitions=defs"},
+			want: []string{`reload.allow-empty: "yes please" is not a boolean (true or false) (from SLOGATE_RELOAD_ALLOW_EMPTY)`},
 		},
 		{
 			name: "bad URL from a flag",
@@ -326,6 +357,11 @@ func TestLoadFileErrors(t *testing.T) {
 			content: "definitions: [defs, {a: b}]\n",
 			// Not followed by "definitions: ... required": the value is wrong, not missing.
 			want: []string{`FILE:1:21: definitions: expected a string, got a mapping`},
+		},
+		{
+			name:    "boolean that is not one",
+			content: "definitions: [defs]\nreload:\n  allow-empty: sometimes\n",
+			want:    []string{`FILE:3:16: reload.allow-empty: "sometimes" is not a boolean (true or false)`},
 		},
 		{
 			name:    "headers that are not a mapping",

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -126,4 +127,53 @@ func (emptyQuerier) Query(context.Context, string, time.Time) (model.Value, erro
 
 func (emptyQuerier) QueryRange(context.Context, string, evaluator.Range) (model.Value, error) {
 	return model.Matrix{}, nil
+}
+
+// TestReloadAnswers: POST /-/reload answers 200 when the definitions are
+// taken, and 422 with the reason, JSON, when they are refused (the reload
+// coordinator's error, e.g. a set that defines nothing).
+func TestReloadAnswers(t *testing.T) {
+	fx := newFixture(t)
+	empty := "the new definitions define no SLO, hypothesis or experiment, as an emptied or truncated file would; " +
+		"... set reload.allow-empty to true (flag --reload.allow-empty, variable SLOGATE_RELOAD_ALLOW_EMPTY)\n" +
+		"defs.yaml:1:1: warning: the file holds no definitions"
+	tests := []struct {
+		name      string
+		err       error
+		wantCode  int
+		wantError string
+	}{
+		{name: "taken", wantCode: http.StatusOK},
+		{name: "errors in the definitions", err: errors.New("defs.yaml:3:14: error: spec.objective: expected a number, got \"x\""),
+			wantCode: http.StatusUnprocessableEntity, wantError: "definitions rejected, the previous ones stay in force: defs.yaml:3:14: error: spec.objective: expected a number, got \"x\""},
+		{name: "nothing defined", err: errors.New(empty),
+			wantCode: http.StatusUnprocessableEntity, wantError: "definitions rejected, the previous ones stay in force: " + empty},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := New(Options{Evaluator: fx.ev, Runs: fx.runs, Gatherer: prometheus.NewRegistry(),
+				Reload: func(context.Context) error { return tt.err }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+			if rec.Code != tt.wantCode || rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("POST /-/reload: %d %s %s, want %d and JSON", rec.Code, rec.Header().Get("Content-Type"), rec.Body, tt.wantCode)
+			}
+			var body struct{ Status, Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantError == "" {
+				if body.Status != "reloaded" || body.Error != "" {
+					t.Errorf("POST /-/reload: %s, want {\"status\": \"reloaded\"}", rec.Body)
+				}
+				return
+			}
+			if body.Error != tt.wantError {
+				t.Errorf("error %q\nwant  %q", body.Error, tt.wantError)
+			}
+		})
+	}
 }

@@ -26,7 +26,9 @@ gate and run API and the web UI on web.listen-address.
 
 Configuration comes from --config (YAML), SLOGATE_* environment variables and
 flags, flags winning. SIGHUP, POST /-/reload and a change of a definitions file
-reload the definitions; a set with errors is rejected and the old one stays.`,
+reload the definitions; a set with errors is rejected and the old one stays, and
+so is a set that defines nothing unless reload.allow-empty is set. At start an
+empty set is accepted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags()})
