@@ -106,7 +106,8 @@ func New(o Options) (_ *App, err error) {
 	a.ev, err = evaluator.New(evaluator.Options{
 		Querier: o.Querier, Logger: o.Logger, Registerer: o.Registry,
 		Interval: cfg.Evaluation.Interval, MaxConcurrency: cfg.Evaluation.MaxConcurrency,
-		MinRange: cfg.Evaluation.MinRange, Spread: 0.25,
+		MinRange: cfg.Evaluation.MinRange, Spread: spread,
+		StaleAfter: staleAfter(cfg.Evaluation.Interval, cfg.Prometheus.Timeout),
 		ShardIndex: cfg.Shard.Index, ShardCount: cfg.Shard.Count,
 		Snapshots: a.store, Now: o.Now, After: o.After,
 	})
@@ -270,4 +271,18 @@ func baseURL(l net.Listener, tls bool) string {
 		host = "localhost"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// spread is the share of the interval over which the SLOs' own queries are
+// spread (evaluator.Options.Spread).
+const spread = 0.25
+
+// staleAfter is how old the newest good data behind a verdict may be before
+// the gate reads it as unknown: one interval to the next cycle, the delay
+// the spread adds to an SLO's queries, and one query timeout for the
+// answer. A silent Prometheus turns gates unknown after that long, whatever
+// the cycle is waiting for; never later than the two and a half intervals
+// of before (a short interval with a long timeout).
+func staleAfter(interval, timeout time.Duration) time.Duration {
+	return min(interval*2+interval/2, interval+time.Duration(float64(interval)*spread)+timeout)
 }

@@ -287,6 +287,23 @@ func TestReloadCoordinatorOwnsTheReloadMetrics(t *testing.T) {
 	}
 }
 
+// TestStaleAfter: the gate's data may be one interval, the spread's delay
+// and one query timeout old, never more than two and a half intervals.
+func TestStaleAfter(t *testing.T) {
+	for _, tc := range []struct {
+		interval, timeout, want time.Duration
+	}{
+		{30 * time.Second, 10 * time.Second, 47500 * time.Millisecond}, // the defaults
+		{5 * time.Second, 2 * time.Second, 8250 * time.Millisecond},
+		{time.Second, 2 * time.Second, 2500 * time.Millisecond}, // a long timeout: 2.5 intervals
+		{time.Minute, 5 * time.Second, 80 * time.Second},
+	} {
+		if got := staleAfter(tc.interval, tc.timeout); got != tc.want {
+			t.Errorf("staleAfter(%s, %s) = %s, want %s", tc.interval, tc.timeout, got, tc.want)
+		}
+	}
+}
+
 // gauge reads the value of a gauge without labels from a's registry.
 func gauge(t *testing.T, a *App, name string) float64 {
 	t.Helper()

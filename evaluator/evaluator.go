@@ -59,6 +59,13 @@ type Options struct {
 	// DisableBatching asks every SLO's newest slice on its own instead of
 	// grouping the SLOs whose queries differ only in label values.
 	DisableBatching bool
+	// StaleAfter is how old the newest successful evaluation of an SLO or
+	// hypothesis may be, when the snapshot is read, before it reads as
+	// stale and a verdict as unknown, whatever the loop is doing (waiting
+	// on a silent Prometheus, stuck). Default two and a half intervals;
+	// serve sets min(2.5 × interval, interval × (1 + Spread) + the query
+	// timeout): one interval, the delay of the spread, and one query.
+	StaleAfter time.Duration
 	// Now is the clock and After waits on it (default time.Now and
 	// time.After); tests set both to a fake clock to drive Run.
 	Now   func() time.Time
@@ -118,6 +125,9 @@ func New(opts Options) (*Evaluator, error) {
 	if opts.After == nil {
 		opts.After = time.After
 	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = opts.Interval*2 + opts.Interval/2
+	}
 	if opts.ShardCount <= 0 {
 		opts.ShardCount = 1
 	}
@@ -129,7 +139,7 @@ func New(opts Options) (*Evaluator, error) {
 		logger: opts.Logger.With(zap.String("component", "evaluator")),
 		sem:    make(chan struct{}, opts.MaxConcurrency),
 	}
-	e.snap.Store(&Snapshot{interval: opts.Interval, defs: &slo.Set{}, slos: map[string]*sloEntry{}, hyps: map[string]HypothesisStatus{}})
+	e.snap.Store(&Snapshot{staleAfter: opts.StaleAfter, defs: &slo.Set{}, slos: map[string]*sloEntry{}, hyps: map[string]HypothesisStatus{}})
 	e.metrics = newSelfMetrics(opts.Registerer)
 	if err := opts.Registerer.Register(&collector{e: e}); err != nil {
 		return nil, fmt.Errorf("evaluator: registering metrics: %w", err)
@@ -194,7 +204,7 @@ func (e *Evaluator) SetDefinitions(set *slo.Set) error {
 	defer e.cycleMu.Unlock()
 	cur = e.snap.Load()
 	next := &Snapshot{
-		at: cur.at, lastGood: cur.lastGood, cycles: cur.cycles, interval: e.opts.Interval, defs: set,
+		at: cur.at, lastGood: cur.lastGood, cycles: cur.cycles, staleAfter: e.opts.StaleAfter, defs: set,
 		slos: make(map[string]*sloEntry, len(trackers)), hyps: make(map[string]HypothesisStatus, len(set.Hypotheses)),
 	}
 	pending := 0
@@ -362,7 +372,7 @@ func (e *Evaluator) logBackfill(cur *Snapshot, p *plan) {
 // publish.
 func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 	next := &Snapshot{
-		at: at, lastGood: cur.lastGood, interval: e.opts.Interval, defs: cur.defs,
+		at: at, lastGood: cur.lastGood, staleAfter: e.opts.StaleAfter, defs: cur.defs,
 		slos: make(map[string]*sloEntry, len(cur.slos)), hyps: make(map[string]HypothesisStatus, len(cur.hyps)),
 		sloNames: cur.sloNames, hypNames: cur.hypNames,
 	}

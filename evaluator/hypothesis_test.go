@@ -210,3 +210,46 @@ func TestIdenticalQueriesOnce(t *testing.T) {
 		t.Fatalf("query made %d times in one cycle, want 1", f.calls["q"])
 	}
 }
+
+// TestStaleAfter: a verdict reads as unknown exactly once its newest good
+// evaluation is StaleAfter old, read by read, whatever the loop does in the
+// meantime (here: nothing, as while it waits on a silent Prometheus); the
+// default is two and a half intervals.
+func TestStaleAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		staleAfter time.Duration
+		want       time.Duration
+	}{
+		{"default", 0, 75 * time.Second},
+		{"interval plus timeout", 47500 * time.Millisecond, 47500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.set("q", vec(0.5))
+			at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+			now := at
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			ev, err := evaluator.New(evaluator.Options{Querier: f, Interval: 30 * time.Second, StaleAfter: tc.staleAfter, Registerer: prometheus.NewRegistry(), Now: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ev.SetDefinitions(&slo.Set{Hypotheses: []*slo.Hypothesis{hypothesis(slo.SeriesAll, slo.PolicyUnknown, slo.PolicyUnknown)}}); err != nil {
+				t.Fatal(err)
+			}
+			ev.Evaluate(context.Background(), at)
+			for _, step := range []struct {
+				age  time.Duration
+				want slo.Verdict
+			}{{0, slo.Pass}, {tc.want - time.Millisecond, slo.Pass}, {tc.want, slo.Unknown}} {
+				mu.Lock()
+				now = at.Add(step.age)
+				mu.Unlock()
+				if st, _ := ev.Hypothesis("h"); st.Verdict != step.want || st.Fresh != (step.want == slo.Pass) {
+					t.Errorf("read %s after the evaluation: verdict %s fresh %v, want %s", step.age, st.Verdict, st.Fresh, step.want)
+				}
+			}
+		})
+	}
+}

@@ -15,13 +15,14 @@ import (
 // worker is writing.
 //
 // One thing changes with the reader's clock: a status that was not
-// refreshed for two and a half intervals reads as stale (and a hypothesis
-// verdict as unknown), so that a stuck loop never keeps a gate open. Each
+// refreshed for Options.StaleAfter reads as stale (and a hypothesis verdict
+// as unknown), so that a stuck loop or a silent Prometheus never keeps a
+// gate open. Each
 // Snapshot value is read as of one time, fixed when it was handed out.
 type Snapshot struct {
 	at, lastGood time.Time
 	cycles       int
-	interval     time.Duration
+	staleAfter   time.Duration
 	defs         *slo.Set
 	slos         map[string]*sloEntry
 	sloNames     []string // sorted
@@ -103,15 +104,16 @@ func (s *Snapshot) Hypothesis(name string) (HypothesisStatus, bool) {
 func (s *Snapshot) hypStatus(st HypothesisStatus) HypothesisStatus {
 	st.Fresh = st.Fresh && s.fresh(st.LastSuccess)
 	if !s.fresh(st.EvaluatedAt) && st.Verdict != slo.Unknown {
-		// The loop has not evaluated it for two intervals (stuck, or
-		// shutting down): an old verdict is not a verdict.
+		// The loop has not evaluated it for StaleAfter (stuck, waiting on
+		// a silent Prometheus, or shutting down): an old verdict is not a
+		// verdict.
 		st.Verdict = slo.Unknown
 	}
 	return st
 }
 
 func (s *Snapshot) fresh(last time.Time) bool {
-	return !last.IsZero() && s.readAt.Sub(last) < 2*s.interval+s.interval/2
+	return !last.IsZero() && s.readAt.Sub(last) < s.staleAfter
 }
 
 // SLOCounts returns the bad and total events of an SLO in (from, to], and
