@@ -75,4 +75,10 @@ type TimelineEntry struct {
 	Value   *float64 `json:"value"`
 	Verdict string   `json:"verdict"` // pass, fail, unknown, or a state like "aborted"
 	Message string   `json:"message,omitempty"`
+	// Repeats is how many more evaluations the previous entry of the same
+	// hypothesis and probe (or SLO) held unchanged before this one. An
+	// outcome without a value (an error, no data) that repeats is not
+	// recorded again at every evaluation: only when it starts, when it
+	// changes, and when the run changes state.
+	Repeats int `json:"repeats,omitempty"`
 }

@@ -2,7 +2,9 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"html/template"
+	"strings"
 	"time"
 
 	"github.com/slogate/slogate/evaluator"
@@ -75,6 +77,9 @@ func runView(r *store.Run, now time.Time) runPage {
 		row := timelineRow{At: e.At.UTC().Format("15:04:05"), Subject: subject, Verdict: e.Verdict, Message: e.Message, Value: "–"}
 		if e.Value != nil {
 			row.Value = timelineValue(e)
+		}
+		if e.Repeats > 0 {
+			row.Message = strings.TrimSpace(fmt.Sprintf("%s (the previous outcome held for %d more evaluations)", row.Message, e.Repeats))
 		}
 		if e.At.After(end) {
 			end = e.At

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -138,6 +139,9 @@ type Decision struct {
 	// BudgetSpent is the largest share of a listed SLO's error budget the
 	// run has spent, this evaluation included.
 	BudgetSpent float64
+	// Repeats is the run's new count of unrecorded repeats per timeline
+	// key (store.Run.Repeats).
+	Repeats map[string]int
 }
 
 // Changed reports whether the run changes state.
@@ -148,7 +152,7 @@ func (d Decision) Changed() bool { return d.Cause != "" }
 // spend, and the timeline with d's entries.
 func (d Decision) Apply(run *store.Run) *store.Run {
 	next := *run
-	next.UnknownStreak, next.BudgetSpent = d.UnknownStreak, d.BudgetSpent
+	next.UnknownStreak, next.BudgetSpent, next.Repeats = d.UnknownStreak, d.BudgetSpent, d.Repeats
 	if d.Changed() {
 		at := d.At
 		if run.State == api.StateRunning && d.State == api.StateRecovering {
@@ -165,7 +169,45 @@ func (d Decision) Apply(run *store.Run) *store.Run {
 
 // keep is the decision that changes nothing about run.
 func keep(run *store.Run, at time.Time) Decision {
-	return Decision{At: at, State: run.State, UnknownStreak: run.UnknownStreak, BudgetSpent: run.BudgetSpent}
+	return Decision{At: at, State: run.State, UnknownStreak: run.UnknownStreak, BudgetSpent: run.BudgetSpent, Repeats: run.Repeats}
+}
+
+// collapseRepeats leaves out of d's entries the outcomes without a value
+// (an error, no data) that only repeat the last entry recorded for the same
+// hypothesis and probe, or SLO, and counts them in d.Repeats instead; the
+// next entry recorded for that key carries the count. A backend failing the
+// same way for hours thus adds two entries to a run, not one per
+// evaluation. Nothing is left out of a decision that changes the run's
+// state: the run's last outcomes are all on record.
+func (d Decision) collapseRepeats(run *store.Run) Decision {
+	last := map[string]store.TimelineEntry{}
+	for _, e := range run.Timeline {
+		last[store.TimelineKey(e)] = e
+	}
+	repeats := maps.Clone(run.Repeats)
+	if repeats == nil {
+		repeats = map[string]int{}
+	}
+	entries := make([]store.TimelineEntry, 0, len(d.Entries))
+	for _, e := range d.Entries {
+		k := store.TimelineKey(e)
+		if k != "" {
+			prev, seen := last[k]
+			if !d.Changed() && seen && e.Value == nil && prev.Value == nil && e.Verdict == prev.Verdict && e.Message == prev.Message {
+				repeats[k]++
+				continue
+			}
+			e.Repeats = repeats[k]
+			delete(repeats, k)
+		}
+		entries = append(entries, e)
+	}
+	d.Entries = entries
+	d.Repeats = repeats
+	if len(repeats) == 0 {
+		d.Repeats = nil
+	}
+	return d
 }
 
 // to makes d a change to state, with its timeline entry last.
@@ -187,8 +229,14 @@ func (d Decision) to(state api.RunState, cause Cause, reason string) Decision {
 // fails once recovery has elapsed without one; an evaluation that predates
 // the finish says nothing about recovery. Either is aborted when its
 // experiment's definition was removed. Every evaluation's measurements go
-// to the timeline, whatever is decided; a terminal run is left as it is.
+// to the timeline, whatever is decided, except an outcome without a value
+// that repeats the last one recorded (see collapseRepeats); a terminal run
+// is left as it is.
 func Decide(run *store.Run, obs Observations, exp *slo.Experiment, at time.Time, p Policy) Decision {
+	return decide(run, obs, exp, at, p).collapseRepeats(run)
+}
+
+func decide(run *store.Run, obs Observations, exp *slo.Experiment, at time.Time, p Policy) Decision {
 	d := keep(run, at)
 	if run.State.Terminal() {
 		return d

@@ -378,3 +378,68 @@ func TestApply(t *testing.T) {
 		t.Errorf("unchanged run %+v", still)
 	}
 }
+
+// TestDecideCollapsesRepeats: an outcome without a value that repeats the
+// last one recorded is counted, not recorded again at every evaluation;
+// the next entry of the same probe or SLO carries the count, and a state
+// change records everything. Measurements (with a value) are all recorded.
+func TestDecideCollapsesRepeats(t *testing.T) {
+	exp := experiment()
+	exp.OnUnknown = slo.GateOpen // unknowns do not abort: the failure can last
+	exp.MaxDuration = 0
+	otherTimeout := probeTimeout
+	otherTimeout.Error = "query timed out after 10s"
+	run := runIn(api.StateRunning, 0, 0)
+	at := t0
+	step := func(p *evaluator.ProbeStatus, spent float64) Decision {
+		at = at.Add(30 * time.Second)
+		d := Decide(run, observed(p, spent), exp, at, Policy{UnknownAbortAfter: 2})
+		run = d.Apply(run)
+		return d
+	}
+	for range 10 {
+		step(&probeTimeout, math.NaN())
+	}
+	step(&probeTimeout, 0.01) // the spend is known again; the probe still times out
+	step(&otherTimeout, 0.01) // another message
+	step(&probePass, 0.01)    // a value
+	step(&probePass, 0.01)    // a value again: recorded
+	step(&probeTimeout, math.NaN())
+	step(&probeTimeout, math.NaN())
+	last := step(&probeFail, 0.02) // → aborted
+
+	type entry struct {
+		Probe, SLO, Verdict, Message string
+		Repeats                      int
+	}
+	var got []entry
+	for _, e := range run.Timeline[1:] {
+		got = append(got, entry{e.Probe, e.SLO, e.Verdict, e.Message, e.Repeats})
+	}
+	const spend = "share of the error budget spent since the start"
+	const incomplete = "budget spent unknown: SLO data incomplete"
+	want := []entry{
+		{"error-rate", "", "unknown", "query timed out", 0},
+		{"", "checkout-availability", "unknown", incomplete, 0},
+		// 9 more evaluations of both, not recorded
+		{"", "checkout-availability", "pass", spend, 9},
+		{"error-rate", "", "unknown", "query timed out after 10s", 10},
+		{"", "checkout-availability", "pass", spend, 0},
+		{"error-rate", "", "pass", "", 0},
+		{"", "checkout-availability", "pass", spend, 0},
+		{"error-rate", "", "pass", "", 0},
+		{"", "checkout-availability", "pass", spend, 0},
+		{"error-rate", "", "unknown", "query timed out", 0},
+		{"", "checkout-availability", "unknown", incomplete, 0},
+		// one more evaluation of both, not recorded
+		{"error-rate", "", "fail", "", 1},
+		{"", "checkout-availability", "pass", spend, 1},
+		{"", "", "aborted", last.Reason, 0},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	if run.Repeats != nil {
+		t.Errorf("repeats %v left after the run ended, want none", run.Repeats)
+	}
+}

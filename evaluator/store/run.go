@@ -34,6 +34,11 @@ type Run struct {
 	// run's hypotheses unknown: the supervisor's (package chaos, which says
 	// why it is stored) and not served by the API.
 	UnknownStreak int `json:"unknownStreak,omitempty"`
+	// Repeats counts, per hypothesis/probe or SLO (TimelineKey), the
+	// evaluations that repeated its last timeline entry and were not
+	// recorded; the next entry recorded for it carries the count. The
+	// supervisor's, like UnknownStreak, and not served by the API.
+	Repeats map[string]int `json:"repeats,omitempty"`
 	// Timeline is kept apart from the record (see AppendTimeline): the
 	// store fills it in on GetRun and ignores it on UpdateRun.
 	Timeline []TimelineEntry `json:"timeline"`
@@ -51,6 +56,15 @@ type Counts struct {
 // format is pinned by TestOldRecordsLoad, so a change of api.TimelineEntry
 // that would break stored runs fails there first.
 type TimelineEntry = api.TimelineEntry
+
+// TimelineKey is what a timeline entry is about: its hypothesis and probe,
+// or its SLO; "" for a state change.
+func TimelineKey(e TimelineEntry) string {
+	if e.Hypothesis == "" && e.Probe == "" && e.SLO == "" {
+		return ""
+	}
+	return e.Hypothesis + "/" + e.Probe + "/" + e.SLO
+}
 
 // API is the run as the API serves it. A nil timeline (a listing) stays
 // nil, which the API sends as null.
