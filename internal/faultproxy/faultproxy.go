@@ -45,6 +45,7 @@ const (
 	kindHangup
 	kindCut
 	kindRewrite
+	kindHuge
 )
 
 // mode is one fault setting. It is replaced, never changed; changed is
@@ -54,7 +55,8 @@ type mode struct {
 	delay   time.Duration
 	code    int // Status
 	body    []byte
-	cut     int // Cut: body bytes to send
+	cut     int   // Cut: body bytes to send
+	size    int64 // Huge: body bytes to send
 	rewrite func(query string, body []byte) []byte
 	changed chan struct{}
 }
@@ -133,6 +135,12 @@ func (p *Proxy) Hangup() { p.set(&mode{kind: kindHangup}) }
 // body (its headers still announce all of it) and then closes the
 // connection, as a server that dies while answering does.
 func (p *Proxy) Cut(n int) { p.set(&mode{kind: kindCut, cut: max(n, 0)}) }
+
+// Huge answers every request, without asking the upstream, with a
+// successful instant vector of about size bytes of valid JSON, sent in
+// chunks without a Content-Length as it is generated (the proxy never holds
+// it), as a backend answering a query over far too many series would.
+func (p *Proxy) Huge(size int64) { p.set(&mode{kind: kindHuge, size: size}) }
 
 // Rewrite forwards requests and passes every successful answer's body
 // through fn with the request's PromQL query (the "query" parameter; empty
@@ -232,6 +240,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case kindRewrite:
 			p.forward(w, r, body, m.rewrite, false)
 			return
+		case kindHuge:
+			writeHuge(w, m.size)
+			return
 		default:
 			p.forward(w, r, body, nil, false)
 			return
@@ -288,6 +299,29 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte, rew
 		}
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// writeHuge writes a vector answer of about size bytes, a sample at a
+// time, until done or the client leaves.
+func writeHuge(w http.ResponseWriter, size int64) {
+	const head, tail = `{"status":"success","data":{"resultType":"vector","result":[`, `]}}`
+	sample := []byte(`{"metric":{"__name__":"up","instance":"host-with-a-long-name-for-padding:9100"},"value":[1700000000,"1"]},`)
+	n := max((size-int64(len(head)+len(tail)))/int64(len(sample)), 1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, head); err != nil {
+		return
+	}
+	for i := int64(0); i < n; i++ {
+		s := sample
+		if i == n-1 {
+			s = s[:len(s)-1] // no comma after the last sample
+		}
+		if _, err := w.Write(s); err != nil {
+			return
+		}
+	}
+	_, _ = io.WriteString(w, tail)
 }
 
 // queryOf returns the PromQL query of a Prometheus API request, sent in the
