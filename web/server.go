@@ -27,6 +27,7 @@ import (
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/internal/clip"
 )
 
 // Options configure a Server.
@@ -111,7 +112,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		// Else the mux answers 405 in plain text; API errors are JSON.
 		w.Header().Set("Allow", "POST, PUT")
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s /-/reload: use POST", r.Method))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s /-/reload: use POST", clip.Name(r.Method)))
 	})
 
 	m.HandleFunc("GET /api/v1/slos", s.listSLOs)
@@ -128,7 +129,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/runs/{id}/abort", s.mutating(s.abortRun))
 	m.HandleFunc("GET /api/v1/runs/{id}/wait", s.waitRun)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", clip.Name(r.Method), clip.Name(r.URL.Path)))
 	})
 	s.uiRoutes()
 }
@@ -235,7 +236,7 @@ func (s *Server) getSLO(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	st, ok := s.opts.Evaluator.Snapshot().SLO(name)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no SLO named %q", name))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no SLO named %q", clip.Name(name)))
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -249,7 +250,7 @@ func (s *Server) getHypothesis(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	st, ok := s.opts.Evaluator.Snapshot().Hypothesis(name)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no hypothesis named %q", name))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no hypothesis named %q", clip.Name(name)))
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -288,7 +289,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, "limit: expected a positive integer, got "+strconv.Quote(v))
+			writeError(w, http.StatusBadRequest, "limit: expected a positive integer, got "+strconv.Quote(clip.Name(v)))
 			return
 		}
 		limit = n
@@ -316,8 +317,24 @@ func (s *Server) runError(w http.ResponseWriter, err error) {
 	}
 }
 
+// runID is the run id of the request's path. An id longer than any run id
+// (at most 128 bytes) names no run: it is answered 404 at once, quoted cut,
+// rather than handed to the store, whose messages would quote it whole.
+func (s *Server) runID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if len(id) > clip.NameBytes {
+		s.runError(w, fmt.Errorf("run %s: %w", clip.Name(id), store.ErrNotFound))
+		return "", false
+	}
+	return id, true
+}
+
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.opts.Runs.Get(r.PathValue("id"))
+	id, ok := s.runID(w, r)
+	if !ok {
+		return
+	}
+	run, err := s.opts.Runs.Get(id)
 	if err != nil {
 		s.runError(w, err)
 		return
@@ -326,7 +343,11 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) finishRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.opts.Runs.Finish(r.PathValue("id"))
+	id, ok := s.runID(w, r)
+	if !ok {
+		return
+	}
+	run, err := s.opts.Runs.Finish(id)
 	if err != nil {
 		s.runError(w, err)
 		return
@@ -335,6 +356,10 @@ func (s *Server) finishRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.runID(w, r)
+	if !ok {
+		return
+	}
 	var body struct {
 		Reason string `json:"reason"`
 	}
@@ -342,11 +367,11 @@ func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, "body: expected {\"reason\": \"...\"}: "+err.Error())
+			writeError(w, http.StatusBadRequest, "body: expected {\"reason\": \"...\"}: "+clip.Name(err.Error()))
 			return
 		}
 	}
-	run, err := s.opts.Runs.Abort(r.PathValue("id"), body.Reason)
+	run, err := s.opts.Runs.Abort(id, body.Reason)
 	if err != nil {
 		s.runError(w, err)
 		return
@@ -355,13 +380,16 @@ func (s *Server) abortRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, ok := s.runID(w, r)
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
 	timeout := 30 * time.Second
 	if v := q.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "timeout: expected a duration like 30s, got "+strconv.Quote(v))
+			writeError(w, http.StatusBadRequest, "timeout: expected a duration like 30s, got "+strconv.Quote(clip.Name(v)))
 			return
 		}
 		timeout = min(d, 5*time.Minute)
@@ -375,7 +403,7 @@ func (s *Server) waitRun(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("seen"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "seen: expected a non-negative integer, got "+strconv.Quote(v))
+			writeError(w, http.StatusBadRequest, "seen: expected a non-negative integer, got "+strconv.Quote(clip.Name(v)))
 			return
 		}
 		seen = n

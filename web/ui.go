@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/internal/clip"
 )
 
 // The UI is server-rendered html/template pages over the same data as the
@@ -145,7 +146,7 @@ func (s *Server) sloPage(w http.ResponseWriter, r *http.Request) {
 	st, ok := snap.SLO(name)
 	api := "/api/v1/slos/" + url.PathEscape(name)
 	if !ok {
-		s.errorPage(w, http.StatusNotFound, "overview", api, fmt.Sprintf("There is no SLO named %q. It may have been removed by a reload.", name))
+		s.errorPage(w, http.StatusNotFound, "overview", api, fmt.Sprintf("There is no SLO named %q. It may have been removed by a reload.", clip.Name(name)))
 		return
 	}
 	p := s.newPage("SLO "+name, "overview", api, true)
@@ -178,11 +179,17 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	api := "/api/v1/runs/" + url.PathEscape(id)
-	run, err := s.opts.Runs.Get(id)
+	// An id longer than any run id is not asked of the store, whose
+	// messages would quote it whole.
+	var run *store.Run
+	err := store.ErrNotFound
+	if len(id) <= clip.NameBytes {
+		run, err = s.opts.Runs.Get(id)
+	}
 	switch {
 	case err == nil:
 	case isNotFound(err):
-		s.errorPage(w, http.StatusNotFound, "runs", api, fmt.Sprintf("There is no run %q.", id))
+		s.errorPage(w, http.StatusNotFound, "runs", api, fmt.Sprintf("There is no run %q.", clip.Name(id)))
 		return
 	default:
 		s.errorPage(w, http.StatusInternalServerError, "runs", api, "Reading the run failed: "+err.Error())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/internal/clip"
 )
 
 // Errors of the run API, for errors.Is.
@@ -126,7 +127,8 @@ func (m *Manager) Gate(experiment string) (*api.GateAnswer, error) {
 	st := m.opts.Snapshots()
 	exp := st.Definitions().Experiment(experiment)
 	if exp == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownExperiment, experiment)
+		// The name comes from a request: quoted cut, however long.
+		return nil, fmt.Errorf("%w %q", ErrUnknownExperiment, clip.Name(experiment))
 	}
 	active, err := m.opts.Store.ListRuns(store.ListFilter{Experiment: experiment, Active: true})
 	return gateAnswer(st, exp, active, err, m.storeError()), nil
