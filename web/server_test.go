@@ -88,7 +88,9 @@ func TestMutatingToken(t *testing.T) {
 }
 
 // TestEmptyListsAreArrays: with no definitions and no runs, every list of
-// the API is [] rather than null, which clients would have to special-case.
+// the API is [] rather than null, which clients would have to special-case;
+// and in every answer over definitions and runs, every list, empty or not,
+// is an array.
 func TestEmptyListsAreArrays(t *testing.T) {
 	ev, err := evaluator.New(evaluator.Options{Querier: emptyQuerier{}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -117,6 +119,87 @@ func TestEmptyListsAreArrays(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 200 and %q: []", path, code, body, key)
 		}
 	}
+
+	// Over definitions and runs: the lists of every answer, nested ones
+	// included (an open gate's reasons, an experiment without runs).
+	fx := newFixture(t)
+	paths := []string{
+		"/api/v1/slos", "/api/v1/slos/checkout-availability", "/api/v1/hypotheses", "/api/v1/hypotheses/search-steady",
+		"/api/v1/experiments", "/api/v1/runs", "/api/v1/runs?active=true",
+		"/api/v1/runs/" + fx.running, "/api/v1/runs/" + fx.passed, "/api/v1/runs/" + fx.aborted,
+	}
+	for _, exp := range fixtureDefinitions().Experiments {
+		paths = append(paths, "/api/v1/experiments/"+exp.Name+"/gate", "/api/v1/experiments/"+exp.Name+"/runs")
+	}
+	emptySeen := map[string]bool{}
+	for _, path := range paths {
+		code, _, body := get(t, fx.server.Handler(), path)
+		var v any
+		if err := json.Unmarshal([]byte(body), &v); err != nil || code == http.StatusNotFound || code >= 500 && code != http.StatusServiceUnavailable {
+			t.Errorf("GET %s: %d %.300s", path, code, body)
+			continue
+		}
+		// A listing of runs leaves their timelines out: null, documented
+		// in api.Run.
+		listing := !strings.HasPrefix(path, "/api/v1/runs/")
+		for _, p := range nullLists(v, "", listing) {
+			t.Errorf("GET %s: %s is null, want a list", path, p)
+		}
+		for _, p := range emptyLists(v) {
+			emptySeen[p] = true
+		}
+	}
+	// The fixture must have empty lists for the check to mean anything.
+	for _, want := range []string{"runs", "reasons"} {
+		if !emptySeen[want] {
+			t.Errorf("no answer had an empty %q list; the fixture no longer covers it", want)
+		}
+	}
+}
+
+// listKeys are the keys whose values are lists in the API's answers.
+var listKeys = map[string]bool{
+	"slos": true, "hypotheses": true, "experiments": true, "runs": true, "reasons": true,
+	"windows": true, "alerts": true, "probes": true, "timeline": true,
+}
+
+// nullLists returns the paths of list keys whose value is null in v, a
+// decoded JSON answer; timelines are skipped in run listings.
+func nullLists(v any, at string, listing bool) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if x == nil && listKeys[k] && !(k == "timeline" && listing) {
+				out = append(out, at+k)
+			}
+			out = append(out, nullLists(x, at+k+".", listing)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, nullLists(x, at, listing)...)
+		}
+	}
+	return out
+}
+
+// emptyLists returns the keys (without their paths) of lists that are [].
+func emptyLists(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if l, ok := x.([]any); ok && len(l) == 0 && listKeys[k] {
+				out = append(out, k)
+			}
+			out = append(out, emptyLists(x)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, emptyLists(x)...)
+		}
+	}
+	return out
 }
 
 type emptyQuerier struct{}
