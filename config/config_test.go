@@ -17,7 +17,7 @@ func TestDefault(t *testing.T) {
 		Prometheus: Prometheus{
 			URL:              "http://localhost:9090",
 			Timeout:          10 * time.Second,
-			MaxResponseBytes: 32 << 20,
+			MaxResponseBytes: 8 << 20,
 			HTTP:             commoncfg.DefaultHTTPClientConfig,
 		},
 		Alertmanager: Alertmanager{ResendDelay: time.Minute, Timeout: 10 * time.Second, QueueCapacity: 10000},

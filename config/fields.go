@@ -48,7 +48,7 @@ var fields = []field{
 	{key: "prometheus.timeout", kind: kindDuration, def: "10s",
 		usage: "Timeout of each query to Prometheus.",
 		ptr:   func(c *Config) any { return &c.Prometheus.Timeout }},
-	{key: "prometheus.max-response-bytes", kind: kindBytes, def: "32MiB",
+	{key: "prometheus.max-response-bytes", kind: kindBytes, def: "8MiB",
 		usage: "Largest answer read from Prometheus (bytes, or with a unit: 64MiB); a larger one is refused as a bad result, so a misbehaving backend cannot exhaust memory.",
 		ptr:   func(c *Config) any { return &c.Prometheus.MaxResponseBytes }},
 	{key: "prometheus.headers", kind: kindHeaders,

@@ -35,7 +35,7 @@ func fullYAML() *Config {
 	c.Prometheus = Prometheus{
 		URL:              "https://mimir.example.com/prometheus",
 		Timeout:          20 * time.Second,
-		MaxResponseBytes: 32 << 20,
+		MaxResponseBytes: 8 << 20,
 		Headers:          map[string]string{"X-Scope-OrgID": "payments"},
 		HTTP:             commoncfg.DefaultHTTPClientConfig,
 	}

@@ -83,9 +83,10 @@ type serverOptions struct {
 	// webConfig, for the readiness check and the helpers' requests.
 	tls       *tls.Config
 	basicAuth [2]string
-	token     string // default apiToken
-	config    string // content of a --config file, empty for none
-	storage   string // storage.path, default in the server's directory
+	token     string        // default apiToken
+	config    string        // content of a --config file, empty for none
+	storage   string        // storage.path, default in the server's directory
+	interval  time.Duration // evaluation.interval, default 1s
 	args      []string
 }
 
@@ -103,7 +104,7 @@ func serverConfig(o serverOptions) testenv.SlogateOptions {
 	return testenv.SlogateOptions{
 		PrometheusURL: o.promURL, AlertmanagerURLs: o.amURLs, Definitions: definitions,
 		Token: o.token, WebConfig: o.webConfig, TLS: o.tls, BasicAuthUser: o.basicAuth[0], BasicAuthPassword: o.basicAuth[1],
-		Config: o.config, StoragePath: o.storage, MinRange: 5 * time.Second, Args: args,
+		Config: o.config, StoragePath: o.storage, MinRange: 5 * time.Second, Interval: o.interval, Args: args,
 	}
 }
 

@@ -209,10 +209,12 @@ func (h *headerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 	return h.next.RoundTrip(req)
 }
 
-// DefaultMaxResponseBytes is the default bound of an answer's body: far
-// above what an SLO slice, a grouped query over thousands of SLOs or a
-// backfill range returns (a few MiB at most), far below what would hurt.
-const DefaultMaxResponseBytes = 32 << 20
+// DefaultMaxResponseBytes is the default bound of an answer's body: above
+// what an SLO slice, a grouped query over thousands of SLOs or a backfill
+// range returns (about 150 bytes a series: 8 MiB is 50,000 series), and
+// low enough that the answers read at once (evaluation.max-concurrency, 8,
+// each in a buffer that may double) stay near 128 MiB.
+const DefaultMaxResponseBytes = 8 << 20
 
 // TooLargeError is an answer refused for its size.
 type TooLargeError struct {
