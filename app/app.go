@@ -53,6 +53,7 @@ type App struct {
 	opts     Options
 	logger   *zap.Logger
 	store    *store.Store
+	checker  *store.Checker
 	ev       *evaluator.Evaluator
 	runs     *chaos.Manager
 	notifier *notifier.Notifier
@@ -102,6 +103,12 @@ func New(o Options) (_ *App, err error) {
 			a.close()
 		}
 	}()
+	// The store check waits for its next hour on the real clock: tests count
+	// the evaluation loop's waits on After.
+	a.checker, err = store.NewChecker(store.CheckerOptions{Store: a.store, Logger: o.Logger, Registerer: o.Registry, Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
 
 	a.ev, err = evaluator.New(evaluator.Options{
 		Querier: o.Querier, Logger: o.Logger, Registerer: o.Registry,
@@ -188,6 +195,8 @@ func (a *App) addActors() {
 	a.group.Add(func() error { return a.server.Run(srvCtx) }, func(error) { srvCancel() })
 	nfCtx, nfCancel := context.WithCancel(context.Background())
 	a.group.Add(func() error { return a.notifier.Run(nfCtx) }, func(error) { nfCancel() })
+	ckCtx, ckCancel := context.WithCancel(context.Background())
+	a.group.Add(func() error { return a.checker.Run(ckCtx) }, func(error) { ckCancel() })
 	a.group.Add(func() error {
 		<-a.stop
 		return nil
