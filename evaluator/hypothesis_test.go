@@ -2,8 +2,10 @@ package evaluator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +253,26 @@ func TestStaleAfter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNotEvaluatedSLOHasNoWindowsYet: before its first cycle an SLO has no
+// window statuses, and says so with an empty list, not null, in the API.
+func TestNotEvaluatedSLOHasNoWindowsYet(t *testing.T) {
+	ev, err := evaluator.New(evaluator.Options{Querier: newFake(), Interval: 30 * time.Second, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := &slo.SLO{Name: "s", Objective: 99, Window: 24 * time.Hour, Indicator: slo.Indicator{Ratio: &slo.RatioIndicator{Errors: "e[{{.window}}]", Total: "t[{{.window}}]"}}}
+	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{def}}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := ev.SLO("s")
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"windows":[]`) {
+		t.Errorf("status of an SLO not evaluated yet: %s, want \"windows\":[]", b)
 	}
 }

@@ -15,6 +15,7 @@ func initialSLOStatus(def *slo.SLO) SLOStatus {
 		Name: def.Name, Service: def.Service, Description: def.Description, Labels: def.Labels,
 		Objective: def.Objective, Window: windowName(def.Window),
 		SLI: Num(math.NaN()), BudgetRemaining: Num(math.NaN()),
+		Windows: []WindowStatus{}, // none yet: an empty list in the API, not null
 	}
 	for _, sev := range slo.Severities {
 		st.Alerts = append(st.Alerts, AlertStatus{Severity: sev, BurnRate: Num(math.NaN()), Enabled: def.TierEnabled(sev)})

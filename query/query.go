@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
+	"github.com/slogate/slogate/internal/clip"
 )
 
 // Querier is what slogate needs from Prometheus. It is implemented by
@@ -78,16 +78,7 @@ const MaxMessage = 1024
 
 // Bound cuts s to MaxMessage bytes (at a character boundary), saying how
 // much was cut.
-func Bound(s string) string {
-	if len(s) <= MaxMessage {
-		return s
-	}
-	cut := MaxMessage
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… [%d more bytes cut]", s[:cut], len(s)-cut)
-}
+func Bound(s string) string { return clip.String(s, MaxMessage) }
 
 // boundedError is an error whose text is bounded, keeping the error it
 // stands for for errors.Is and errors.As.

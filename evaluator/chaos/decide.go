@@ -11,11 +11,15 @@ import (
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/internal/clip"
 	"github.com/slogate/slogate/slo"
 )
 
 // A run's life is decided by pure functions, like Prometheus's alert state
 // machine: Decide for every evaluation, DecideStart, DecideFinish and
+// MaxAbortReason bounds the reason given to an abort, in bytes.
+const MaxAbortReason = 1024
+
 // DecideAbort for the API. They read the run, what was observed and the
 // time they are given, and return what is to change; the Manager stores
 // the change, and only then tells anyone (metrics, long polls,
@@ -346,7 +350,9 @@ func DecideAbort(run *store.Run, reason string, at time.Time) (Decision, error) 
 	if reason == "" {
 		reason = "aborted through the API"
 	}
-	return keep(run, at).to(api.StateAborted, CauseAbortedByAPI, reason), nil
+	// The caller's text goes into the run, its timeline and the
+	// ChaosExperimentAborted alert: bounded like a backend's.
+	return keep(run, at).to(api.StateAborted, CauseAbortedByAPI, clip.String(reason, MaxAbortReason)), nil
 }
 
 func failingProbes(h evaluator.HypothesisStatus) string {

@@ -443,3 +443,18 @@ func TestDecideCollapsesRepeats(t *testing.T) {
 		t.Errorf("repeats %v left after the run ended, want none", run.Repeats)
 	}
 }
+
+// TestDecideAbortBoundsTheReason: the caller's reason goes into the run,
+// its timeline and an alert, cut to MaxAbortReason bytes.
+func TestDecideAbortBoundsTheReason(t *testing.T) {
+	d, err := DecideAbort(runIn(api.StateRunning, 0, 0), strings.Repeat("é", 10_000), t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Reason) > MaxAbortReason+64 || !strings.Contains(d.Reason, "more bytes cut]") {
+		t.Errorf("reason of %d bytes: %.80q…, want it cut to about %d", len(d.Reason), d.Reason, MaxAbortReason)
+	}
+	if last := d.Entries[len(d.Entries)-1]; last.Message != d.Reason {
+		t.Errorf("timeline message %.80q, want the cut reason", last.Message)
+	}
+}
