@@ -21,6 +21,9 @@ func TestDamagedFileIsAnError(t *testing.T) {
 		name   string
 		damage func(t *testing.T, data []byte, pageSize int)
 	}{
+		{"both meta pages overwritten", func(t *testing.T, data []byte, pageSize int) {
+			overwrite(t, data, 0, 2*pageSize)
+		}},
 		{"root page overwritten", func(t *testing.T, data []byte, pageSize int) {
 			// Meta page 0 names the root bucket's page (its pgid is the
 			// first field of the root bucket, at offset 16+16 of the
@@ -145,6 +148,57 @@ func TestFlippedBytesNeverCrashReads(t *testing.T) {
 			}
 			if len(failed) > 0 && err == nil {
 				t.Errorf("Check found no damage, but %d reads failed, the first with: %v", len(failed), failed[0])
+			}
+		})
+	}
+}
+
+// TestTruncatedFile: a file cut short (a full disk during a copy, a restore
+// gone wrong) is refused at start or reported by the check, naming the file
+// and what to do; bbolt reading past its end (SIGBUS) once killed Open.
+func TestTruncatedFile(t *testing.T) {
+	cuts := []struct {
+		name string
+		size func(pageSize, pages int) int // pages: in use, from the meta pages
+	}{
+		{"shorter than two pages", func(ps, _ int) int { return ps * 3 / 2 }},
+		{"a quarter of its pages", func(ps, n int) int { return n / 4 * ps }},
+		{"half of its pages", func(ps, n int) int { return n / 2 * ps }},
+	}
+	for _, tt := range cuts {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fillStore(t, s, 0, 30)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, FileName)
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pageSize := int(binary.LittleEndian.Uint32(data[16+8 : 16+12]))
+			// The high water mark of each meta page: header, magic,
+			// version, page size, flags, root bucket, freelist, then it.
+			pages := max(binary.LittleEndian.Uint64(data[56:]), binary.LittleEndian.Uint64(data[pageSize+56:]))
+			if err := os.WriteFile(file, data[:tt.size(pageSize, int(pages))], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(dir, Options{})
+			if err == nil {
+				defer s.Close()
+				if err = s.Check(context.Background()); !errors.Is(err, ErrDamaged) {
+					t.Fatalf("Open succeeded and Check = %v, want ErrDamaged", err)
+				}
+			}
+			for _, want := range []string{file, "the file is not a slogate database, or it is damaged", "move it aside"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
 			}
 		})
 	}

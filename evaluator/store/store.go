@@ -28,6 +28,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -100,18 +101,23 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	file := filepath.Join(path, FileName)
 	var db *bolt.DB
-	err := recoverDamage(func() (err error) {
+	// Guarded like every transaction: a file cut short faults (SIGBUS) when
+	// bbolt reads its freelist past the end.
+	err := guard(func() (err error) {
 		db, err = bolt.Open(file, 0o600, &bolt.Options{Timeout: timeout})
 		return err
 	})
+	if err != nil && strings.Contains(err.Error(), "file size too small") {
+		err = fmt.Errorf("%w: %v", ErrDamaged, err) // bbolt has no sentinel for it
+	}
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage.path %s is locked by another slogate process (gave up after %s): %w", path, timeout, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage.path %s: open %s: %w", path, file, hint(err))
 	}
-	if err := recoverDamage(func() error { return db.Update(initSchema) }); err != nil {
-		_ = recoverDamage(db.Close)
+	if err := guard(func() error { return db.Update(initSchema) }); err != nil {
+		_ = guard(db.Close)
 		return nil, fmt.Errorf("storage.path %s: initialize %s: %w", path, file, hint(err))
 	}
 	return &Store{db: db, path: path, file: file}, nil
