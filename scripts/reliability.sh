@@ -31,10 +31,11 @@ run() {
 	fi
 }
 
-run e2e -race -timeout 30m -run '^(TestKill9Random|TestKill9DuringRun|TestPrometheusFaultCycle|TestReloadAndOutage|TestLoad|TestSecretsNeverLeak|TestHostileReload|TestStorageFull|TestStorageReadOnly|TestStoragePathUnusable)$' ./e2e/
+run e2e -race -timeout 30m -run '^(TestKill9Random|TestKill9DuringRun|TestPrometheusFaultCycle|TestReloadAndOutage|TestLoad|TestSecretsNeverLeak|TestHostileReload|TestStorageFull|TestStorageReadOnly|TestStoragePathUnusable|TestHostileBackend|TestSilentBackendClosesGate)$' ./e2e/
 run evaluator -race -timeout 20m -run '^TestPrometheusFaults$' ./evaluator/
 run notifier -race -timeout 10m -run '^TestAlertmanager' ./evaluator/notifier/
-run store -race -timeout 10m -run '^TestCrashSafety$' ./evaluator/store/
+run store -race -timeout 10m -run '^(TestCrashSafety|TestDamaged.*|TestTruncated.*|TestFlipped.*|TestCheck.*)$' ./evaluator/store/
+run promapi -race -timeout 10m -run '^(TestLargeAnswerRefused|TestBackendTextIsBounded)$' ./evaluator/promapi/
 run hostile -race -timeout 10m -run 'Hostile' ./slo/ ./config/
 run fuzz-load -run '^$' -fuzz '^FuzzLoad$' -fuzztime "$FUZZTIME" ./slo/
 run fuzz-tolerance -run '^$' -fuzz '^FuzzParseTolerance$' -fuzztime "$FUZZTIME" ./slo/
@@ -72,6 +73,10 @@ cat <<EOF
 | records at stake across those kills | $(field e2e kill9 runs) runs, $(field e2e kill9 timeline_entries) timeline entries, $(field e2e kill9 state_changes) state changes, $(field e2e kill9 reloads) reloads, $(field e2e kill9 requests) requests |
 | kill -9 of a store writer mid-commit (TestCrashSafety) | $store_rounds rounds |
 | **records lost** | **$lost** |
+| hostile backends, \`slogate serve\` end to end (TestHostileBackend) | $(field e2e hostile-backends total) faults: $(grep -h 'RELIABILITY kind=hostile-backend ' "$logs/e2e.log" | grep -o 'fault="[^"]*"' | cut -d'"' -f2 | paste -sd, - | sed 's/,/, /g'); gate opened during a fault: 0; answers, run and log bounded; peak RSS $(field e2e hostile-backends peak_rss_mib) MiB |
+| silent backend: time to gate unknown (TestSilentBackendClosesGate; $(field e2e silent-backend interval) interval, $(field e2e silent-backend timeout) timeout, stale limit $(field e2e silent-backend stale_after)) | $(field e2e silent-backend since_silence_s) s after the backend went silent, its newest data then $(field e2e silent-backend data_age_s) s old |
+| damaged store: truncated files, damaged headers, flipped data-page bytes, background check | $(passed store '(TestDamaged|TestTruncated|TestFlipped|TestCheck)[A-Za-z]* ') tests, $(passed store '(TestDamaged|TestTruncated|TestFlipped|TestCheck)[A-Za-z]*/') cases; crashes: 0 |
+| oversized and wordy answers, client (TestLargeAnswerRefused, TestBackendTextIsBounded) | $(passed promapi 'TestLargeAnswerRefused/') sizes (100 MB refused as bad_result, allocations bounded); 5 MB errors and warnings cut to 1 KiB, logged once |
 | disk full, read-only and unusable storage.path | full: $(passed e2e 'TestStorageFull '), read-only: $(field e2e storage-readonly cases) cases, unusable: $(passed e2e 'TestStoragePathUnusable/') cases; gate opened: 0 |
 | load: requests served (8 workers in a second process, reloads every 200 ms) | $(field e2e load answered) of $(field e2e load requests); without an answer: $(field e2e load no_answer); unexpected status: $(field e2e load unexpected_status); 5xx: $(field e2e load status_5xx); reloads: $(field e2e load reloads) |
 EOF
