@@ -3,6 +3,7 @@ package slo
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,7 +139,14 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 		d.checkObjective(v, n)
 	}
 	o.Window = DefaultWindow
-	if w, n, ok := spec.duration("window"); ok {
+	if n := spec.node("window"); n != nil && n.Kind == yaml.MappingNode {
+		o.Calendar = d.nativeCalendar(spec.sub("window", "calendar", "timeZone", "start"))
+		if o.Calendar != nil {
+			o.Window = o.Calendar.Unit.longest()
+		}
+	} else if n != nil && n.Kind == yaml.ScalarNode && slices.Contains(CalendarUnits, CalendarUnit(n.Value)) {
+		d.errorf(n, "spec.window: %q: a calendar window is written window: {calendar: %s, timeZone: UTC}; a rolling one as a duration like 30d", n.Value, n.Value)
+	} else if w, n, ok := spec.duration("window"); ok {
 		o.Window = w
 		d.checkWindow(w, n, "spec.window")
 	}
@@ -157,6 +165,59 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	}
 	o.InfoLabels = rules.infoLabels("infoLabels")
 	return o
+}
+
+// nativeCalendar reads window: {calendar: month, timeZone: Europe/Berlin},
+// and optionally start: the local time one period starts (default: the
+// unit's natural start, the 1st of the month, Monday... at midnight).
+func (d *decoder) nativeCalendar(f *fields) *Calendar {
+	if f.bad || f.mapping == nil {
+		return nil
+	}
+	f.require(f.mapping, "", "calendar")
+	unit, un := f.str("calendar")
+	if un == nil {
+		return nil
+	}
+	c := &Calendar{Unit: CalendarUnit(unit), Location: time.UTC}
+	ok := slices.Contains(CalendarUnits, c.Unit)
+	if !ok {
+		d.errorf(un, "%s.calendar: %q: use week (from Monday), month, quarter or year", f.path, unit)
+	}
+	if tz, n := f.str("timeZone"); n != nil {
+		c.Location = d.timeZone(tz, n, f.path+".timeZone")
+		ok = ok && c.Location != nil
+	}
+	if st, sn := f.str("start"); sn != nil && ok {
+		t, err := time.ParseInLocation(time.DateTime, st, c.Location)
+		if err != nil {
+			d.errorf(sn, "%s.start: %q: write the local time one period starts, like \"2026-01-15 00:00:00\" (in timeZone)", f.path, st)
+			return nil
+		}
+		c.Anchor = t
+		if err := c.validate(); err != nil {
+			d.errorf(sn, "%s.start: %s", f.path, err)
+			return nil
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return c
+}
+
+// timeZone loads an IANA time zone; nil (reported) if unknown.
+func (d *decoder) timeZone(name string, n *yaml.Node, path string) *time.Location {
+	if name == "" || name == "Local" {
+		d.errorf(n, "%s: %q: name a time zone, like UTC or Europe/Berlin", path, name)
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		d.errorf(n, "%s: unknown time zone %q: use an IANA name like UTC, Europe/Berlin or America/New_York", path, name)
+		return nil
+	}
+	return loc
 }
 
 // checkObjective accepts percents strictly between 0 and 100, and warns

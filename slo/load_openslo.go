@@ -89,8 +89,8 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	spec.require(root, m.what, "service", "timeWindow", "objectives")
 	o.Service, _ = spec.str("service")
 	o.Description, _ = spec.str("description")
-	if w, ok := d.openSLOWindow(spec); ok {
-		o.Window = w
+	if w, cal, ok := d.openSLOWindow(spec); ok {
+		o.Window, o.Calendar = w, cal
 	}
 	if bm, n := spec.str("budgetingMethod"); n != nil && bm != "Occurrences" {
 		d.errorf(n, "spec.budgetingMethod: %q is not supported: slogate counts occurrences (Occurrences)", bm)
@@ -205,42 +205,95 @@ func openSLOLabels(mf *fields) map[string]string {
 	return tmp.labels("labels", reservedSLOLabels...)
 }
 
-// openSLOWindow reads the single rolling time window.
-func (d *decoder) openSLOWindow(spec *fields) (time.Duration, bool) {
+// openSLOWindow reads the single time window: rolling (a duration), or a
+// calendar one (isRolling: false, a calendar, and 1w, 1M, 1Q or 1Y).
+func (d *decoder) openSLOWindow(spec *fields) (time.Duration, *Calendar, bool) {
 	items := spec.list("timeWindow")
 	if len(items) == 0 {
 		if n := spec.node("timeWindow"); n != nil && n.Kind == yaml.SequenceNode {
 			d.errorf(n, "spec.timeWindow: one time window is required")
 		}
-		return 0, false
+		return 0, nil, false
 	}
 	if len(items) > 1 {
 		d.errorf(cmpNode(items[1], spec.node("timeWindow")), "spec.timeWindow[1]: only one time window is supported")
 	}
 	tw := d.fields(items[0], "spec.timeWindow[0]", "duration", "isRolling", "calendar")
 	if tw.bad || tw.mapping == nil {
-		return 0, false
+		return 0, nil, false
 	}
 	tw.require(tw.mapping, "", "duration")
-	// OpenSLO: isRolling defaults to false only where a calendar is given.
-	if !tw.boolean("isRolling", !tw.has("calendar")) || tw.has("calendar") {
-		d.errorf(tw.mapping, "spec.timeWindow[0]: calendar windows are not supported: slogate evaluates rolling windows (isRolling: true)")
-	}
 	text, n := tw.str("duration")
+	// OpenSLO: isRolling defaults to false only where a calendar is given.
+	rolling := tw.boolean("isRolling", !tw.has("calendar"))
+	if !rolling {
+		if n == nil {
+			return 0, nil, false
+		}
+		c := d.openSLOCalendar(tw, text, n)
+		if c == nil {
+			return 0, nil, false
+		}
+		return c.Unit.longest(), c, true
+	}
+	if tw.has("calendar") {
+		d.errorf(tw.node("calendar"), "spec.timeWindow[0].calendar: a rolling window (isRolling: true) has no calendar; set isRolling: false for calendar periods")
+	}
 	if n == nil {
-		return 0, false
+		return 0, nil, false
 	}
 	if strings.ContainsAny(text, "MQY") {
-		d.errorf(n, "spec.timeWindow[0].duration: %q: months, quarters and years vary in length; write days, like 28d or 30d", text)
-		return 0, false
+		d.errorf(n, "spec.timeWindow[0].duration: %q: a rolling window of months, quarters or years varies in length; write days, like 28d or 30d, or set isRolling: false for calendar periods", text)
+		return 0, nil, false
 	}
 	w, err := model.ParseDuration(text)
 	if err != nil {
 		d.errorf(n, "spec.timeWindow[0].duration: invalid duration %q: use a number and a unit (m, h, d, w) like 28d", text)
-		return 0, false
+		return 0, nil, false
 	}
 	d.checkWindow(time.Duration(w), n, "spec.timeWindow[0].duration")
-	return time.Duration(w), true
+	return time.Duration(w), nil, true
+}
+
+// openSLOCalendarUnits are the calendar durations slogate evaluates.
+var openSLOCalendarUnits = map[string]CalendarUnit{"1w": CalendarWeek, "1M": CalendarMonth, "1Q": CalendarQuarter, "1Y": CalendarYear}
+
+// openSLOCalendar reads a calendar window: duration 1w, 1M, 1Q or 1Y and
+// calendar: {startTime: "2022-01-01 00:00:00", timeZone: UTC}, the start of
+// one period in that zone.
+func (d *decoder) openSLOCalendar(tw *fields, text string, n *yaml.Node) *Calendar {
+	unit, ok := openSLOCalendarUnits[text]
+	if !ok {
+		d.errorf(n, "spec.timeWindow[0].duration: %q: calendar periods are 1w (from Monday, or the start time's weekday), 1M, 1Q or 1Y", text)
+		return nil
+	}
+	c := &Calendar{Unit: unit, Location: time.UTC}
+	cal := tw.sub("calendar", "startTime", "timeZone")
+	if cal.bad || cal.mapping == nil {
+		d.errorf(tw.mapping, "spec.timeWindow[0]: a calendar window (isRolling: false) needs calendar: {startTime, timeZone}")
+		return nil
+	}
+	cal.require(cal.mapping, "", "startTime", "timeZone")
+	if tz, tn := cal.str("timeZone"); tn != nil {
+		if c.Location = d.timeZone(tz, tn, cal.path+".timeZone"); c.Location == nil {
+			return nil
+		}
+	}
+	if st, sn := cal.str("startTime"); sn != nil {
+		t, err := time.ParseInLocation(time.DateTime, st, c.Location)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, st); err != nil {
+				d.errorf(sn, "%s.startTime: %q: write a local time like \"2022-01-01 00:00:00\" (in timeZone)", cal.path, st)
+				return nil
+			}
+		}
+		c.Anchor = t
+		if err := c.validate(); err != nil {
+			d.errorf(sn, "%s.startTime: %s", cal.path, err)
+			return nil
+		}
+	}
+	return c
 }
 
 // openSLOObjective is one objective of an OpenSLO v1 SLO.

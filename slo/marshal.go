@@ -97,7 +97,16 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 		spec.str("description", o.Description)
 	}
 	spec.num("objective", o.Objective)
-	spec.duration("window", o.Window)
+	if c := o.Calendar; c != nil {
+		w := spec.sub("window")
+		w.str("calendar", string(c.Unit))
+		w.str("timeZone", c.location().String())
+		if !c.Anchor.IsZero() {
+			w.str("start", c.Anchor.In(c.location()).Format(time.DateTime))
+		}
+	} else {
+		spec.duration("window", o.Window)
+	}
 
 	ind := spec.sub("indicator")
 	switch i := o.Indicator; {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -15,6 +16,8 @@ import (
 var sameDefinitions = []cmp.Option{
 	cmpopts.IgnoreTypes(Pos{}, Source{}), // converting changes the format by design
 	cmpopts.EquateEmpty(),
+	cmp.Comparer(func(a, b *time.Location) bool { return a.String() == b.String() }),
+	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
 }
 
 // TestMarshalNativeRoundTrip loads every fixture and example, in each

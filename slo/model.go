@@ -85,7 +85,8 @@ func (s *Set) Experiment(name string) *Experiment {
 	return nil
 }
 
-// SLO is a service level objective over a rolling window.
+// SLO is a service level objective over a rolling window or calendar
+// periods.
 type SLO struct {
 	Name        string
 	Labels      map[string]string // user labels, copied onto metrics and alerts
@@ -94,7 +95,12 @@ type SLO struct {
 	// Objective is the target in percent, 0 < Objective < 100 (99.9 means
 	// 99.9 % of events must be good).
 	Objective float64
-	Window    time.Duration
+	// Window is the rolling window; for a calendar SLO, the longest its
+	// period can be (what the slice buffers must hold).
+	Window time.Duration
+	// Calendar, when set, makes the window calendar periods (see
+	// WindowAt) instead of a rolling Window.
+	Calendar  *Calendar
 	Indicator Indicator
 	Alerting  Alerting
 	Gate      GatePolicy

@@ -64,6 +64,9 @@ var StandardWindows = []time.Duration{
 
 // Windows returns the windows evaluated for an SLO window: the standard ones
 // shorter than it, then the SLO window, sorted ascending, without duplicates.
+// For a calendar SLO, whose Window is the longest its period can be, the
+// standard windows are the same (all shorter than its shortest period) and
+// the last stands for the period so far.
 func Windows(window time.Duration) []time.Duration {
 	out := make([]time.Duration, 0, len(StandardWindows)+1)
 	for _, w := range StandardWindows {
@@ -113,3 +116,4 @@ func BudgetSpent(bad, windowTotal, objectivePercent float64) float64 {
 	}
 	return bad / (windowTotal * (1 - objectivePercent/100))
 }
+
