@@ -40,7 +40,8 @@ func (s *Snapshot) History(name string) (SLOHistory, bool) {
 	budget := func(c slo.Counts) float64 { return slo.BudgetRemaining(c.Bad, c.Total, def.Objective) }
 	burn := func(c slo.Counts) float64 { return slo.BurnRate(c.Bad, c.Total, def.Objective) }
 	for at := now.Truncate(time.Hour).Add(-historySpan); !at.After(now); at = at.Add(time.Hour) {
-		c, m := t.countsBetween(at.Add(-def.Window), at)
+		from, _ := def.WindowAt(at) // a calendar SLO's budget starts afresh with each period
+		c, m := t.countsBetween(from, at)
 		h.BudgetRemaining = append(h.BudgetRemaining, Point{At: at, Value: value(c, m, budget)})
 		c, m = t.countsBetween(at.Add(-time.Hour), at)
 		h.BurnRate1h = append(h.BurnRate1h, Point{At: at, Value: value(c, m, burn)})

@@ -73,6 +73,12 @@ var (
 		"Error ratio / error budget over the window; absent while the window is incomplete.", []string{"slo", "service", "window"}, nil)
 	descBudget = prometheus.NewDesc("slogate_slo_error_budget_remaining_ratio",
 		"Error budget remaining over the SLO window (1 = untouched, negative = overspent).", []string{"slo", "service"}, nil)
+	descPeriodStart = prometheus.NewDesc("slogate_slo_period_start_timestamp_seconds",
+		"Start of the calendar period whose error budget a calendar SLO spends (calendar SLOs only).", []string{"slo", "service"}, nil)
+	descPeriodEnd = prometheus.NewDesc("slogate_slo_period_end_timestamp_seconds",
+		"End of the calendar period of a calendar SLO, when its error budget starts afresh.", []string{"slo", "service"}, nil)
+	descPeriodLeft = prometheus.NewDesc("slogate_slo_period_remaining_seconds",
+		"Time left in the calendar period of a calendar SLO at its last evaluation.", []string{"slo", "service"}, nil)
 	descAlert = prometheus.NewDesc("slogate_slo_alert_firing",
 		"1 while the multi-window multi-burn-rate alert of the severity fires.", []string{"slo", "service", "severity"}, nil)
 	descFresh = prometheus.NewDesc("slogate_slo_data_fresh",
@@ -90,7 +96,7 @@ var (
 type collector struct{ e *Evaluator }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
+	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
 		ch <- d
 	}
 }
@@ -133,6 +139,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.BudgetRemaining.Valid() {
 			ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(s.BudgetRemaining), s.Name, s.Service)
+		}
+		if p := s.Period; p != nil {
+			ch <- prometheus.MustNewConstMetric(descPeriodStart, prometheus.GaugeValue, float64(p.Start.Unix()), s.Name, s.Service)
+			ch <- prometheus.MustNewConstMetric(descPeriodEnd, prometheus.GaugeValue, float64(p.End.Unix()), s.Name, s.Service)
+			ch <- prometheus.MustNewConstMetric(descPeriodLeft, prometheus.GaugeValue, p.TimeLeft, s.Name, s.Service)
 		}
 		for _, a := range s.Alerts {
 			v := 0.0

@@ -13,7 +13,7 @@ import (
 func initialSLOStatus(def *slo.SLO) SLOStatus {
 	st := SLOStatus{
 		Name: def.Name, Service: def.Service, Description: def.Description, Labels: def.Labels,
-		Objective: def.Objective, Window: windowName(def.Window),
+		Objective: def.Objective, Window: def.WindowName(),
 		SLI: Num(math.NaN()), BudgetRemaining: Num(math.NaN()),
 		Windows: []WindowStatus{}, // none yet: an empty list in the API, not null
 	}
@@ -40,8 +40,15 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 		if ws, ok := byDur[w]; ok {
 			return ws
 		}
-		c, missing := t.windowCounts(w, now)
-		ws := WindowStatus{Window: windowName(w), Duration: w, Bad: Num(c.Bad), Total: Num(c.Total), Complete: missing == 0}
+		from, name := now.Add(-w), windowName(w)
+		if w == def.Window && def.Calendar != nil {
+			// The period so far; Duration stays the SLO's Window, the key
+			// by which the SLO window is looked up.
+			from, _ = def.WindowAt(now)
+			name = def.WindowName()
+		}
+		c, missing := t.countsBetween(from, now)
+		ws := WindowStatus{Window: name, Duration: w, Bad: Num(c.Bad), Total: Num(c.Total), Complete: missing == 0}
 		ws.SLI, ws.BurnRate = Num(math.NaN()), Num(math.NaN())
 		if ws.Complete {
 			ws.SLI = Num(1 - slo.ErrorRatio(c.Bad, c.Total))
@@ -57,6 +64,10 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 	}
 	full := byDur[def.Window]
 	st.SLI = full.SLI
+	if def.Calendar != nil {
+		start, end := def.Calendar.Period(now)
+		st.Period = &PeriodStatus{Start: start, End: end, TimeLeft: end.Sub(now).Seconds(), Length: end.Sub(start).Seconds(), TimeZone: def.Calendar.Location.String()}
+	}
 	if full.Complete {
 		st.BudgetRemaining = Num(slo.BudgetRemaining(float64(full.Bad), float64(full.Total), def.Objective))
 	}
@@ -72,7 +83,7 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 		ws := measure(w)
 		return float64(ws.BurnRate), ws.Complete
 	}
-	tiers := def.Tiers()
+	tiers := def.TiersAt(now)
 	for i := range st.Alerts {
 		a := &st.Alerts[i]
 		var was AlertStatus

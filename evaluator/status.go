@@ -23,6 +23,20 @@ type WindowStatus struct {
 	Complete bool `json:"complete"`
 }
 
+// PeriodStatus is the calendar period of a calendar SLO at an evaluation:
+// the budget is the whole period's, spent from Start.
+type PeriodStatus struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// TimeLeft is End minus the evaluation time, in seconds.
+	TimeLeft float64 `json:"timeLeftSeconds"`
+	// Length is the period's length in seconds (a 31-day month, a month
+	// with a daylight saving change: an hour more or less).
+	Length float64 `json:"lengthSeconds"`
+	// TimeZone is where the period's boundaries are midnight.
+	TimeZone string `json:"timeZone"`
+}
+
 // AlertStatus is the state of one burn-rate alert severity.
 type AlertStatus struct {
 	Severity slo.Severity `json:"severity"`
@@ -45,6 +59,9 @@ type SLOStatus struct {
 	SLI             Num               `json:"sli"`
 	BudgetRemaining Num               `json:"errorBudgetRemaining"`
 	Windows         []WindowStatus    `json:"windows"`
+	// Period is the calendar period the budget belongs to; nil for a
+	// rolling window.
+	Period *PeriodStatus `json:"period,omitempty"`
 	Alerts          []AlertStatus     `json:"alerts"`
 	EvaluatedAt     time.Time         `json:"evaluatedAt"`
 	LastSuccess     time.Time         `json:"lastSuccessAt"`

@@ -70,6 +70,13 @@ var Styles = []Style{StyleWindows, StyleSloth, StyleBuckets}
 // slogate, never a problem of the definitions (the loader validated them).
 var ErrInternal = errors.New("internal error")
 
+// ErrCalendar refuses rules for a calendar SLO: a PromQL range is a fixed
+// duration back from each evaluation, and a window that starts at the 1st
+// of the month grows all month long, so no recording rule measures it.
+// slogate serve evaluates calendar SLOs, and exports their SLI, budget and
+// alerts as metrics instead (slogate_slo_*).
+var ErrCalendar = errors.New("calendar windows cannot be written as Prometheus rules (a PromQL range has a fixed length, the period so far does not); let slogate serve evaluate this SLO and use its slogate_slo_* metrics and alerts, or give it a rolling window like 30d for rules")
+
 // Names of the recorded series.
 const (
 	SLIErrorPrefix        = "slo:sli_error:ratio_rate" // + window, e.g. 5m, 30d
@@ -118,6 +125,10 @@ func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 	out := &rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{}}
 	var errs []error
 	for _, o := range set.SLOs {
+		if o.Calendar != nil {
+			errs = append(errs, fmt.Errorf("%s: slo %q: window %s: %w", o.Pos, o.Name, o.Calendar, ErrCalendar))
+			continue
+		}
 		var groups []rulefmt.RuleGroup
 		var err error
 		if opts.Style == StyleSloth {

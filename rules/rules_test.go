@@ -477,3 +477,18 @@ func TestOwnTiersAndIntervals(t *testing.T) {
 		}
 	}
 }
+
+// TestCalendarRefused: a calendar SLO has no rules, and the error says why
+// and what to do instead.
+func TestCalendarRefused(t *testing.T) {
+	set, diags := slo.Load("../testdata/definitions/calendar/calendar.yaml")
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	for _, style := range rules.Styles {
+		_, err := rules.Generate(set, rules.Options{Style: style})
+		if !errors.Is(err, rules.ErrCalendar) || !strings.Contains(err.Error(), `calendar.yaml:3:1: slo "checkout-monthly": window month in Europe/Berlin`) {
+			t.Errorf("style %s: %v, want ErrCalendar naming the SLO and where", style, err)
+		}
+	}
+}

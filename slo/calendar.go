@@ -34,9 +34,9 @@ type Calendar struct {
 	Anchor time.Time
 }
 
-// longest is the longest a period of the unit can be: the window slice
+// Longest is the longest a period of the unit can be: the window slice
 // buffers are sized by it.
-func (u CalendarUnit) longest() time.Duration {
+func (u CalendarUnit) Longest() time.Duration {
 	day := 24 * time.Hour
 	switch u {
 	case CalendarWeek:
@@ -50,8 +50,8 @@ func (u CalendarUnit) longest() time.Duration {
 	}
 }
 
-// shortest is the shortest a period of the unit can be.
-func (u CalendarUnit) shortest() time.Duration {
+// Shortest is the shortest a period of the unit can be.
+func (u CalendarUnit) Shortest() time.Duration {
 	day := 24 * time.Hour
 	switch u {
 	case CalendarWeek:
@@ -115,7 +115,7 @@ func (c *Calendar) start(k int) time.Time {
 func (c *Calendar) Period(t time.Time) (start, end time.Time) {
 	// Estimate the period's index from the average length, then step to
 	// the right one.
-	avg := (c.Unit.shortest() + c.Unit.longest()) / 2
+	avg := (c.Unit.Shortest() + c.Unit.Longest()) / 2
 	k := int(t.Sub(c.anchor()) / avg)
 	for !c.start(k).Before(t) {
 		k--

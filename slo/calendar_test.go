@@ -43,8 +43,8 @@ func TestCalendarPeriod(t *testing.T) {
 			if !start.Equal(tt.start) || !end.Equal(tt.end) {
 				t.Errorf("Period(%s) = (%s, %s], want (%s, %s]", tt.at, start, end, tt.start, tt.end)
 			}
-			if l := end.Sub(start); l < tt.cal.Unit.shortest() || l > tt.cal.Unit.longest() {
-				t.Errorf("period of %s outside [%s, %s]", l, tt.cal.Unit.shortest(), tt.cal.Unit.longest())
+			if l := end.Sub(start); l < tt.cal.Unit.Shortest() || l > tt.cal.Unit.Longest() {
+				t.Errorf("period of %s outside [%s, %s]", l, tt.cal.Unit.Shortest(), tt.cal.Unit.Longest())
 			}
 		})
 	}
@@ -52,7 +52,7 @@ func TestCalendarPeriod(t *testing.T) {
 
 // TestCalendarTiers: the factors follow the period's real length.
 func TestCalendarTiers(t *testing.T) {
-	o := &SLO{Objective: 99, Window: CalendarMonth.longest(), Calendar: &Calendar{Unit: CalendarMonth}}
+	o := &SLO{Objective: 99, Window: CalendarMonth.Longest(), Calendar: &Calendar{Unit: CalendarMonth}}
 	feb := o.TiersAt(time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC))
 	mar := o.TiersAt(time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC))
 	// 2 % of the budget in 1h: 0.02 × 28 × 24 = 13.44 in February, 14.88 in March.
@@ -63,14 +63,14 @@ func TestCalendarTiers(t *testing.T) {
 		t.Errorf("WindowName %q, want month", got)
 	}
 	for _, u := range CalendarUnits {
-		if ws := Windows(u.longest()); ws[len(ws)-2] >= u.shortest() {
+		if ws := Windows(u.Longest()); ws[len(ws)-2] >= u.Shortest() {
 			t.Errorf("%s: windows %v: the standard ones must be shorter than the shortest period", u, ws)
 		}
 	}
 }
 
 func TestLoadCalendarWindows(t *testing.T) {
-	set, diags := Load("../testdata/definitions/good/calendar.yaml")
+	set, diags := Load("../testdata/definitions/calendar/calendar.yaml")
 	if diags.HasErrors() {
 		t.Fatal(diags.Err())
 	}
@@ -88,7 +88,7 @@ func TestLoadCalendarWindows(t *testing.T) {
 		if o == nil || o.Calendar == nil {
 			t.Fatalf("%s: not a calendar SLO: %+v", tt.slo, o)
 		}
-		if o.Calendar.Unit != tt.unit || o.Calendar.Location.String() != tt.zone || o.Window != tt.unit.longest() {
+		if o.Calendar.Unit != tt.unit || o.Calendar.Location.String() != tt.zone || o.Window != tt.unit.Longest() {
 			t.Errorf("%s: calendar %s, window %s", tt.slo, o.Calendar, o.Window)
 		}
 		start, end := o.Calendar.Period(tt.at)

@@ -142,7 +142,7 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	if n := spec.node("window"); n != nil && n.Kind == yaml.MappingNode {
 		o.Calendar = d.nativeCalendar(spec.sub("window", "calendar", "timeZone", "start"))
 		if o.Calendar != nil {
-			o.Window = o.Calendar.Unit.longest()
+			o.Window = o.Calendar.Unit.Longest()
 		}
 	} else if n != nil && n.Kind == yaml.ScalarNode && slices.Contains(CalendarUnits, CalendarUnit(n.Value)) {
 		d.errorf(n, "spec.window: %q: a calendar window is written window: {calendar: %s, timeZone: UTC}; a rolling one as a duration like 30d", n.Value, n.Value)

@@ -234,7 +234,7 @@ func (d *decoder) openSLOWindow(spec *fields) (time.Duration, *Calendar, bool) {
 		if c == nil {
 			return 0, nil, false
 		}
-		return c.Unit.longest(), c, true
+		return c.Unit.Longest(), c, true
 	}
 	if tw.has("calendar") {
 		d.errorf(tw.node("calendar"), "spec.timeWindow[0].calendar: a rolling window (isRolling: true) has no calendar; set isRolling: false for calendar periods")

@@ -21,7 +21,7 @@ func TestLoadGoodDefinitions(t *testing.T) {
 	tests := []struct {
 		name, dir, summary string
 	}{
-		{"good fixtures", filepath.Join(definitions, "good"), "11 SLOs, 2 hypotheses, 3 experiments; 0 errors, 0 warnings"},
+		{"good fixtures", filepath.Join(definitions, "good"), "9 SLOs, 2 hypotheses, 3 experiments; 0 errors, 0 warnings"},
 		{"examples", "../examples/definitions", "8 SLOs, 2 hypotheses, 2 experiments; 0 errors, 0 warnings"},
 	}
 	for _, tt := range tests {

@@ -33,6 +33,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"sloth example", []string{"../examples/definitions/sloth"}},
 		{"openslo example", []string{"../examples/definitions/openslo"}},
 		{"demo", []string{"../examples/demo"}},
+		{"calendar windows", []string{filepath.Join(definitions, "calendar")}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
 	}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +18,10 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/embedded"
+	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/slo"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, http.Header, string) {
@@ -367,4 +373,64 @@ func TestVerdictStrip(t *testing.T) {
 		}
 	}
 	checkWellFormed(t, svg)
+}
+
+// TestUICalendarSLO: a calendar SLO's page and API say which period the
+// budget belongs to and how much of it is left, in the period's time zone.
+func TestUICalendarSLO(t *testing.T) {
+	engine, err := embedded.New(embedded.Options{Storage: fixtureDB(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	monthly := ratioSLO("payments-monthly", "payments", 99.5, slo.CalendarMonth.Longest())
+	monthly.Calendar = &slo.Calendar{Unit: slo.CalendarMonth, Location: berlin}
+	ev, err := evaluator.New(evaluator.Options{Querier: engine, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return fixtureEnd }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{monthly}}); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), fixtureEnd)
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	runs, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Evaluator: ev, Runs: runs, Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	// 2026-11-27 15:30 UTC: 3 days 7h30m before 1 December, Berlin midnight (23:00 UTC).
+	code, _, body := get(t, h, "/slos/payments-monthly")
+	for _, want := range []string{`id="period"`, "<b>3d 7h</b>", "left in this month: 2026-11-01 00:00 – 2026-12-01 00:00 Europe/Berlin", "error budget remaining of this month"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("SLO page (%d) lacks %q", code, want)
+		}
+	}
+	code, _, body = get(t, h, "/api/v1/slos/payments-monthly")
+	var got struct {
+		Window string
+		Period *evaluator.PeriodStatus
+	}
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("API answer %d %v:\n%.300s", code, err, body)
+	}
+	want := &evaluator.PeriodStatus{
+		Start: time.Date(2026, 10, 31, 23, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC),
+		TimeLeft: 286200, Length: 30 * 24 * 3600, TimeZone: "Europe/Berlin",
+	}
+	if got.Window != "month" || got.Period == nil || !got.Period.Start.Equal(want.Start) || !got.Period.End.Equal(want.End) ||
+		got.Period.TimeLeft != want.TimeLeft || got.Period.Length != want.Length || got.Period.TimeZone != want.TimeZone {
+		t.Errorf("API: window %q period %+v, want month and %+v", got.Window, got.Period, want)
+	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"html/template"
 	"math"
 	"sort"
@@ -267,6 +268,9 @@ type sloPage struct {
 	Experiments []string
 	Evaluated   string
 	LastSuccess string
+	// Period describes a calendar SLO's period and the time left in it;
+	// empty for a rolling window.
+	Period, PeriodLeft string
 }
 
 func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPage {
@@ -276,6 +280,9 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 		v.Labels = append(v.Labels, k+"="+val)
 	}
 	sort.Strings(v.Labels)
+	if p := st.Period; p != nil {
+		v.Period, v.PeriodLeft = periodText(p)
+	}
 	def := snap.Definitions().SLO(st.Name)
 	var window time.Duration
 	if def != nil {
@@ -290,7 +297,7 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 	if def == nil {
 		return v
 	}
-	tiers := def.Tiers()
+	tiers := def.TiersAt(st.EvaluatedAt) // a calendar period's length sets the factors
 	for _, t := range tiers {
 		r := tierRow{Severity: string(t.Severity), Long: windowLabel(t.Long), Short: windowLabel(t.Short),
 			Factor: strconv.FormatFloat(t.Factor, 'f', -1, 64)}
@@ -431,3 +438,23 @@ func fmtCount(n evaluator.Num) string {
 // windowLabel names a window the way definitions, metrics and the
 // evaluator's alert conditions do (1h, 3d).
 func windowLabel(d time.Duration) string { return slo.FormatDuration(d) }
+
+// periodText is a calendar period as the SLO page shows it: when it runs
+// (in its own time zone) and how long is left of it.
+func periodText(p *evaluator.PeriodStatus) (period, left string) {
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	const layout = "2006-01-02 15:04"
+	period = p.Start.In(loc).Format(layout) + " – " + p.End.In(loc).Format(layout) + " " + p.TimeZone
+	d := time.Duration(p.TimeLeft * float64(time.Second)).Round(time.Minute)
+	days, rest := d/(24*time.Hour), d%(24*time.Hour)
+	switch {
+	case days > 0:
+		left = fmt.Sprintf("%dd %dh", days, rest/time.Hour)
+	default:
+		left = fmt.Sprintf("%dh %dm", rest/time.Hour, rest%time.Hour/time.Minute)
+	}
+	return period, left
+}
