@@ -61,12 +61,12 @@ type SLOStatus struct {
 	Windows         []WindowStatus    `json:"windows"`
 	// Period is the calendar period the budget belongs to; nil for a
 	// rolling window.
-	Period *PeriodStatus `json:"period,omitempty"`
-	Alerts          []AlertStatus     `json:"alerts"`
-	EvaluatedAt     time.Time         `json:"evaluatedAt"`
-	LastSuccess     time.Time         `json:"lastSuccessAt"`
-	Fresh           bool              `json:"fresh"`
-	Error           string            `json:"error,omitempty"`
+	Period      *PeriodStatus `json:"period,omitempty"`
+	Alerts      []AlertStatus `json:"alerts"`
+	EvaluatedAt time.Time     `json:"evaluatedAt"`
+	LastSuccess time.Time     `json:"lastSuccessAt"`
+	Fresh       bool          `json:"fresh"`
+	Error       string        `json:"error,omitempty"`
 }
 
 // Window returns the status of window w, if evaluated.

@@ -116,4 +116,3 @@ func BudgetSpent(bad, windowTotal, objectivePercent float64) float64 {
 	}
 	return bad / (windowTotal * (1 - objectivePercent/100))
 }
-
