@@ -173,6 +173,11 @@ func (r *run) plan(set *slo.Set) {
 		}
 	}
 	queries := len(windows)
+	for _, o := range set.SLOs {
+		if o.Calendar != nil {
+			queries += 2 // its events step by step, from the first period's start (periodRatio)
+		}
+	}
 	for _, h := range set.Hypotheses {
 		for _, p := range h.Probes {
 			switch {
@@ -187,10 +192,14 @@ func (r *run) plan(set *slo.Set) {
 	r.total = queries * r.chunks()
 }
 
-// sloWindows are the windows an SLO's alerts and budget read.
+// sloWindows are the rolling windows an SLO's alerts and budget read: a
+// calendar SLO's period so far is read by periodRatio instead.
 func sloWindows(o *slo.SLO) []time.Duration {
 	seen := map[time.Duration]bool{o.Window: true}
 	out := []time.Duration{o.Window}
+	if o.Calendar != nil {
+		seen, out = map[time.Duration]bool{o.Window: true}, nil
+	}
 	for _, t := range o.Tiers() {
 		for _, w := range []time.Duration{t.Long, t.Short} {
 			if !seen[w] {
@@ -221,11 +230,18 @@ type series struct {
 // query runs a range query over the backtest, split into chunks of at most
 // MaxPoints steps.
 func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
+	return r.queryGrid(ctx, q, what, r.from, r.steps)
+}
+
+// queryGrid runs a range query over n steps from start (on the backtest's
+// step), split into chunks of at most MaxPoints steps.
+func (r *run) queryGrid(ctx context.Context, q, what string, start time.Time, n int) ([]series, error) {
+	at := func(k int) time.Time { return start.Add(time.Duration(k) * r.opts.Step) }
 	byKey := map[model.Fingerprint]*series{}
 	var order []model.Fingerprint
-	for first := 0; first < r.steps; first += r.opts.MaxPoints {
-		last := min(first+r.opts.MaxPoints, r.steps) - 1
-		v, err := r.opts.Querier.QueryRange(ctx, q, query.Range{Start: r.at(first), End: r.at(last), Step: r.opts.Step})
+	for first := 0; first < n; first += r.opts.MaxPoints {
+		last := min(first+r.opts.MaxPoints, n) - 1
+		v, err := r.opts.Querier.QueryRange(ctx, q, query.Range{Start: at(first), End: at(last), Step: r.opts.Step})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
@@ -237,12 +253,12 @@ func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
 			fp := s.Metric.Fingerprint()
 			ser, ok := byKey[fp]
 			if !ok {
-				ser = &series{labels: s.Metric, points: newPoints(r.steps)}
+				ser = &series{labels: s.Metric, points: newPoints(n)}
 				byKey[fp] = ser
 				order = append(order, fp)
 			}
 			for _, p := range s.Values {
-				if k, ok := r.stepOf(p.Timestamp.Time()); ok {
+				if k, ok := stepOf(start, r.opts.Step, n, p.Timestamp.Time()); ok {
 					ser.v[k], ser.ok[k] = float64(p.Value), true
 				}
 			}
@@ -262,15 +278,78 @@ func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
 	return out, nil
 }
 
-// stepOf maps a point's timestamp to its step, tolerating the rounding of
-// timestamps to milliseconds.
-func (r *run) stepOf(ts time.Time) (int, bool) {
-	d := ts.Sub(r.from)
-	k := int((d + r.opts.Step/2) / r.opts.Step)
-	if d < -r.opts.Step/2 || k >= r.steps {
+// stepOf maps a point's timestamp to its step of the n from start,
+// tolerating the rounding of timestamps to milliseconds.
+func stepOf(start time.Time, step time.Duration, n int, ts time.Time) (int, bool) {
+	d := ts.Sub(start)
+	k := int((d + step/2) / step)
+	if d < -step/2 || k >= n {
 		return 0, false
 	}
 	return k, true
+}
+
+// sloRatio is the error ratio over the SLO window at every step: over
+// the rolling window, or a calendar SLO's period so far.
+func (r *run) sloRatio(ctx context.Context, o *slo.SLO) (points, error) {
+	if o.Calendar != nil {
+		return r.periodRatio(ctx, o)
+	}
+	return r.ratio(ctx, o, o.Window)
+}
+
+// periodRatio is a calendar SLO's error ratio over its period so far at
+// every step: the events of each step, asked from the start of the period
+// that holds the first step, summed and started afresh at each period's
+// start. A step is counted in the period its end falls in, so a period
+// that does not start on a step boundary is off by part of one step.
+func (r *run) periodRatio(ctx context.Context, o *slo.SLO) (points, error) {
+	key := ratioKey{o.Name, o.Window}
+	if p, ok := r.ratios[key]; ok {
+		return p, nil
+	}
+	badQ, totalQ, err := rules.EventQueries(o, r.opts.Step)
+	if err != nil {
+		return points{}, fmt.Errorf("slo %q: %w", o.Name, err)
+	}
+	periodStart, _ := o.Calendar.Period(r.from)
+	lead := int((r.from.Sub(periodStart) + r.opts.Step - 1) / r.opts.Step)
+	start, n := r.from.Add(-time.Duration(lead)*r.opts.Step), lead+r.steps
+	what := fmt.Sprintf("slo %s, %s so far", o.Name, o.Calendar.Unit)
+	counts := [2]points{}
+	for i, q := range []string{badQ, totalQ} {
+		ss, err := r.queryGrid(ctx, q, what, start, n)
+		if err != nil {
+			return points{}, err
+		}
+		counts[i] = newPoints(n)
+		if len(ss) > 0 {
+			counts[i] = ss[0].points
+		}
+	}
+	out := newPoints(r.steps)
+	var bad, total float64
+	var current time.Time
+	seen := false // a step of the period so far had a total
+	for j := range n {
+		t := start.Add(time.Duration(j) * r.opts.Step)
+		if p, _ := o.Calendar.Period(t); !p.Equal(current) {
+			current, bad, total, seen = p, 0, 0, false
+		}
+		// A step without a total (a scrape gap, no traffic) has no
+		// events, as the evaluator counts a slice without data; without
+		// a bad series, no bad events.
+		if counts[1].ok[j] {
+			bad += counts[0].v[j]
+			total += counts[1].v[j]
+			seen = true
+		}
+		if k := j - lead; k >= 0 {
+			out.v[k], out.ok[k] = bad/total, seen // 0/0 is NaN: no traffic yet
+		}
+	}
+	r.ratios[key] = out
+	return out, nil
 }
 
 // ratio returns the error ratio of o over w at every step. The query is
@@ -329,11 +408,14 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 		}
 		ratios[w] = p
 	}
+	full, err := r.sloRatio(ctx, o)
+	if err != nil {
+		return rep, err
+	}
 	budget := o.ErrorBudget()
-	if b, ok := budgetRemaining(ratios[o.Window], r.steps-1, budget); ok {
+	if b, ok := budgetRemaining(full, r.steps-1, budget); ok {
 		rep.BudgetRemainingAtEnd = api.Num(b)
 	}
-	tiers := o.Tiers()
 	for _, sev := range slo.Severities {
 		if !o.TierEnabled(sev) {
 			continue
@@ -341,7 +423,8 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 		var state slo.AlertState
 		var open *Alert
 		for k := 0; k < r.steps; k++ {
-			check := slo.CheckTiers(tiers, sev, func(w time.Duration) (float64, bool) { return burnRate(ratios[w], k, budget) })
+			// A calendar period's length sets its factors.
+			check := slo.CheckTiers(o.TiersAt(r.at(k)), sev, func(w time.Duration) (float64, bool) { return burnRate(ratios[w], k, budget) })
 			state = state.Next(check, true, r.at(k))
 			switch {
 			case state.Firing && open == nil:

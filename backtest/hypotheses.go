@@ -141,12 +141,16 @@ func (r *run) sloProbe(ctx context.Context, set *slo.Set, h *slo.Hypothesis, p *
 	var full, burnWin points
 	var err error
 	if p.BudgetRemaining != nil {
-		if full, err = r.ratio(ctx, o, o.Window); err != nil {
+		if full, err = r.sloRatio(ctx, o); err != nil {
 			return nil, err
 		}
 	}
 	if p.BurnRate != nil {
-		if burnWin, err = r.ratio(ctx, o, p.BurnRate.Window); err != nil {
+		get := func() (points, error) { return r.ratio(ctx, o, p.BurnRate.Window) }
+		if p.BurnRate.Window == o.Window {
+			get = func() (points, error) { return r.sloRatio(ctx, o) } // a calendar SLO's period so far
+		}
+		if burnWin, err = get(); err != nil {
 			return nil, err
 		}
 	}

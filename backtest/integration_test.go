@@ -167,3 +167,55 @@ func TestBacktestPrometheus(t *testing.T) {
 		t.Errorf("%d verdict changes, want at least %d (first pass, two per incident, in and out of the gap)", len(changes), want)
 	}
 }
+
+// TestBacktestCalendarPrometheus backtests a monthly SLO in New York time
+// over two weeks that cross the start of November (and the end of daylight
+// saving on its first day): the budget at the end is the November's so
+// far, not the last 31 days', within 0.1 % of the generator's truth. The
+// dates are fixed: Prometheus keeps data by its own newest sample.
+func TestBacktestCalendarPrometheus(t *testing.T) {
+	end := time.Date(2026, 11, 10, 5, 0, 0, 0, time.UTC)
+	tr := synth.History(end, time.Minute)
+	var om bytes.Buffer
+	if err := tr.WriteOpenMetrics(&om, tr.End.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	testenv.Backfill(t, dataDir, &om)
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
+	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.LoadBytes("monthly.yaml", []byte(`
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: shop-monthly}
+spec:
+  service: shop
+  objective: 99.5
+  window: {calendar: month, timeZone: America/New_York}
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code=~"5.."}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
+`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rep, err := backtest.Run(context.Background(), set, backtest.Options{Querier: q, From: end.Add(-14 * 24 * time.Hour), To: end, Step: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	november := time.Date(2026, 11, 1, 4, 0, 0, 0, time.UTC) // midnight in New York, still EDT
+	truth := tr.TruthBetween(november, end)
+	want := 1 - truth.Errors/truth.Total/0.005
+	got := float64(rep.SLOs[0].BudgetRemainingAtEnd)
+	if math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+		t.Errorf("budget remaining at the end %g, the generator's truth since the start of November %g", got, want)
+	}
+	rolling := 1 - tr.TruthBetween(end.Add(-31*24*time.Hour), end).Errors/tr.TruthBetween(end.Add(-31*24*time.Hour), end).Total/0.005
+	if math.Abs(got-rolling) < 1e-3 {
+		t.Errorf("budget remaining %g is the last 31 days' (%g): the period was not followed", got, rolling)
+	}
+}
