@@ -34,6 +34,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"openslo example", []string{"../examples/definitions/openslo"}},
 		{"demo", []string{"../examples/demo"}},
 		{"calendar windows", []string{filepath.Join(definitions, "calendar")}},
+		{"calendar example", []string{"../examples/calendar"}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
 	}
