@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	// The time zones of calendar SLOs (Europe/Berlin...) load on hosts and
+	// images without /usr/share/zoneinfo too.
+	_ "time/tzdata"
 )
 
 func main() {
