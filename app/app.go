@@ -114,8 +114,9 @@ func New(o Options) (_ *App, err error) {
 		Querier: o.Querier, Logger: o.Logger, Registerer: o.Registry,
 		Interval: cfg.Evaluation.Interval, MaxConcurrency: cfg.Evaluation.MaxConcurrency,
 		MinRange: cfg.Evaluation.MinRange, Spread: spread,
-		StaleAfter: staleAfter(cfg.Evaluation.Interval, cfg.Prometheus.Timeout),
-		ShardIndex: cfg.Shard.Index, ShardCount: cfg.Shard.Count,
+		StaleAfter:     staleAfter(cfg.Evaluation.Interval, cfg.Prometheus.Timeout),
+		ForecastWindow: cfg.Evaluation.ForecastWindow,
+		ShardIndex:     cfg.Shard.Index, ShardCount: cfg.Shard.Count,
 		Snapshots: a.store, Now: o.Now, After: o.After,
 	})
 	if err != nil {

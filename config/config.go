@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/slogate/slogate/internal/redact"
+	"github.com/slogate/slogate/slo"
 )
 
 // Config is the service configuration. Durations are time.Duration and
@@ -81,6 +82,9 @@ type Evaluation struct {
 	// MinRange is the shortest range in the query of a slice: rate(x[R])
 	// needs two samples, so R must be at least twice the scrape interval.
 	MinRange time.Duration
+	// ForecastWindow is the window whose burn rate budget forecasts
+	// assume goes on; one of slo.StandardWindows.
+	ForecastWindow time.Duration
 }
 
 // Reload configures how a changed set of definitions is taken on.
@@ -229,6 +233,9 @@ func (c *Config) problems() []problem {
 		add("evaluation.interval", "must divide 1h evenly (10s, 15s, 30s, 1m, 5m...), got %s", c.Evaluation.Interval)
 	}
 	positive("evaluation.min-range", c.Evaluation.MinRange)
+	if !slices.Contains(slo.StandardWindows, c.Evaluation.ForecastWindow) {
+		add("evaluation.forecast-window", "must be one of the evaluated windows (5m, 30m, 1h, 2h, 6h, 1d, 3d), got %s", slo.FormatDuration(c.Evaluation.ForecastWindow))
+	}
 	if c.Evaluation.MaxConcurrency < 1 {
 		add("evaluation.max-concurrency", "must be at least 1, got %d", c.Evaluation.MaxConcurrency)
 	}

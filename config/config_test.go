@@ -21,7 +21,7 @@ func TestDefault(t *testing.T) {
 			HTTP:             commoncfg.DefaultHTTPClientConfig,
 		},
 		Alertmanager: Alertmanager{ResendDelay: time.Minute, Timeout: 10 * time.Second, QueueCapacity: 10000},
-		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8, MinRange: 2 * time.Minute},
+		Evaluation:   Evaluation{Interval: 30 * time.Second, MaxConcurrency: 8, MinRange: 2 * time.Minute, ForecastWindow: 24 * time.Hour},
 		Web:          Web{ListenAddress: ":8080", MaxBodyBytes: 1 << 20},
 		Sloth:        Sloth{DefaultPeriod: 30 * 24 * time.Hour},
 		Storage:      Storage{Path: "data/"},
@@ -49,6 +49,11 @@ func TestValidate(t *testing.T) {
 			name:   "interval below one second",
 			modify: func(c *Config) { c.Evaluation.Interval = 999 * time.Millisecond },
 			want:   []string{"evaluation.interval: must be at least 1s, got 999ms"},
+		},
+		{
+			name:   "forecast window not evaluated",
+			modify: func(c *Config) { c.Evaluation.ForecastWindow = 12 * time.Hour },
+			want:   []string{"evaluation.forecast-window: must be one of the evaluated windows (5m, 30m, 1h, 2h, 6h, 1d, 3d), got 12h"},
 		},
 		{
 			name:   "interval of exactly one second",

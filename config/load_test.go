@@ -47,7 +47,7 @@ func fullYAML() *Config {
 		Timeout:       5 * time.Second,
 		QueueCapacity: 500,
 	}
-	c.Evaluation = Evaluation{Interval: time.Minute, MaxConcurrency: 4, MinRange: 2 * time.Minute}
+	c.Evaluation = Evaluation{Interval: time.Minute, MaxConcurrency: 4, MinRange: 2 * time.Minute, ForecastWindow: 24 * time.Hour}
 	c.Definitions = []string{filepath.Join("testdata", "defs"), "/etc/slogate/extra/*.yaml"}
 	c.Reload.AllowEmpty = true
 	c.Web = Web{
@@ -113,7 +113,7 @@ func TestLoad(t *testing.T) {
 			},
 			want: func() *Config {
 				c := fullYAML()
-				c.Evaluation = Evaluation{Interval: 2 * time.Minute, MaxConcurrency: 16, MinRange: 2 * time.Minute}
+				c.Evaluation = Evaluation{Interval: 2 * time.Minute, MaxConcurrency: 16, MinRange: 2 * time.Minute, ForecastWindow: 24 * time.Hour}
 				c.Alertmanager.URLs = []string{"http://x:9093", "http://y:9093"}
 				c.Prometheus.Headers = map[string]string{"X-Scope-OrgID": "ops", "X-Extra": "1"}
 				c.Storage.Path = "state" // from env: not relative to the file

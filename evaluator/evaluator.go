@@ -66,6 +66,10 @@ type Options struct {
 	// serve sets min(2.5 × interval, interval × (1 + Spread) + the query
 	// timeout): one interval, the delay of the spread, and one query.
 	StaleAfter time.Duration
+	// ForecastWindow is the window whose burn rate the budget forecasts
+	// assume goes on (default slo.DefaultForecastWindow); an SLO window
+	// shorter than it forecasts with its own.
+	ForecastWindow time.Duration
 	// Now is the clock and After waits on it (default time.Now and
 	// time.After); tests set both to a fake clock to drive Run.
 	Now   func() time.Time
@@ -124,6 +128,9 @@ func New(opts Options) (*Evaluator, error) {
 	}
 	if opts.After == nil {
 		opts.After = time.After
+	}
+	if opts.ForecastWindow <= 0 {
+		opts.ForecastWindow = slo.DefaultForecastWindow
 	}
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = opts.Interval*2 + opts.Interval/2
@@ -394,7 +401,7 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 				if qe := (*QueryError)(nil); errors.As(err, &qe) && qe.Reason == ReasonBadResult {
 					e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
 				}
-				st := sloStatus(old.tracker, old.status, at, err)
+				st := sloStatus(old.tracker, old.status, at, err, e.opts.ForecastWindow)
 				entries[i] = &sloEntry{status: st, tracker: old.tracker, backfilled: old.backfilled || err == nil && st.Fresh}
 			}
 		})

@@ -79,6 +79,10 @@ var (
 		"End of the calendar period of a calendar SLO, when its error budget starts afresh.", []string{"slo", "service"}, nil)
 	descPeriodLeft = prometheus.NewDesc("slogate_slo_period_remaining_seconds",
 		"Time left in the calendar period of a calendar SLO at its last evaluation.", []string{"slo", "service"}, nil)
+	descExhaustion = prometheus.NewDesc("slogate_slo_error_budget_exhaustion_seconds",
+		"Time until the error budget is spent if the burn rate of the forecast window (evaluation.forecast-window) goes on; 0 when spent already; absent when it lasts to the end of the calendar period or a rolling window ahead.", []string{"slo", "service"}, nil)
+	descForecast = prometheus.NewDesc("slogate_slo_error_budget_forecast_ratio",
+		"Error budget remaining at the end of the calendar period, or a rolling window ahead, if the burn rate of the forecast window goes on.", []string{"slo", "service"}, nil)
 	descAlert = prometheus.NewDesc("slogate_slo_alert_firing",
 		"1 while the multi-window multi-burn-rate alert of the severity fires.", []string{"slo", "service", "severity"}, nil)
 	descFresh = prometheus.NewDesc("slogate_slo_data_fresh",
@@ -96,7 +100,7 @@ var (
 type collector struct{ e *Evaluator }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
+	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
 		ch <- d
 	}
 }
@@ -144,6 +148,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPeriodStart, prometheus.GaugeValue, float64(p.Start.Unix()), s.Name, s.Service)
 			ch <- prometheus.MustNewConstMetric(descPeriodEnd, prometheus.GaugeValue, float64(p.End.Unix()), s.Name, s.Service)
 			ch <- prometheus.MustNewConstMetric(descPeriodLeft, prometheus.GaugeValue, p.TimeLeft, s.Name, s.Service)
+		}
+		if f := s.Forecast; f != nil {
+			if f.ExhaustedIn.Valid() {
+				ch <- prometheus.MustNewConstMetric(descExhaustion, prometheus.GaugeValue, float64(f.ExhaustedIn), s.Name, s.Service)
+			}
+			if f.BudgetAtEnd.Valid() {
+				ch <- prometheus.MustNewConstMetric(descForecast, prometheus.GaugeValue, float64(f.BudgetAtEnd), s.Name, s.Service)
+			}
 		}
 		for _, a := range s.Alerts {
 			v := 0.0

@@ -25,8 +25,9 @@ func initialSLOStatus(def *slo.SLO) SLOStatus {
 
 // sloStatus computes an SLO's status at now from its tracker's buffers and
 // its previous status (the alerts' state), after the cycle's answers were
-// applied with error err. It returns a new status; prev is not modified.
-func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatus {
+// applied with error err, with a budget forecast at the burn rate of
+// forecastWindow. It returns a new status; prev is not modified.
+func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error, forecastWindow time.Duration) SLOStatus {
 	def := t.def
 	st := initialSLOStatus(def)
 	st.LastSuccess = prev.LastSuccess
@@ -71,6 +72,7 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 	if full.Complete {
 		st.BudgetRemaining = Num(slo.BudgetRemaining(float64(full.Bad), float64(full.Total), def.Objective))
 	}
+	st.Forecast = forecast(def, st, measure(min(forecastWindow, def.Window)), now)
 
 	// The newest slice is what makes the status current: without it the
 	// windows are complete only up to the outage.
@@ -113,4 +115,24 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error) SLOStatu
 		}
 	}
 	return st
+}
+
+// forecast is the budget forecast of an SLO whose status so far is st, at
+// the burn rate measured over fw; nil while either is incomplete.
+func forecast(def *slo.SLO, st SLOStatus, fw WindowStatus, now time.Time) *ForecastStatus {
+	if !fw.Complete || !st.BudgetRemaining.Valid() {
+		return nil
+	}
+	var f slo.Forecast
+	if st.Period != nil {
+		start, end := def.Calendar.Period(now)
+		f = slo.ForecastPeriod(float64(st.BudgetRemaining), float64(fw.BurnRate), now.Sub(start), end.Sub(now))
+	} else {
+		f = slo.ForecastRolling(float64(st.BudgetRemaining), float64(fw.BurnRate), def.Window)
+	}
+	out := &ForecastStatus{Window: fw.Window, BurnRate: fw.BurnRate, ExhaustedIn: Num(math.NaN()), BudgetAtEnd: Num(f.AtEnd), Horizon: f.Horizon.Seconds()}
+	if f.Exhausts {
+		out.ExhaustedIn = Num(f.ExhaustedIn.Seconds())
+	}
+	return out
 }

@@ -37,6 +37,20 @@ type PeriodStatus struct {
 	TimeZone string `json:"timeZone"`
 }
 
+// ForecastStatus is an SLO's budget forecast (slo.Forecast): the burn rate
+// over Window goes on.
+type ForecastStatus struct {
+	Window   string `json:"window"`
+	BurnRate Num    `json:"burnRate"`
+	// ExhaustedIn is the time until the budget is spent, in seconds (0:
+	// spent already); null when it lasts to the horizon.
+	ExhaustedIn Num `json:"exhaustionSeconds"`
+	// BudgetAtEnd is the budget remaining at the horizon: the end of a
+	// calendar period, or one rolling window ahead.
+	BudgetAtEnd Num     `json:"budgetRemainingAtEnd"`
+	Horizon     float64 `json:"horizonSeconds"`
+}
+
 // AlertStatus is the state of one burn-rate alert severity.
 type AlertStatus struct {
 	Severity slo.Severity `json:"severity"`
@@ -61,12 +75,15 @@ type SLOStatus struct {
 	Windows         []WindowStatus    `json:"windows"`
 	// Period is the calendar period the budget belongs to; nil for a
 	// rolling window.
-	Period      *PeriodStatus `json:"period,omitempty"`
-	Alerts      []AlertStatus `json:"alerts"`
-	EvaluatedAt time.Time     `json:"evaluatedAt"`
-	LastSuccess time.Time     `json:"lastSuccessAt"`
-	Fresh       bool          `json:"fresh"`
-	Error       string        `json:"error,omitempty"`
+	Period *PeriodStatus `json:"period,omitempty"`
+	// Forecast is what the recent burn rate does to the budget if it goes
+	// on; nil while the windows it needs are incomplete.
+	Forecast    *ForecastStatus `json:"forecast,omitempty"`
+	Alerts      []AlertStatus   `json:"alerts"`
+	EvaluatedAt time.Time       `json:"evaluatedAt"`
+	LastSuccess time.Time       `json:"lastSuccessAt"`
+	Fresh       bool            `json:"fresh"`
+	Error       string          `json:"error,omitempty"`
 }
 
 // Window returns the status of window w, if evaluated.

@@ -63,6 +63,7 @@ func TestUIPages(t *testing.T) {
 				"<svg", "<polyline", "page 14.4", "Error budget remaining, last 24h", "Burn rate over 5m, last 6h",
 				"burn rate &gt; 14.4 over 1h and 5m", "SLO window", `href="/api/v1/slos/checkout-availability"`,
 				"gate 25%", "kill-checkout-pod", "team=payments",
+				`id="forecast"`, "of the budget left at a 30d window from now",
 				// html/template escaped the description and a label.
 				"Checkout &lt;API&gt; &amp; &#34;cart&#34; requests", "tier=&lt;1&gt;",
 			},
@@ -412,15 +413,17 @@ func TestUICalendarSLO(t *testing.T) {
 	h := srv.Handler()
 	// 2026-11-27 15:30 UTC: 3 days 7h30m before 1 December, Berlin midnight (23:00 UTC).
 	code, _, body := get(t, h, "/slos/payments-monthly")
-	for _, want := range []string{`id="period"`, "<b>3d 7h</b>", "left in this month: 2026-11-01 00:00 – 2026-12-01 00:00 Europe/Berlin", "error budget remaining of this month"} {
+	for _, want := range []string{`id="period"`, "<b>3d 7h</b>", "left in this month: 2026-11-01 00:00 – 2026-12-01 00:00 Europe/Berlin", "error budget remaining of this month",
+		`id="forecast"`, "budget forecast: at the burn rate of the last 1d (", "of the budget left at the end of the period"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("SLO page (%d) lacks %q", code, want)
 		}
 	}
 	code, _, body = get(t, h, "/api/v1/slos/payments-monthly")
 	var got struct {
-		Window string
-		Period *evaluator.PeriodStatus
+		Window   string
+		Period   *evaluator.PeriodStatus
+		Forecast *evaluator.ForecastStatus
 	}
 	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
 		t.Fatalf("API answer %d %v:\n%.300s", code, err, body)
@@ -432,5 +435,8 @@ func TestUICalendarSLO(t *testing.T) {
 	if got.Window != "month" || got.Period == nil || !got.Period.Start.Equal(want.Start) || !got.Period.End.Equal(want.End) ||
 		got.Period.TimeLeft != want.TimeLeft || got.Period.Length != want.Length || got.Period.TimeZone != want.TimeZone {
 		t.Errorf("API: window %q period %+v, want month and %+v", got.Window, got.Period, want)
+	}
+	if f := got.Forecast; f == nil || f.Window != "1d" || f.Horizon != want.TimeLeft || !f.BudgetAtEnd.Valid() {
+		t.Errorf("API: forecast %+v, want one over 1d to the end of the period", f)
 	}
 }

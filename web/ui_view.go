@@ -271,6 +271,9 @@ type sloPage struct {
 	// Period describes a calendar SLO's period and the time left in it;
 	// empty for a rolling window.
 	Period, PeriodLeft string
+	// Forecast is the budget forecast in words, Exhaustion its headline.
+	Forecast, Exhaustion string
+	ExhaustionClass      string
 }
 
 func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPage {
@@ -282,6 +285,9 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 	sort.Strings(v.Labels)
 	if p := st.Period; p != nil {
 		v.Period, v.PeriodLeft = periodText(p)
+	}
+	if f := st.Forecast; f != nil {
+		v.Exhaustion, v.ExhaustionClass, v.Forecast = forecastText(f, st.Period != nil)
 	}
 	def := snap.Definitions().SLO(st.Name)
 	var window time.Duration
@@ -439,6 +445,33 @@ func fmtCount(n evaluator.Num) string {
 // evaluator's alert conditions do (1h, 3d).
 func windowLabel(d time.Duration) string { return slo.FormatDuration(d) }
 
+// forecastText is a budget forecast as the SLO page shows it: a headline
+// (when the budget runs out, or that it lasts), its class, and the rest.
+func forecastText(f *evaluator.ForecastStatus, calendar bool) (headline, class, detail string) {
+	horizon := "a " + windowLabel(time.Duration(f.Horizon*float64(time.Second))) + " window from now"
+	if calendar {
+		horizon = "the end of the period"
+	}
+	detail = fmt.Sprintf("at the burn rate of the last %s (%s×), %s of the budget left at %s", f.Window, fmtBurn(f.BurnRate), fmtPct(f.BudgetAtEnd, 1), horizon)
+	switch {
+	case !f.ExhaustedIn.Valid():
+		return "lasts", "ok", detail
+	case f.ExhaustedIn == 0:
+		return "spent", "bad", detail
+	}
+	return "in " + fmtSpan(float64(f.ExhaustedIn)), "warn", detail
+}
+
+// fmtSpan writes seconds as days and hours, or hours and minutes.
+func fmtSpan(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second)).Round(time.Minute)
+	days, rest := d/(24*time.Hour), d%(24*time.Hour)
+	if days > 0 {
+		return fmt.Sprintf("%dd %dh", days, rest/time.Hour)
+	}
+	return fmt.Sprintf("%dh %dm", rest/time.Hour, rest%time.Hour/time.Minute)
+}
+
 // periodText is a calendar period as the SLO page shows it: when it runs
 // (in its own time zone) and how long is left of it.
 func periodText(p *evaluator.PeriodStatus) (period, left string) {
@@ -448,13 +481,5 @@ func periodText(p *evaluator.PeriodStatus) (period, left string) {
 	}
 	const layout = "2006-01-02 15:04"
 	period = p.Start.In(loc).Format(layout) + " – " + p.End.In(loc).Format(layout) + " " + p.TimeZone
-	d := time.Duration(p.TimeLeft * float64(time.Second)).Round(time.Minute)
-	days, rest := d/(24*time.Hour), d%(24*time.Hour)
-	switch {
-	case days > 0:
-		left = fmt.Sprintf("%dd %dh", days, rest/time.Hour)
-	default:
-		left = fmt.Sprintf("%dh %dm", rest/time.Hour, rest%time.Hour/time.Minute)
-	}
-	return period, left
+	return period, fmtSpan(p.TimeLeft)
 }
