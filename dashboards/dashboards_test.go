@@ -36,8 +36,9 @@ const datasourceUID = "slogate-prometheus"
 const dsVariable = "${DS_PROMETHEUS}"
 
 // slogateMetrics are the metric families slogate exports (DESIGN.md,
-// "Exported metrics"; evaluator/metrics.go, evaluator/chaos/runs.go,
-// cmd/slogate/service.go). A dashboard query may use nothing else but
+// "Exported metrics"; README.md, "Metrics"; evaluator/metrics.go,
+// evaluator/chaos/runs.go, evaluator/notifier/metrics.go, app/reload.go,
+// cmd/slogate/serve.go). A dashboard query may use nothing else but
 // Prometheus's own series, so a misspelled name fails here.
 var slogateMetrics = []string{
 	"slogate_slo_info",
@@ -45,6 +46,11 @@ var slogateMetrics = []string{
 	"slogate_slo_sli_ratio",
 	"slogate_slo_burn_rate",
 	"slogate_slo_error_budget_remaining_ratio",
+	"slogate_slo_error_budget_exhaustion_seconds",
+	"slogate_slo_error_budget_forecast_ratio",
+	"slogate_slo_period_start_timestamp_seconds",
+	"slogate_slo_period_end_timestamp_seconds",
+	"slogate_slo_period_remaining_seconds",
 	"slogate_slo_alert_firing",
 	"slogate_slo_data_fresh",
 	"slogate_hypothesis_verdict",
@@ -250,6 +256,10 @@ func (d *dashboard) variable(name string) *variable {
 type query struct {
 	where string
 	expr  string
+	// template is expr as the dashboard has it; values replaced its
+	// variables. The end-to-end test substitutes other values too.
+	template string
+	values   map[string]string
 	// label is set for a variable's label_values(expr, label): the test
 	// against Prometheus asks for the label's values, not for samples.
 	label string
@@ -389,7 +399,7 @@ func checkedQueries(t *testing.T, ds []*dashboard) []query {
 				t.Errorf("%s: %v", q.where, err)
 				continue
 			}
-			q.expr = concrete
+			q.template, q.expr, q.values = q.expr, concrete, testValues
 			out = append(out, q)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,9 +30,24 @@ var eventOnly = map[string]string{
 	"slogate_alerts_queue_length":  "needs slogate's Alertmanager notifier",
 }
 
+// calendarOnly are the metrics slogate exports for calendar SLOs only. The
+// SLO of testValues has a rolling window, so their selectors match nothing
+// there and its panels show their fallback; every query reading them runs
+// again with calendarValues, the demo's calendar SLO, where they must.
+var calendarOnly = map[string]string{
+	"slogate_slo_period_start_timestamp_seconds": "calendar SLOs only; checked with calendarValues",
+	"slogate_slo_period_end_timestamp_seconds":   "calendar SLOs only; checked with calendarValues",
+	"slogate_slo_period_remaining_seconds":       "calendar SLOs only; checked with calendarValues",
+}
+
+// calendarValues replace testValues for the second run of the queries that
+// read calendarOnly metrics.
+var calendarValues = map[string]string{"slo": "shop-weekly"}
+
 // definitions give every dashboard variable the value testValues uses: an
 // SLO with a team label, a hypothesis and an experiment. The SLO window is
-// 30d so that all the alert windows (up to 3d) are evaluated.
+// 30d so that all the alert windows (up to 3d) are evaluated. shop-weekly
+// is the calendar SLO of calendarValues.
 const definitions = `apiVersion: slogate.dev/v1
 kind: SLO
 metadata: {name: shop-availability, labels: {team: web}}
@@ -43,6 +60,18 @@ spec:
       errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
       total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
   gate: {minBudgetRemaining: 50%}
+---
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: shop-weekly}
+spec:
+  service: shop
+  objective: 99
+  window: {calendar: week}
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
 ---
 apiVersion: slogate.dev/v1
 kind: Hypothesis
@@ -66,9 +95,11 @@ spec:
 
 // TestQueriesReturnData runs every dashboard query against a real
 // Prometheus that scrapes a real `slogate serve`, and fails for any query
-// that returns nothing: a panel that stays empty against a working slogate
-// is broken. It first causes the events that create series (a run that
-// ends, a page alert) so that their panels are checked too.
+// that returns nothing, or any of whose selectors matches nothing: a panel
+// that stays empty against a working slogate is broken, and so is one side
+// of an "or" that never answers. It first causes the events that create
+// series (a run that ends, a page alert) so that their panels are checked
+// too.
 func TestQueriesReturnData(t *testing.T) {
 	qs := checkedQueries(t, loadDashboards(t))
 	if t.Failed() {
@@ -113,7 +144,8 @@ func TestQueriesReturnData(t *testing.T) {
 	}
 
 	// Half the requests failing burns a 99 % SLO at 50x: the page alert
-	// fires, which the alert panels and annotations need.
+	// fires, which the alert panels and annotations need, and the budget
+	// forecast runs out, without which there is no exhaustion series.
 	shop.SetErrorShare(0.5)
 	prom.WaitForQuery(t, `max(slogate_slo_alert_firing{slo="shop-availability", severity="page"})`,
 		func(v float64) bool { return v == 1 }, 90*time.Second)
@@ -136,15 +168,69 @@ func TestQueriesReturnData(t *testing.T) {
 			optional = append(optional, q)
 			continue
 		}
-		checkReturnsData(t, prom, q, deadline)
+		checkReturnsData(t, prom, q, calendarOnly, deadline)
+		if !readsAny(t, q, calendarOnly) {
+			continue
+		}
+		cq, err := q.with(calendarValues)
+		if err != nil {
+			t.Errorf("%s: %v", q.where, err)
+			continue
+		}
+		checkReturnsData(t, prom, cq, nil, deadline)
 	}
 	for _, q := range optional {
-		checkReturnsData(t, prom, q, time.Now())
+		checkReturnsData(t, prom, q, calendarOnly, time.Now())
 	}
 }
 
-// checkReturnsData evaluates q until it returns data or deadline passes.
-func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, deadline time.Time) {
+// with returns q with the variables of overrides replaced by their values
+// instead of q's.
+func (q query) with(overrides map[string]string) (query, error) {
+	values := maps.Clone(q.values)
+	maps.Copy(values, overrides)
+	expr, err := substitute(q.template, values, func(string) bool { return true })
+	if err != nil {
+		return q, err
+	}
+	q.where = fmt.Sprintf("%s with %v", q.where, overrides)
+	q.expr, q.values = expr, values
+	return q, nil
+}
+
+// readsAny reports whether q reads a metric of set.
+func readsAny(t *testing.T, q query, set map[string]string) bool {
+	t.Helper()
+	for _, vs := range selectors(t, q) {
+		if _, ok := set[vs.Name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// selectors returns the vector selectors of q, failing the test if it does
+// not parse (checkedQueries parsed it already).
+func selectors(t *testing.T, q query) []*parser.VectorSelector {
+	t.Helper()
+	parsed, err := parser.NewParser(parser.Options{}).ParseExpr(q.expr)
+	if err != nil {
+		t.Fatalf("%s: %v", q.where, err)
+	}
+	var out []*parser.VectorSelector
+	parser.Inspect(parsed, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			out = append(out, vs)
+		}
+		return nil
+	})
+	return out
+}
+
+// checkReturnsData evaluates q until it returns data and each of its
+// selectors matches series, or deadline passes. The selectors of metrics in
+// mayMiss (and of eventOnly) may match nothing.
+func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, mayMiss map[string]string, deadline time.Time) {
 	t.Helper()
 	expr := q.expr
 	if q.label != "" {
@@ -155,6 +241,19 @@ func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, deadline 
 	if err != nil {
 		t.Errorf("%s: %v", q.where, err)
 		return
+	}
+	var required []string
+	allowed := map[string]string{} // selector → why it may match nothing
+	for _, vs := range selectors(t, q) {
+		why, ok := mayMiss[vs.Name]
+		if !ok {
+			why, ok = eventOnly[vs.Name]
+		}
+		if ok {
+			allowed[vs.String()] = why
+			continue
+		}
+		required = append(required, vs.String())
 	}
 	var queryErr error
 	err = testenv.Poll(time.Until(deadline), func() error {
@@ -168,6 +267,19 @@ func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, deadline 
 		if ok, why := hasData(q, samples); !ok {
 			return errors.New(why)
 		}
+		// A query can answer through one side of an "or" while the
+		// other, a misspelled label or a series slogate never exports
+		// here, stays empty.
+		for _, sel := range required {
+			samples, err := prom.TryQuery(ctx, "count("+sel+")", time.Time{})
+			if err != nil {
+				queryErr = err
+				return testenv.Permanent(err)
+			}
+			if len(samples) == 0 {
+				return fmt.Errorf("selector %s matches nothing", sel)
+			}
+		}
 		return nil
 	})
 	switch {
@@ -179,6 +291,25 @@ func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, deadline 
 		t.Logf("%s: no data, allowed: %s", q.where, reason)
 	case err != nil:
 		t.Errorf("%s: %s: %v", q.where, expr, err)
+	case !optional:
+		logAllowedMisses(t, prom, q, allowed)
+	}
+}
+
+// logAllowedMisses logs the selectors of allowed (selector → reason) that
+// match nothing, as the event-only queries that return nothing are.
+func logAllowedMisses(t *testing.T, prom *testenv.Prometheus, q query, allowed map[string]string) {
+	t.Helper()
+	for _, sel := range slices.Sorted(maps.Keys(allowed)) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		samples, err := prom.TryQuery(ctx, "count("+sel+")", time.Time{})
+		cancel()
+		switch {
+		case err != nil:
+			t.Errorf("%s: selector %s: %v", q.where, sel, err)
+		case len(samples) == 0:
+			t.Logf("%s: selector %s matches nothing, allowed: %s", q.where, sel, allowed[sel])
+		}
 	}
 }
 
@@ -191,7 +322,7 @@ func hasData(q query, samples []testenv.Sample) (bool, string) {
 	if q.label == "" {
 		return true, ""
 	}
-	want := testValues[q.label]
+	want := q.values[q.label]
 	var got []string
 	for _, s := range samples {
 		if s.Metric[q.label] == want {
