@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/promapi"
@@ -117,5 +119,92 @@ func TestCalendarAccuracyPrometheus(t *testing.T) {
 				t.Errorf("page factor %g, want %g for a %s period", tiers[0].Factor, want, tc.end.Sub(tc.start))
 			}
 		})
+	}
+}
+
+// rangeRecorder is a Querier that remembers the earliest start of the range
+// queries it passed on.
+type rangeRecorder struct {
+	*promapi.Client
+	mu       sync.Mutex
+	earliest time.Time
+}
+
+func (r *rangeRecorder) QueryRange(ctx context.Context, q string, rng evaluator.Range) (model.Value, error) {
+	r.mu.Lock()
+	if r.earliest.IsZero() || rng.Start.Before(r.earliest) {
+		r.earliest = rng.Start
+	}
+	r.mu.Unlock()
+	return r.Client.QueryRange(ctx, q, rng)
+}
+
+// TestWindowLongerThanRetention: a 30-day SLO on a Prometheus that keeps 20
+// days (the history is 31 days; what is older than 20 days is gone). slogate
+// reads the retention from Prometheus, asks nothing older, and says the
+// window is 2/3 covered and incomplete: by default the budget is unknown
+// (the gate stays closed); with onIncompleteWindow: partial it is the budget
+// of the 20 days covered, within 0.1 % of a direct query over them and of
+// the generator's truth. Fixed dates, as above.
+func TestWindowLongerThanRetention(t *testing.T) {
+	tr := synth.History(time.Date(2026, 11, 10, 5, 0, 0, 0, time.UTC), time.Minute)
+	var om bytes.Buffer
+	if err := tr.WriteOpenMetrics(&om, tr.End.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	testenv.Backfill(t, dataDir, &om)
+	const retention = 20 * 24 * time.Hour
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir, Retention: retention})
+	c, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &rangeRecorder{Client: c}
+	at := time.Date(2026, 11, 10, 3, 30, 0, 0, time.UTC)
+	unknown := calendarSLO("rolling-unknown", slo.CalendarMonth, "UTC")
+	unknown.Calendar, unknown.Window = nil, 30*24*time.Hour
+	partial := calendarSLO("rolling-partial", slo.CalendarMonth, "UTC")
+	partial.Calendar, partial.Window = nil, 30*24*time.Hour
+	partial.Gate.OnIncompleteWindow = slo.IncompletePartial
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{unknown, partial}}); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+
+	if covered := at.Add(-retention); q.earliest.Before(covered) {
+		t.Errorf("a range query started at %s, before the %s Prometheus keeps", q.earliest, covered)
+	}
+	for _, name := range []string{"rolling-unknown", "rolling-partial"} {
+		st, _ := ev.SLO(name)
+		ws := st.Windows[len(st.Windows)-1]
+		if ws.Window != "30d" || ws.Complete || math.Abs(float64(ws.Coverage)-2.0/3) > 1e-3 {
+			t.Errorf("%s: window %s complete %v coverage %v, want 30d incomplete at 2/3", name, ws.Window, ws.Complete, ws.Coverage)
+		}
+		for _, w := range st.Windows[:len(st.Windows)-1] {
+			if !w.Complete || w.Coverage != 1 {
+				t.Errorf("%s: window %s complete %v coverage %v, want complete", name, w.Window, w.Complete, w.Coverage)
+			}
+		}
+	}
+	if st, _ := ev.SLO("rolling-unknown"); st.BudgetRemaining.Valid() || st.SLI.Valid() {
+		t.Errorf("onIncompleteWindow unknown: SLI %v budget %v, want both unknown", st.SLI, st.BudgetRemaining)
+	}
+	st, _ := ev.SLO("rolling-partial")
+	direct := prom.QueryAt(t, `sum(rate(http_requests_total{job="shop",code=~"5.."}[20d])) / sum(rate(http_requests_total{job="shop"}[20d]))`, at)
+	truth := tr.TruthBetween(at.Add(-retention), at)
+	got := 1 - float64(st.SLI)
+	if rel := math.Abs(got-direct) / direct; rel > 1e-3 {
+		t.Errorf("partial: error ratio %g, direct query over the 20 days covered %g: relative error %.5f > 0.1%%", got, direct, rel)
+	}
+	if want := truth.Errors / truth.Total; math.Abs(got-want)/want > 1e-3 {
+		t.Errorf("partial: error ratio %g, generated truth %g", got, want)
+	}
+	if want := 1 - direct/0.005; math.Abs(float64(st.BudgetRemaining)-want) > 1e-3*math.Max(1, math.Abs(want)) {
+		t.Errorf("partial: budget remaining %v, from the direct query %g", st.BudgetRemaining, want)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/slogate/slogate/query"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -90,6 +91,10 @@ type Evaluator struct {
 	snap atomic.Pointer[Snapshot]
 	// pendingLogged is the backfill count last logged (guarded by cycleMu).
 	pendingLogged int
+	// retention is how long the backend keeps data, asked hourly when the
+	// Querier can tell (query.Retention); 0: unknown (guarded by cycleMu).
+	retention      time.Duration
+	retentionAsked time.Time
 	// heartbeat is the Unix nanoseconds of the loop's last sign of life.
 	heartbeat atomic.Int64
 
@@ -313,6 +318,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 	start := time.Now()
 	cur := e.snap.Load()
 
+	e.refreshRetention(ctx, at)
+	if e.retention > 0 {
+		for _, entry := range cur.slos {
+			entry.tracker.setCoveredFrom(at.Add(-e.retention))
+		}
+	}
 	p := e.plan(cur, at)
 	e.logBackfill(cur, p)
 	failures := e.fetch(ctx, p, start)
@@ -337,6 +348,30 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 	e.obsMu.Unlock()
 	for _, fn := range observers {
 		fn(ctx, e.Snapshot())
+	}
+}
+
+// retentionEvery is how often the backend's retention is asked again.
+const retentionEvery = time.Hour
+
+// refreshRetention asks the backend how long it keeps data, if it can
+// tell and was not asked in the last retentionEvery (cycleMu held). A
+// failure keeps what was known.
+func (e *Evaluator) refreshRetention(ctx context.Context, at time.Time) {
+	r, ok := e.opts.Querier.(query.Retention)
+	if !ok || (!e.retentionAsked.IsZero() && at.Sub(e.retentionAsked) < retentionEvery) {
+		return
+	}
+	e.retentionAsked = at
+	d, known, err := r.Retention(ctx)
+	switch {
+	case err != nil:
+		e.logger.Warn("cannot read the backend's retention; windows are taken to be covered as before", zap.Error(err))
+	case known && d != e.retention:
+		e.logger.Info("backend retention: older slices are not asked for, windows reaching further say how much of them is covered", zap.Duration("retention", d))
+		e.retention = d
+	case !known:
+		e.retention = 0
 	}
 }
 

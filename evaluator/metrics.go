@@ -83,6 +83,8 @@ var (
 		"Time until the error budget is spent if the burn rate of the forecast window (evaluation.forecast-window) goes on; 0 when spent already; absent when it lasts to the end of the calendar period or a rolling window ahead.", []string{"slo", "service"}, nil)
 	descForecast = prometheus.NewDesc("slogate_slo_error_budget_forecast_ratio",
 		"Error budget remaining at the end of the calendar period, or a rolling window ahead, if the burn rate of the forecast window goes on.", []string{"slo", "service"}, nil)
+	descCoverage = prometheus.NewDesc("slogate_slo_window_coverage_ratio",
+		"Share of the SLO window with history to measure: below 1 while the window reaches back beyond what the backend keeps and slogate has not run for a whole window.", []string{"slo", "service"}, nil)
 	descAlert = prometheus.NewDesc("slogate_slo_alert_firing",
 		"1 while the multi-window multi-burn-rate alert of the severity fires.", []string{"slo", "service", "severity"}, nil)
 	descFresh = prometheus.NewDesc("slogate_slo_data_fresh",
@@ -100,7 +102,7 @@ var (
 type collector struct{ e *Evaluator }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
+	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descCoverage, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
 		ch <- d
 	}
 }
@@ -143,6 +145,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.BudgetRemaining.Valid() {
 			ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(s.BudgetRemaining), s.Name, s.Service)
+		}
+		if n := len(s.Windows); n > 0 && s.Windows[n-1].Coverage.Valid() {
+			ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, float64(s.Windows[n-1].Coverage), s.Name, s.Service)
 		}
 		if p := s.Period; p != nil {
 			ch <- prometheus.MustNewConstMetric(descPeriodStart, prometheus.GaugeValue, float64(p.Start.Unix()), s.Name, s.Service)

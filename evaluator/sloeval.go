@@ -36,6 +36,7 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error, forecast
 		st.Error = err.Error()
 	}
 
+	partial := def.Gate.OnIncompleteWindow == slo.IncompletePartial
 	byDur := map[time.Duration]WindowStatus{}
 	measure := func(w time.Duration) WindowStatus {
 		if ws, ok := byDur[w]; ok {
@@ -48,10 +49,13 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error, forecast
 			from, _ = def.WindowAt(now)
 			name = def.WindowName()
 		}
-		c, missing := t.countsBetween(from, now)
-		ws := WindowStatus{Window: name, Duration: w, Bad: Num(c.Bad), Total: Num(c.Total), Complete: missing == 0}
+		c, missing, uncovered := t.coverage(from, now)
+		ws := WindowStatus{Window: name, Duration: w, Bad: Num(c.Bad), Total: Num(c.Total), Complete: missing == 0,
+			Coverage: Num(1 - uncovered.Seconds()/now.Sub(from).Seconds()), onlyUncovered: missing > 0 && missing-uncovered < time.Second}
 		ws.SLI, ws.BurnRate = Num(math.NaN()), Num(math.NaN())
-		if ws.Complete {
+		// The SLO window of a partial policy has the numbers of what is
+		// covered (Measured); others only when complete.
+		if ws.Measured(partial && w == def.Window) {
 			ws.SLI = Num(1 - slo.ErrorRatio(c.Bad, c.Total))
 			ws.BurnRate = Num(slo.BurnRate(c.Bad, c.Total, def.Objective))
 		}
@@ -69,7 +73,7 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error, forecast
 		start, end := def.Calendar.Period(now)
 		st.Period = &PeriodStatus{Start: start, End: end, TimeLeft: end.Sub(now).Seconds(), Length: end.Sub(start).Seconds(), TimeZone: def.Calendar.Location.String()}
 	}
-	if full.Complete {
+	if full.Measured(partial) {
 		st.BudgetRemaining = Num(slo.BudgetRemaining(float64(full.Bad), float64(full.Total), def.Objective))
 	}
 	st.Forecast = forecast(def, st, measure(min(forecastWindow, def.Window)), now)

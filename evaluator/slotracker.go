@@ -87,6 +87,44 @@ type sloTracker struct {
 	// were not evenly spread (an incident at the edge). One range query an
 	// hour keeps them filled.
 	tails map[time.Duration]*ring
+	// coveredFrom is how far back the backend keeps data (now minus its
+	// retention; zero when unknown): older slices are not asked for, and
+	// those the tracker does not hold already count as uncovered.
+	coveredFrom time.Time
+}
+
+// setCoveredFrom sets how far back the backend keeps data.
+func (t *sloTracker) setCoveredFrom(from time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.coveredFrom = from
+}
+
+// firstCovered is the first slice of r that starts at or after coveredFrom
+// (t.mu held): the oldest worth asking for.
+func (t *sloTracker) firstCovered(r *ring) int64 {
+	if t.coveredFrom.IsZero() {
+		return math.MinInt64
+	}
+	return r.sliceOf(t.coveredFrom) + 1
+}
+
+// uncoveredLocked is how much of (from, to] lies before coveredFrom and has
+// no slice: history the backend no longer keeps and slogate did not keep
+// either (t.mu held).
+func (t *sloTracker) uncoveredLocked(from, to time.Time) time.Duration {
+	if t.coveredFrom.IsZero() || !t.coveredFrom.After(from) {
+		return 0
+	}
+	_, missing := t.windowCountsLocked(from, minTime(to, t.coveredFrom))
+	return missing
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker, error) {
@@ -196,7 +234,7 @@ func (t *sloTracker) needs(now time.Time) []sliceReq {
 	}
 	newest := t.fine.sliceOf(now)
 	firstFine := t.fine.sliceOf(now.Add(-fineSpan - coarseStep))
-	for _, run := range t.fine.missingIn(firstFine, newest) {
+	for _, run := range t.fine.missingIn(max(firstFine, t.firstCovered(t.fine)), newest) {
 		add(ringRef{kind: fineRing}, t.fine, run)
 	}
 
@@ -204,7 +242,7 @@ func (t *sloTracker) needs(now time.Time) []sliceReq {
 	// rolled up from them (apply); only older ones are asked by the hour.
 	perHour := int64(coarseStep / t.fine.step)
 	rolledUp := func(h int64) bool { return (h-1)*perHour+1 >= firstFine }
-	for _, run := range t.coarse.missingIn(t.coarse.sliceOf(now.Add(-t.span-historySpan)), lastFullHour(t.coarse, now)) {
+	for _, run := range t.coarse.missingIn(max(t.coarse.sliceOf(now.Add(-t.span-historySpan)), t.firstCovered(t.coarse)), lastFullHour(t.coarse, now)) {
 		for run[1] >= run[0] && rolledUp(run[1]) {
 			run[1]--
 		}
@@ -218,7 +256,7 @@ func (t *sloTracker) needs(now time.Time) []sliceReq {
 	for _, w := range sortedDurations(t.tails) {
 		tail := t.tails[w]
 		from := now.Add(-w)
-		first, last := tail.sliceOf(from.Add(1)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
+		first, last := max(tail.sliceOf(from.Add(1)), t.firstCovered(tail)), tail.sliceOf(from.Truncate(coarseStep).Add(coarseStep))
 		for _, run := range tail.missingIn(first, last) {
 			run[1] = min(max(run[1], last+perHour), newest)
 			add(ringRef{kind: tailRing, window: w}, tail, run)
@@ -480,6 +518,18 @@ func (t *sloTracker) countsBetween(from, to time.Time) (slo.Counts, time.Duratio
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.windowCountsLocked(from, to)
+}
+
+// coverage is countsBetween with the part of the missing time that is
+// history the backend no longer keeps (uncoveredLocked).
+func (t *sloTracker) coverage(from, to time.Time) (c slo.Counts, missing, uncovered time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, missing = t.windowCountsLocked(from, to)
+	if missing > 0 {
+		uncovered = min(t.uncoveredLocked(from, to), missing)
+	}
+	return c, missing, uncovered
 }
 
 // hasSlice reports whether the fine slice ending at now is held: what makes

@@ -21,6 +21,20 @@ type WindowStatus struct {
 	BurnRate Num           `json:"burnRate"` // null when incomplete
 	// Complete is false while part of the window could not be fetched.
 	Complete bool `json:"complete"`
+	// Coverage is the share of the window with history to measure: below 1
+	// while the window reaches back beyond what the backend keeps and
+	// slogate has not kept itself (it has run for less than the window).
+	Coverage Num `json:"coverage"`
+	// onlyUncovered says the window misses nothing but such history: its
+	// numbers are those of the part covered.
+	onlyUncovered bool
+}
+
+// Measured reports whether the window's numbers can be used: complete, or,
+// when partial is allowed (slo.IncompletePartial), missing only history
+// that no longer exists.
+func (w WindowStatus) Measured(partial bool) bool {
+	return w.Complete || partial && w.onlyUncovered
 }
 
 // PeriodStatus is the calendar period of a calendar SLO at an evaluation:

@@ -25,6 +25,14 @@ type Querier interface {
 	QueryRange(ctx context.Context, query string, r Range) (model.Value, error)
 }
 
+// Retention is implemented by Queriers that can say how long their backend
+// keeps data (Prometheus's storage.tsdb.retention.time). ok is false when it
+// cannot tell (no such API, a size-only retention): then the whole history
+// is taken to be there, as before.
+type Retention interface {
+	Retention(ctx context.Context) (d time.Duration, ok bool, err error)
+}
+
 // Range is the time range and resolution of a range query.
 type Range struct {
 	Start, End time.Time

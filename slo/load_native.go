@@ -152,7 +152,7 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	}
 	o.Indicator = d.indicator(spec.sub("indicator", "ratio", "latency", "raw"))
 	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
-	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow"), o.Window)
+	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow"), o.Window)
 	rules := spec.sub("rules", "intervals", "infoLabels")
 	iv := rules.sub("intervals", "sliError", "metadata", "alert")
 	for name, dst := range map[string]*time.Duration{"sliError": &o.RuleIntervals.SLIError, "metadata": &o.RuleIntervals.Metadata, "alert": &o.RuleIntervals.Alert} {
@@ -332,6 +332,14 @@ func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
 			d.errorf(n, "%s.maxBurnRate: %s is not above 0", f.path, formatFloat(v))
 		} else {
 			g.MaxBurnRate = &v
+		}
+	}
+	if v, n := f.str("onIncompleteWindow"); n != nil {
+		switch p := IncompletePolicy(v); p {
+		case IncompleteUnknown, IncompletePartial:
+			g.OnIncompleteWindow = p
+		default:
+			d.errorf(n, "%s.onIncompleteWindow: unknown value %q; use unknown or partial", f.path, v)
 		}
 	}
 	if w, n, ok := f.duration("burnRateWindow"); ok {

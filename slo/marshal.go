@@ -172,6 +172,9 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 	if g.BurnRateWindow != DefaultBurnRateWindow {
 		gate.duration("burnRateWindow", g.BurnRateWindow)
 	}
+	if g.OnIncompleteWindow != "" {
+		gate.str("onIncompleteWindow", string(g.OnIncompleteWindow))
+	}
 	spec.optional("gate", gate)
 	rules := newMapping()
 	iv := newMapping()

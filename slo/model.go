@@ -215,7 +215,23 @@ type GatePolicy struct {
 	// MaxBurnRate over BurnRateWindow; nil means no check.
 	MaxBurnRate    *float64
 	BurnRateWindow time.Duration // default 1h
+	// OnIncompleteWindow says what the budget is while the SLO window
+	// reaches back beyond the history that exists (the backend's retention,
+	// and slogate has not run for a whole window yet): unknown (the
+	// default, the gate stays closed) or partial (the budget of the part
+	// covered, marked incomplete with its coverage).
+	OnIncompleteWindow IncompletePolicy
 }
+
+// IncompletePolicy is what an SLO's budget is over a window only partly
+// covered by history.
+type IncompletePolicy string
+
+// Incomplete-window policies.
+const (
+	IncompleteUnknown IncompletePolicy = "unknown"
+	IncompletePartial IncompletePolicy = "partial"
+)
 
 // Verdict policies for hypotheses.
 type Policy string

@@ -238,6 +238,8 @@ func experimentPolicy(e *slo.Experiment) string {
 
 type windowRow struct {
 	Window, SLI, Bad, Total string
+	// Coverage is the share of the window history covers, when below 1.
+	Coverage string
 	Burn                    cell
 	Complete                bool
 	IsSLOWindow             bool
@@ -298,6 +300,9 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 		r := windowRow{Window: ws.Window, SLI: fmtPct(ws.SLI, sliDecimals(st.Objective)),
 			Bad: fmtCount(ws.Bad), Total: fmtCount(ws.Total), Complete: ws.Complete,
 			Burn: burnCell(st, ws.Duration), IsSLOWindow: ws.Duration == window}
+		if ws.Coverage.Valid() && ws.Coverage < 1 {
+			r.Coverage = fmtPct(ws.Coverage, 0)
+		}
 		v.Windows = append(v.Windows, r)
 	}
 	if def == nil {

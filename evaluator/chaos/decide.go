@@ -110,7 +110,7 @@ func budgetSpent(st Statuses, name string, from, to time.Time) (float64, bool) {
 		return math.NaN(), false
 	}
 	ws, ok := s.WindowStatus(def.Window)
-	if !ok || !ws.Complete {
+	if !ok || !ws.Measured(def.Gate.OnIncompleteWindow == slo.IncompletePartial) {
 		return math.NaN(), false
 	}
 	return slo.BudgetSpent(bad, float64(ws.Total), def.Objective), true

@@ -83,7 +83,11 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *api.GateAnswer {
 			br := float64(s.BudgetRemaining)
 			switch {
 			case math.IsNaN(br):
-				add(api.Reason{Kind: api.KindSLO, Name: name, Message: "error budget remaining is unknown (window incomplete)"}, true)
+				msg := "error budget remaining is unknown (window incomplete)"
+				if ws, ok := s.WindowStatus(def.Window); ok && ws.Coverage.Valid() && ws.Coverage < 1 {
+					msg = fmt.Sprintf("error budget remaining is unknown: history covers %s of the %s window (the backend keeps less, and slogate has not run that long); gate.onIncompleteWindow: partial uses the part covered", pct(float64(ws.Coverage)), ws.Window)
+				}
+				add(api.Reason{Kind: api.KindSLO, Name: name, Message: msg}, true)
 			case br < *g.MinBudgetRemaining:
 				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
 			}

@@ -50,7 +50,10 @@ type Client struct {
 	warned map[string]time.Time // query and warnings → last logged
 }
 
-var _ query.Querier = (*Client)(nil)
+var (
+	_ query.Querier   = (*Client)(nil)
+	_ query.Retention = (*Client)(nil)
+)
 
 // New validates opts and builds a client. It does not contact the server.
 func New(opts Options) (*Client, error) {
@@ -107,6 +110,35 @@ func (c *Client) QueryRange(ctx context.Context, query string, r query.Range) (m
 		return nil, classify(ctx, query, err)
 	}
 	return v, nil
+}
+
+// Retention reads the storage retention from /api/v1/status/runtimeinfo,
+// which Prometheus answers ("15d", "15d or 512MiB"); backends without that
+// API (Thanos Query, Mimir, VictoriaMetrics) or a size-only retention give
+// ok false.
+func (c *Client) Retention(ctx context.Context) (time.Duration, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	info, err := c.api.Runtimeinfo(ctx)
+	if err != nil {
+		var apiErr *v1.Error
+		if errors.As(err, &apiErr) && (apiErr.Type == v1.ErrClient || apiErr.Type == v1.ErrBadResponse) {
+			return 0, false, nil // no such endpoint here: not Prometheus
+		}
+		return 0, false, classify(ctx, "runtimeinfo", err)
+	}
+	return parseRetention(info.StorageRetention)
+}
+
+// parseRetention reads Prometheus's storageRetention: a duration, a size,
+// or "<duration> or <size>".
+func parseRetention(s string) (time.Duration, bool, error) {
+	for _, part := range strings.Split(s, " or ") {
+		if d, err := model.ParseDuration(strings.TrimSpace(part)); err == nil && d > 0 {
+			return time.Duration(d), true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // logWarnings logs the warnings of an answer, bounded (MaxMessage each, at

@@ -174,3 +174,22 @@ func TestLargeAnswerRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRetention(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		d  time.Duration
+		ok bool
+	}{
+		{"15d", 15 * 24 * time.Hour, true},
+		{"15d or 512MiB", 15 * 24 * time.Hour, true},
+		{"512MiB", 0, false},
+		{"", 0, false},
+		{"1y", 365 * 24 * time.Hour, true},
+	} {
+		d, ok, err := parseRetention(tt.in)
+		if err != nil || d != tt.d || ok != tt.ok {
+			t.Errorf("parseRetention(%q) = %s %v %v, want %s %v", tt.in, d, ok, err, tt.d, tt.ok)
+		}
+	}
+}

@@ -44,6 +44,8 @@ type PromOptions struct {
 	DataDir string
 	// ExtraArgs are appended to the command line (feature flags, ...).
 	ExtraArgs []string
+	// Retention is --storage.tsdb.retention.time; default 60d.
+	Retention time.Duration
 }
 
 // ScrapeTarget is one host:port that Prometheus scrapes under a job name.
@@ -89,12 +91,16 @@ func StartPrometheus(t testing.TB, opts PromOptions) *Prometheus {
 		t.Fatalf("testenv: prometheus config: %v", err)
 	}
 
+	retention := model.Duration(60 * 24 * time.Hour)
+	if opts.Retention > 0 {
+		retention = model.Duration(opts.Retention)
+	}
 	proc := launch(t, func(port int) (*process, error) {
 		addr := loopbackAddr(port)
 		args := []string{
 			"--config.file=" + configPath,
 			"--storage.tsdb.path=" + dataDir,
-			"--storage.tsdb.retention.time=60d",
+			"--storage.tsdb.retention.time=" + retention.String(),
 			"--web.listen-address=" + addr,
 			"--web.enable-lifecycle",
 			"--web.enable-admin-api",
