@@ -239,10 +239,10 @@ func experimentPolicy(e *slo.Experiment) string {
 type windowRow struct {
 	Window, SLI, Bad, Total string
 	// Coverage is the share of the window history covers, when below 1.
-	Coverage string
-	Burn                    cell
-	Complete                bool
-	IsSLOWindow             bool
+	Coverage    string
+	Burn        cell
+	Complete    bool
+	IsSLOWindow bool
 }
 
 type tierRow struct {
