@@ -135,6 +135,9 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 	if coarseStep%interval != 0 {
 		return nil, fmt.Errorf("evaluation interval %s must divide 1h evenly", interval)
 	}
+	if ts := def.Timeslices; ts != nil && (ts.Window < interval || ts.Window%interval != 0) {
+		return nil, fmt.Errorf("time slices of %s: must be a multiple of the evaluation interval %s, so that each slice ends on an evaluation", slo.FormatDuration(ts.Window), interval)
+	}
 	span := def.Window
 	for _, t := range def.Tiers() {
 		span = max(span, t.Long)
@@ -162,7 +165,7 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 		minRange: max(minRange, interval),
 	}
 	for i, tmpl := range t.templates() {
-		if tmpl != "" && i < 3 {
+		if tmpl != "" && i < 3 && !ev.Slices { // time-slice subqueries are not grouped
 			t.shapes[i], _ = parseBatchShape(slo.FillWindow(tmpl, t.rangeFor(interval)))
 		}
 	}
@@ -175,8 +178,15 @@ func (t *sloTracker) templates() [4]string {
 	return [4]string{e.Bad, e.Good, e.Total, e.Raw}
 }
 
-// rangeFor is the range a slice of length step is measured over.
-func (t *sloTracker) rangeFor(step time.Duration) time.Duration { return max(step, t.minRange) }
+// rangeFor is the range a slice of length step is measured over: for time
+// slices, exactly the slice (its queries count the time slices ending in
+// it, which a longer range would count twice).
+func (t *sloTracker) rangeFor(step time.Duration) time.Duration {
+	if t.events.Slices {
+		return step
+	}
+	return max(step, t.minRange)
+}
 
 // ring returns the ring ref names.
 func (t *sloTracker) ring(ref ringRef) *ring {

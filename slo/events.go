@@ -28,6 +28,9 @@ type Events struct {
 	// (total - good) / total: a native histogram's 1 - histogram_fraction.
 	// Recording rules read better with it; the counts are the same.
 	Ratio string
+	// Slices says Bad and Total answer counts of time slices in the
+	// window, not per-second rates (a Timeslices SLO).
+	Slices bool
 }
 
 // Key identifies the measurement: two SLOs (or two versions of one) with
@@ -52,6 +55,9 @@ func (e Events) Templates() []string {
 // native histogram) and all requests, built from the parsed selector so
 // that label values stay escaped.
 func (o *SLO) Events() (Events, error) {
+	if o.Timeslices != nil {
+		return o.timesliceEvents()
+	}
 	ind := o.Indicator
 	switch {
 	case ind.Ratio != nil:
@@ -157,6 +163,17 @@ type Rates struct {
 // series yet" is the common case) and as all bad for Good (no good
 // requests). A raw error ratio is clamped to [0, 1] and counts seconds.
 func (e Events) SliceCounts(step time.Duration, r Rates) Counts {
+	if e.Slices {
+		// Counts of time slices already: bad ones (or bad shares) and all.
+		if !r.HasTotal || math.IsNaN(r.Total) || r.Total <= 0 {
+			return Counts{}
+		}
+		bad := 0.0
+		if r.HasBad && !math.IsNaN(r.Bad) {
+			bad = math.Max(0, math.Min(r.Bad, r.Total))
+		}
+		return Counts{Bad: bad, Total: r.Total}
+	}
 	secs := step.Seconds()
 	if e.Raw != "" {
 		if !r.HasRaw || math.IsNaN(r.Raw) || math.IsInf(r.Raw, 0) {

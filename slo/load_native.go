@@ -129,7 +129,7 @@ func (l *loader) native(d *decoder, root *yaml.Node) {
 }
 
 func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SLO {
-	spec := top.sub("spec", "service", "description", "objective", "window", "indicator", "alerting", "gate", "rules")
+	spec := top.sub("spec", "service", "description", "objective", "window", "timeslices", "indicator", "alerting", "gate", "rules")
 	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Source: Source{Format: FormatNative}}
 	spec.require(root, m.what, "service", "objective", "indicator")
 	o.Service, _ = spec.str("service")
@@ -150,7 +150,12 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 		o.Window = w
 		d.checkWindow(w, n, "spec.window")
 	}
-	o.Indicator = d.indicator(spec.sub("indicator", "ratio", "latency", "raw"))
+	o.Indicator = d.indicator(spec.sub("indicator", "ratio", "latency", "raw", "threshold"))
+	if spec.has("timeslices") {
+		o.Timeslices = d.nativeTimeslices(spec.sub("timeslices", "window", "target", "method", "noData"), o.Indicator.Threshold != nil)
+	} else if o.Indicator.Threshold != nil {
+		d.errorf(spec.node("indicator"), "spec.indicator.threshold: a threshold is judged per time slice: set spec.timeslices: {window: 1m}")
+	}
 	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
 	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow"), o.Window)
 	rules := spec.sub("rules", "intervals", "infoLabels")
@@ -165,6 +170,55 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	}
 	o.InfoLabels = rules.infoLabels("infoLabels")
 	return o
+}
+
+// nativeTimeslices reads timeslices: {window: 1m, target: 99%, method:
+// timeslices | ratioTimeslices, noData: skip | good | bad}. A threshold
+// indicator judges slices by its tolerance and takes no target.
+func (d *decoder) nativeTimeslices(f *fields, threshold bool) *Timeslices {
+	if f.bad || f.mapping == nil {
+		return nil
+	}
+	ts := &Timeslices{NoData: SliceSkip}
+	f.require(f.mapping, "", "window")
+	if w, n, ok := f.duration("window"); ok {
+		ts.Window = w
+		if err := ts.validate(); err != nil {
+			d.errorf(n, "%s.window: %s", f.path, err)
+		}
+	}
+	if m, n := f.str("method"); n != nil {
+		switch m {
+		case "timeslices":
+		case "ratioTimeslices":
+			ts.Ratio = true
+		default:
+			d.errorf(n, "%s.method: unknown value %q; use timeslices (the share of good slices) or ratioTimeslices (the mean of the slices' ratios)", f.path, m)
+		}
+	}
+	if v, n := f.str("noData"); n != nil {
+		switch p := SliceNoData(v); p {
+		case SliceSkip, SliceGood, SliceBad:
+			ts.NoData = p
+		default:
+			d.errorf(n, "%s.noData: unknown value %q; use skip, good or bad", f.path, v)
+		}
+	}
+	target, tn, hasTarget := f.ratio("target")
+	switch {
+	case threshold && ts.Ratio:
+		d.errorf(f.mapping, "%s: a threshold indicator has no ratio to average: use method timeslices", f.path)
+	case threshold && hasTarget:
+		d.errorf(tn, "%s.target: a threshold indicator's slice is good when its tolerance holds; remove target", f.path)
+	case ts.Ratio && hasTarget:
+		d.errorf(tn, "%s.target: ratioTimeslices averages the slices' ratios and has no target per slice; remove it", f.path)
+	case !threshold && !ts.Ratio && !hasTarget:
+		d.errorf(f.mapping, "%s: target is required: the good share a slice must reach, like 99%%", f.path)
+	case hasTarget && (target <= 0 || target >= 1):
+		d.errorf(tn, "%s.target: must be above 0%% and below 100%%", f.path)
+	}
+	ts.Target = target
+	return ts
 }
 
 // nativeCalendar reads window: {calendar: month, timeZone: Europe/Berlin},
@@ -244,7 +298,7 @@ func (d *decoder) checkWindow(w time.Duration, n *yaml.Node, path string) {
 func (d *decoder) indicator(f *fields) Indicator {
 	var ind Indicator
 	var set []string
-	for _, k := range []string{"ratio", "latency", "raw"} {
+	for _, k := range []string{"ratio", "latency", "raw", "threshold"} {
 		if f.has(k) {
 			set = append(set, k)
 		}
@@ -253,10 +307,19 @@ func (d *decoder) indicator(f *fields) Indicator {
 	case f.bad || f.mapping == nil:
 		return ind
 	case len(set) == 0:
-		d.errorf(f.mapping, "%s: set one of ratio, latency or raw", f.path)
+		d.errorf(f.mapping, "%s: set one of ratio, latency, raw or threshold", f.path)
 		return ind
 	case len(set) > 1:
-		d.errorf(f.mapping, "%s: set only one of ratio, latency and raw, not %s and %s", f.path, set[0], set[1])
+		d.errorf(f.mapping, "%s: set only one of ratio, latency, raw and threshold, not %s and %s", f.path, set[0], set[1])
+	}
+	if f.has("threshold") {
+		tf := f.sub("threshold", "query", "tolerance")
+		tf.require(tf.mapping, "", "query", "tolerance")
+		ind.Threshold = &ThresholdIndicator{}
+		ind.Threshold.Query, _ = d.query(tf.node("query"), tf.path+".query", false)
+		if n := tf.node("tolerance"); n != nil {
+			ind.Threshold.Tolerance, _ = d.tolerance(n, tf.path+".tolerance")
+		}
 	}
 	if f.has("ratio") {
 		r := f.sub("ratio", "errors", "good", "total")

@@ -100,11 +100,14 @@ type SLO struct {
 	Window time.Duration
 	// Calendar, when set, makes the window calendar periods (see
 	// WindowAt) instead of a rolling Window.
-	Calendar  *Calendar
-	Indicator Indicator
-	Alerting  Alerting
-	Gate      GatePolicy
-	Pos       Pos
+	Calendar *Calendar
+	// Timeslices, when set, makes the SLO count time slices instead of
+	// events (OpenSLO's Timeslices and RatioTimeslices).
+	Timeslices *Timeslices
+	Indicator  Indicator
+	Alerting   Alerting
+	Gate       GatePolicy
+	Pos        Pos
 	// Source is the format the SLO was read from, and its name there.
 	Source Source
 	// RuleIntervals and InfoLabels come from Sloth's rule_intervals and
@@ -148,6 +151,9 @@ type Indicator struct {
 	Ratio   *RatioIndicator
 	Latency *LatencyIndicator
 	Raw     *RawIndicator
+	// Threshold compares a value with a tolerance in each time slice; only
+	// with Timeslices.
+	Threshold *ThresholdIndicator
 }
 
 // RatioIndicator counts events. Queries are templates in which {{.window}}
