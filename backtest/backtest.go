@@ -125,6 +125,9 @@ func Run(ctx context.Context, set *slo.Set, opts Options) (*Report, error) {
 	rep := &Report{From: from, To: r.at(steps - 1), Step: model.Duration(opts.Step).String(),
 		SLOs: []SLOReport{}, Hypotheses: []HypothesisReport{}}
 	for _, o := range set.SLOs {
+		if o.Timeslices != nil {
+			return nil, fmt.Errorf("backtest: slo %q: %s are not replayed yet: a window of slices is a subquery at the slice resolution at every step; slogate serve evaluates them", o.Name, o.Timeslices.Method())
+		}
 		sr, err := r.slo(ctx, o)
 		if err != nil {
 			return nil, err

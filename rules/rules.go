@@ -70,6 +70,12 @@ var Styles = []Style{StyleWindows, StyleSloth, StyleBuckets}
 // slogate, never a problem of the definitions (the loader validated them).
 var ErrInternal = errors.New("internal error")
 
+// ErrTimeslices refuses rules for a time-slice SLO: PromQL can count good
+// slices only with a subquery at the slice resolution over the whole
+// window, 43,200 steps for one-minute slices of 30 days at every rule
+// evaluation; slogate serve counts them once per slice instead.
+var ErrTimeslices = errors.New("time slices are not written as Prometheus rules: counting them over a window takes a subquery at the slice resolution over the whole window (43,200 steps for one-minute slices of 30 days) at every evaluation; let slogate serve evaluate this SLO and use its slogate_slo_* metrics and alerts")
+
 // ErrCalendar refuses rules for a calendar SLO: a PromQL range is a fixed
 // duration back from each evaluation, and a window that starts at the 1st
 // of the month grows all month long, so no recording rule measures it.
@@ -127,6 +133,10 @@ func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 	for _, o := range set.SLOs {
 		if o.Calendar != nil {
 			errs = append(errs, fmt.Errorf("%s: slo %q: window %s: %w", o.Pos, o.Name, o.Calendar, ErrCalendar))
+			continue
+		}
+		if o.Timeslices != nil {
+			errs = append(errs, fmt.Errorf("%s: slo %q: %s of %s: %w", o.Pos, o.Name, o.Timeslices.Method(), slo.FormatDuration(o.Timeslices.Window), ErrTimeslices))
 			continue
 		}
 		var groups []rulefmt.RuleGroup

@@ -492,3 +492,23 @@ func TestCalendarRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeslicesRefused: a time-slice SLO has no rules, and the error says
+// why and what to do instead.
+func TestTimeslicesRefused(t *testing.T) {
+	set, diags := slo.LoadBytes("ts.yaml", []byte(`apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: minutes}
+spec:
+  service: s
+  objective: 99
+  timeslices: {window: 1m, target: 99%}
+  indicator: {ratio: {errors: 'sum(rate(e[{{.window}}]))', total: 'sum(rate(t[{{.window}}]))'}}
+`))
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	if _, err := rules.Generate(set, rules.Options{}); !errors.Is(err, rules.ErrTimeslices) || !strings.Contains(err.Error(), `slo "minutes": timeslices of 1m`) {
+		t.Errorf("%v, want ErrTimeslices naming the SLO", err)
+	}
+}

@@ -92,10 +92,16 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	if w, cal, ok := d.openSLOWindow(spec); ok {
 		o.Window, o.Calendar = w, cal
 	}
-	if bm, n := spec.str("budgetingMethod"); n != nil && bm != "Occurrences" {
-		d.errorf(n, "spec.budgetingMethod: %q is not supported: slogate counts occurrences (Occurrences)", bm)
+	method := "Occurrences"
+	if bm, n := spec.str("budgetingMethod"); n != nil {
+		switch bm {
+		case "Occurrences", "Timeslices", "RatioTimeslices":
+			method = bm
+		default:
+			d.errorf(n, "spec.budgetingMethod: %q is not supported: use Occurrences, Timeslices or RatioTimeslices", bm)
+		}
 	}
-	objectives := d.openSLOObjectives(spec)
+	objectives := d.openSLOObjectives(spec, method)
 	if n := spec.node("alertPolicies"); n != nil {
 		d.warnf(n, "spec.alertPolicies: ignored: slogate sends its own multi-window burn-rate alerts")
 	}
@@ -116,6 +122,7 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	for i, obj := range objectives {
 		c := *o
 		c.Objective = obj.objective
+		c.Timeslices = obj.timeslices
 		if len(objectives) > 1 {
 			c.Name = fmt.Sprintf("%s-%d", m.name, i)
 			c.Pos = d.pos(obj.node)
@@ -125,17 +132,28 @@ func (l *loader) openSLO(d *decoder, root *yaml.Node) {
 	if len(objectives) == 0 {
 		slos = append(slos, o) // reported above; keeps the name defined for references
 	}
+	// A threshold indicator takes its condition from each objective (op,
+	// value), once the indicator is known (an indicatorRef resolves later).
+	threshold := func() {
+		for i, o := range slos {
+			if i < len(objectives) {
+				d.openSLOThreshold(o, objectives[i], method)
+			}
+		}
+	}
 	if spec.has("indicatorRef") {
 		ref, n := spec.str("indicatorRef")
 		l.refer(d, n, "spec.indicatorRef", kindSLI, ref, func(target any) {
 			for _, o := range slos {
 				o.Indicator = target.(*openSLI).indicator.clone()
 			}
+			threshold()
 		})
 	} else {
 		for _, o := range slos[1:] {
 			o.Indicator = o.Indicator.clone() // no pointers shared between SLOs
 		}
+		threshold()
 	}
 	for i, o := range slos {
 		l.set.SLOs = append(l.set.SLOs, o)
@@ -300,11 +318,43 @@ func (d *decoder) openSLOCalendar(tw *fields, text string, n *yaml.Node) *Calend
 type openSLOObjective struct {
 	objective float64
 	node      *yaml.Node
+	// timeslices is set for the Timeslices and RatioTimeslices methods.
+	timeslices *Timeslices
+	// op and value are a thresholdMetric's condition (opNode nil: none).
+	op     Op
+	value  float64
+	opNode *yaml.Node
+	path   string // spec.objectives[i]
+}
+
+// openSLOOps are OpenSLO's threshold operators.
+var openSLOOps = map[string]Op{"lt": OpLT, "lte": OpLE, "gt": OpGT, "gte": OpGE}
+
+// openSLOThreshold completes a thresholdMetric SLO with its objective's
+// condition, or reports why it cannot be one.
+func (d *decoder) openSLOThreshold(o *SLO, obj openSLOObjective, method string) {
+	th := o.Indicator.Threshold
+	switch {
+	case th == nil && obj.opNode != nil:
+		d.errorf(obj.opNode, "%s.op: only a thresholdMetric indicator is compared with op and value", obj.path)
+	case th == nil:
+	case method != "Timeslices":
+		d.errorf(obj.node, "%s: a thresholdMetric is judged per time slice: set budgetingMethod: Timeslices and timeSliceWindow", obj.path)
+	case obj.opNode == nil:
+		d.errorf(obj.node, "%s: a thresholdMetric objective needs op (lt, lte, gt, gte) and value", obj.path)
+	default:
+		t := *th
+		t.Tolerance = Tolerance{Op: obj.op, Value: obj.value}
+		o.Indicator.Threshold = &t
+		if o.Timeslices != nil && o.Timeslices.Target != 0 {
+			d.errorf(obj.node, "%s.timeSliceTarget: a thresholdMetric slice is good when op and value hold; remove it", obj.path)
+		}
+	}
 }
 
 // openSLOObjectives reads the objectives; target is a ratio in OpenSLO
 // (0.999) and targetPercent a percentage (99.9).
-func (d *decoder) openSLOObjectives(spec *fields) []openSLOObjective {
+func (d *decoder) openSLOObjectives(spec *fields, method string) []openSLOObjective {
 	items := spec.list("objectives")
 	if len(items) == 0 {
 		if n := spec.node("objectives"); n != nil && n.Kind == yaml.SequenceNode {
@@ -315,8 +365,9 @@ func (d *decoder) openSLOObjectives(spec *fields) []openSLOObjective {
 	var out []openSLOObjective
 	for i, item := range items {
 		path := fmt.Sprintf("spec.objectives[%d]", i)
-		if v, ok := d.openSLOObjective(item, path); ok {
-			out = append(out, openSLOObjective{objective: v, node: cmpNode(item, spec.node("objectives"))})
+		if obj, ok := d.openSLOObjective(item, path, method); ok {
+			obj.node = cmpNode(item, spec.node("objectives"))
+			out = append(out, obj)
 		}
 	}
 	if len(out) < len(items) {
@@ -325,17 +376,66 @@ func (d *decoder) openSLOObjectives(spec *fields) []openSLOObjective {
 	return out
 }
 
-func (d *decoder) openSLOObjective(item *yaml.Node, path string) (float64, bool) {
+func (d *decoder) openSLOObjective(item *yaml.Node, path, method string) (openSLOObjective, bool) {
+	obj := openSLOObjective{path: path}
 	of := d.fields(item, path, "displayName", "target", "targetPercent", "op", "value",
 		"timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef", "compositeWeight")
 	if of.bad || of.mapping == nil {
-		return 0, false
+		return obj, false
 	}
-	for _, k := range []string{"op", "value", "timeSliceTarget", "timeSliceWindow", "indicator", "indicatorRef"} {
+	for _, k := range []string{"indicator", "indicatorRef"} {
 		if n := of.node(k); n != nil {
-			d.errorf(n, "%s.%s: not supported: slogate reads ratio objectives with one indicator in spec", path, k)
+			d.errorf(n, "%s.%s: not supported: slogate reads objectives with one indicator in spec", path, k)
 		}
 	}
+	if op, n := of.str("op"); n != nil {
+		o, ok := openSLOOps[op]
+		if !ok {
+			d.errorf(n, "%s.op: %q: use lt, lte, gt or gte", path, op)
+		}
+		obj.op, obj.opNode = o, n
+		of.require(of.mapping, "", "value")
+		obj.value, _, _ = of.num("value")
+	} else if n := of.node("value"); n != nil {
+		d.errorf(n, "%s.value: only with op, for a thresholdMetric", path)
+	}
+	if method == "Occurrences" {
+		for _, k := range []string{"timeSliceTarget", "timeSliceWindow"} {
+			if n := of.node(k); n != nil {
+				d.errorf(n, "%s.%s: only with budgetingMethod Timeslices or RatioTimeslices", path, k)
+			}
+		}
+	} else {
+		ts := &Timeslices{Ratio: method == "RatioTimeslices", NoData: SliceSkip}
+		of.require(of.mapping, "", "timeSliceWindow")
+		if text, n := of.str("timeSliceWindow"); n != nil {
+			if w, err := model.ParseDuration(text); err != nil {
+				d.errorf(n, "%s.timeSliceWindow: invalid duration %q: like 1m", path, text)
+			} else if ts.Window = time.Duration(w); ts.validate() != nil {
+				d.errorf(n, "%s.timeSliceWindow: %s", path, ts.validate())
+			}
+		}
+		if v, n, ok := of.num("timeSliceTarget"); ok {
+			switch {
+			case ts.Ratio:
+				d.errorf(n, "%s.timeSliceTarget: RatioTimeslices averages the slices' ratios and has no target per slice; remove it", path)
+			case v <= 0 || v >= 1:
+				d.errorf(n, "%s.timeSliceTarget: %s is out of range: a ratio above 0 and below 1, like 0.95", path, formatFloat(v))
+			default:
+				ts.Target = v
+			}
+		} else if !ts.Ratio && obj.opNode == nil && n == nil {
+			d.errorf(of.mapping, "%s: timeSliceTarget is required with budgetingMethod Timeslices: the good share a slice must reach, like 0.95", path)
+		}
+		obj.timeslices = ts
+	}
+	v, ok := d.openSLOTarget(of, path)
+	obj.objective = v
+	return obj, ok
+}
+
+// openSLOTarget reads an objective's target or targetPercent as a percent.
+func (d *decoder) openSLOTarget(of *fields, path string) (float64, bool) {
 	switch {
 	case of.has("target") && of.has("targetPercent"):
 		d.errorf(of.mapping, "%s: set either target or targetPercent, not both", path)
@@ -369,7 +469,16 @@ func (l *loader) openSLISpec(d *decoder, f *fields) Indicator {
 		return ind
 	}
 	if n := f.node("thresholdMetric"); n != nil {
-		d.errorf(n, "%s.thresholdMetric: not supported: slogate reads ratioMetric indicators", f.path)
+		if f.has("ratioMetric") {
+			d.errorf(f.mapping, "%s: set either ratioMetric or thresholdMetric, not both", f.path)
+			return ind
+		}
+		tm := f.sub("thresholdMetric", "metricSource")
+		tm.require(tm.mapping, "", "metricSource")
+		q, ok := l.openSLOMetricSource(d, tm, false, false)
+		if ok {
+			ind.Threshold = &ThresholdIndicator{Query: q}
+		}
 		return ind
 	}
 	if !f.has("ratioMetric") {
@@ -382,35 +491,7 @@ func (l *loader) openSLISpec(d *decoder, f *fields) Indicator {
 	}
 	counter := rm.boolean("counter", false)
 	query := func(name string) (string, bool) {
-		mf := rm.sub(name, "metricSource")
-		ms := mf.sub("metricSource", "metricSourceRef", "type", "spec")
-		mf.require(mf.mapping, "", "metricSource")
-		if t, n := ms.str("type"); n != nil && !isPrometheusCompatible(t) {
-			d.errorf(n, "%s.type: metric source %q is not supported: slogate queries Prometheus-compatible backends (%s)", ms.path, t, strings.Join(prometheusCompatible, ", "))
-			return "", false
-		}
-		if ref, n := ms.str("metricSourceRef"); n != nil && !ms.has("type") {
-			// The type is the DataSource's: checked once it is loaded.
-			path := ms.path + ".metricSourceRef"
-			l.referOptional(d, n, path, kindDataSource, ref, func(target any) {
-				if ds := target.(*openSLODataSource); !isPrometheusCompatible(ds.typ) {
-					d.errorf(n, "%s: DataSource %q is of type %q (line %d): slogate queries Prometheus-compatible backends only (%s)",
-						path, ref, ds.typ, ds.node.Line, strings.Join(prometheusCompatible, ", "))
-				}
-			})
-		}
-		ms.require(ms.mapping, "", "spec")
-		sp := ms.sub("spec", "query")
-		sp.require(sp.mapping, "", "query")
-		n := sp.node("query")
-		if n == nil || n.Kind != yaml.ScalarNode {
-			d.query(n, sp.path+".query", true) // reports the type
-			return "", false
-		}
-		// Validate the rewritten query at the node the user wrote.
-		rewritten := *n
-		rewritten.Value = openSLOQuery(n.Value, counter)
-		return d.query(&rewritten, sp.path+".query", true)
+		return l.openSLOMetricSource(d, rm.sub(name, "metricSource"), counter, true)
 	}
 	switch {
 	case rm.has("raw"):
@@ -463,4 +544,41 @@ func (l *loader) openSLODataSource(d *decoder, top *fields, root *yaml.Node) {
 		return
 	}
 	l.define(d, kindDataSource, m.name, m.nameNode, &openSLODataSource{typ: typ, node: n})
+}
+
+// openSLOMetricSource reads the query of a metricSource under mf: checked
+// to be a Prometheus-compatible source, rewritten for counters (rate over
+// {{.window}}) when templated, and validated at the node the user wrote.
+func (l *loader) openSLOMetricSource(d *decoder, mf *fields, counter, templated bool) (string, bool) {
+	ms := mf.sub("metricSource", "metricSourceRef", "type", "spec")
+	mf.require(mf.mapping, "", "metricSource")
+	if t, n := ms.str("type"); n != nil && !isPrometheusCompatible(t) {
+		d.errorf(n, "%s.type: metric source %q is not supported: slogate queries Prometheus-compatible backends (%s)", ms.path, t, strings.Join(prometheusCompatible, ", "))
+		return "", false
+	}
+	if ref, n := ms.str("metricSourceRef"); n != nil && !ms.has("type") {
+		// The type is the DataSource's: checked once it is loaded.
+		path := ms.path + ".metricSourceRef"
+		l.referOptional(d, n, path, kindDataSource, ref, func(target any) {
+			if ds := target.(*openSLODataSource); !isPrometheusCompatible(ds.typ) {
+				d.errorf(n, "%s: DataSource %q is of type %q (line %d): slogate queries Prometheus-compatible backends only (%s)",
+					path, ref, ds.typ, ds.node.Line, strings.Join(prometheusCompatible, ", "))
+			}
+		})
+	}
+	ms.require(ms.mapping, "", "spec")
+	sp := ms.sub("spec", "query")
+	sp.require(sp.mapping, "", "query")
+	n := sp.node("query")
+	if n == nil || n.Kind != yaml.ScalarNode {
+		d.query(n, sp.path+".query", templated) // reports the type
+		return "", false
+	}
+	if !templated {
+		return d.query(n, sp.path+".query", false)
+	}
+	// Validate the rewritten query at the node the user wrote.
+	rewritten := *n
+	rewritten.Value = openSLOQuery(n.Value, counter)
+	return d.query(&rewritten, sp.path+".query", true)
 }

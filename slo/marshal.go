@@ -133,8 +133,26 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 		}
 	case i.Raw != nil && i.Ratio == nil && i.Latency == nil:
 		ind.sub("raw").str("errorRatio", i.Raw.ErrorRatio)
+	case i.Threshold != nil && i.Ratio == nil && i.Latency == nil && i.Raw == nil:
+		th := ind.sub("threshold")
+		th.str("query", i.Threshold.Query)
+		th.str("tolerance", i.Threshold.Tolerance.String())
 	default:
-		return nil, errors.New("the indicator must have exactly one of ratio, latency and raw")
+		return nil, errors.New("the indicator must have exactly one of ratio, latency, raw and threshold")
+	}
+	if ts := o.Timeslices; ts != nil {
+		m := newMapping()
+		m.duration("window", ts.Window)
+		if ts.Target != 0 {
+			m.share("target", ts.Target)
+		}
+		if ts.Ratio {
+			m.str("method", "ratioTimeslices")
+		}
+		if ts.NoData != "" && ts.NoData != SliceSkip {
+			m.str("noData", string(ts.NoData))
+		}
+		spec.optional("timeslices", m)
 	}
 
 	a := o.Alerting

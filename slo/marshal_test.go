@@ -35,6 +35,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"demo", []string{"../examples/demo"}},
 		{"calendar windows", []string{filepath.Join(definitions, "calendar")}},
 		{"calendar example", []string{"../examples/calendar"}},
+		{"time slices", []string{filepath.Join(definitions, "timeslices")}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
 	}
@@ -225,7 +226,7 @@ func TestMarshalNativeRefusesIncomplete(t *testing.T) {
 	}{
 		{"nil", nil, "nil set"},
 		{"no indicator", &Set{SLOs: []*SLO{{Name: "a"}}}, `SLO "a": the indicator must have exactly one`},
-		{"two indicators", &Set{SLOs: []*SLO{{Name: "a", Indicator: Indicator{Ratio: &RatioIndicator{Errors: "x", Total: "y"}, Raw: &RawIndicator{ErrorRatio: "z"}}}}}, "exactly one of ratio, latency and raw"},
+		{"two indicators", &Set{SLOs: []*SLO{{Name: "a", Indicator: Indicator{Ratio: &RatioIndicator{Errors: "x", Total: "y"}, Raw: &RawIndicator{ErrorRatio: "z"}}}}}, "exactly one of ratio, latency, raw and threshold"},
 		{"errors and good", &Set{SLOs: []*SLO{{Name: "a", Indicator: Indicator{Ratio: &RatioIndicator{Errors: "x", Good: "g", Total: "y"}}}}}, "exactly one of errors and good"},
 		{"no total", &Set{SLOs: []*SLO{{Name: "a", Indicator: Indicator{Ratio: &RatioIndicator{Errors: "x"}}}}}, "needs a total query"},
 		{"query probe without tolerance", &Set{Hypotheses: []*Hypothesis{{Name: "h", Probes: []*Probe{{Name: "p", Query: "up"}}}}}, `hypothesis "h": probe "p": a query probe needs a tolerance`},
