@@ -129,3 +129,25 @@ func TestForecast(t *testing.T) {
 		})
 	}
 }
+
+// TestTimeslicesNeedWholeIntervals: a time slice that does not end on an
+// evaluation is refused when the definitions are set, naming the SLO.
+func TestTimeslicesNeedWholeIntervals(t *testing.T) {
+	e, err := New(Options{Querier: stepQuerier{}, Interval: time.Minute, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := jobSLO("minutes")
+	o.Timeslices = &slo.Timeslices{Window: 2 * time.Minute, Target: 0.99}
+	if err := e.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{o}}); err != nil {
+		t.Fatalf("2m slices at a 1m interval: %v", err)
+	}
+	e, err = New(Options{Querier: stepQuerier{}, Interval: 5 * time.Minute, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{o}})
+	if err == nil || !strings.Contains(err.Error(), `slo "minutes": time slices of 2m: must be a multiple of the evaluation interval 5m`) {
+		t.Errorf("2m slices at a 5m interval: %v", err)
+	}
+}

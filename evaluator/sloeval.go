@@ -15,7 +15,11 @@ func initialSLOStatus(def *slo.SLO) SLOStatus {
 		Name: def.Name, Service: def.Service, Description: def.Description, Labels: def.Labels,
 		Objective: def.Objective, Window: def.WindowName(),
 		SLI: Num(math.NaN()), BudgetRemaining: Num(math.NaN()),
-		Windows: []WindowStatus{}, // none yet: an empty list in the API, not null
+		Windows:         []WindowStatus{}, // none yet: an empty list in the API, not null
+		BudgetingMethod: def.Timeslices.Method(),
+	}
+	if ts := def.Timeslices; ts != nil {
+		st.TimeSliceWindow = slo.FormatDuration(ts.Window)
 	}
 	for _, sev := range slo.Severities {
 		st.Alerts = append(st.Alerts, AlertStatus{Severity: sev, BurnRate: Num(math.NaN()), Enabled: def.TierEnabled(sev)})

@@ -78,15 +78,20 @@ type AlertStatus struct {
 
 // SLOStatus is the latest evaluation of an SLO.
 type SLOStatus struct {
-	Name            string            `json:"name"`
-	Service         string            `json:"service"`
-	Description     string            `json:"description,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	Objective       float64           `json:"objective"` // percent
-	Window          string            `json:"window"`
-	SLI             Num               `json:"sli"`
-	BudgetRemaining Num               `json:"errorBudgetRemaining"`
-	Windows         []WindowStatus    `json:"windows"`
+	Name        string            `json:"name"`
+	Service     string            `json:"service"`
+	Description string            `json:"description,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Objective   float64           `json:"objective"` // percent
+	Window      string            `json:"window"`
+	// BudgetingMethod is occurrences (events), timeslices (the share of
+	// good time slices) or ratioTimeslices (the mean of their ratios);
+	// TimeSliceWindow is the slices' length for the latter two.
+	BudgetingMethod string         `json:"budgetingMethod"`
+	TimeSliceWindow string         `json:"timeSliceWindow,omitempty"`
+	SLI             Num            `json:"sli"`
+	BudgetRemaining Num            `json:"errorBudgetRemaining"`
+	Windows         []WindowStatus `json:"windows"`
 	// Period is the calendar period the budget belongs to; nil for a
 	// rolling window.
 	Period *PeriodStatus `json:"period,omitempty"`

@@ -36,6 +36,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"calendar windows", []string{filepath.Join(definitions, "calendar")}},
 		{"calendar example", []string{"../examples/calendar"}},
 		{"time slices", []string{filepath.Join(definitions, "timeslices")}},
+		{"time-slice example", []string{"../examples/timeslices"}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
 	}

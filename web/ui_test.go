@@ -377,7 +377,8 @@ func TestVerdictStrip(t *testing.T) {
 }
 
 // TestUICalendarSLO: a calendar SLO's page and API say which period the
-// budget belongs to and how much of it is left, in the period's time zone.
+// budget belongs to and how much of it is left, in the period's time zone;
+// a time-slice SLO's, what it counts.
 func TestUICalendarSLO(t *testing.T) {
 	engine, err := embedded.New(embedded.Options{Storage: fixtureDB(t)})
 	if err != nil {
@@ -393,7 +394,9 @@ func TestUICalendarSLO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{monthly}}); err != nil {
+	minutes := ratioSLO("payments-minutes", "payments", 99, 24*time.Hour)
+	minutes.Timeslices = &slo.Timeslices{Window: time.Minute, Ratio: true, NoData: slo.SliceSkip}
+	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{monthly, minutes}}); err != nil {
 		t.Fatal(err)
 	}
 	ev.Evaluate(context.Background(), fixtureEnd)
@@ -438,5 +441,16 @@ func TestUICalendarSLO(t *testing.T) {
 	}
 	if f := got.Forecast; f == nil || f.Window != "1d" || f.Horizon != want.TimeLeft || !f.BudgetAtEnd.Valid() {
 		t.Errorf("API: forecast %+v, want one over 1d to the end of the period", f)
+	}
+
+	// A time-slice SLO says what it counts.
+	code, _, body = get(t, h, "/slos/payments-minutes")
+	if want := "objective <b>99%</b> of the <b>1m</b> time slices good (mean of their ratios) over <b>1d</b>"; code != 200 || !strings.Contains(body, want) {
+		t.Errorf("time-slice SLO page (%d) lacks %q", code, want)
+	}
+	code, _, body = get(t, h, "/api/v1/slos/payments-minutes")
+	var ts struct{ BudgetingMethod, TimeSliceWindow string }
+	if err := json.Unmarshal([]byte(body), &ts); code != 200 || err != nil || ts.BudgetingMethod != "ratioTimeslices" || ts.TimeSliceWindow != "1m" {
+		t.Errorf("API: %d %v %+v, want ratioTimeslices of 1m", code, err, ts)
 	}
 }
