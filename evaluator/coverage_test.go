@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ type retainingQuerier struct {
 	now       func() time.Time
 	retention time.Duration
 	errorRate float64
-	// oldest is the oldest time a query asked for.
+	// oldest is the oldest time a query asked for; queries run in
+	// parallel.
+	mu     sync.Mutex
 	oldest time.Time
 }
 
@@ -29,9 +32,11 @@ func (q *retainingQuerier) Retention(context.Context) (time.Duration, bool, erro
 }
 
 func (q *retainingQuerier) sample(query string, ts time.Time) (model.SampleValue, bool) {
+	q.mu.Lock()
 	if q.oldest.IsZero() || ts.Before(q.oldest) {
 		q.oldest = ts
 	}
+	q.mu.Unlock()
 	if !ts.After(q.now().Add(-q.retention)) {
 		return 0, false // deleted by the retention
 	}
