@@ -323,8 +323,9 @@ type openSLOObjective struct {
 	// op and value are a thresholdMetric's condition (opNode nil: none).
 	op     Op
 	value  float64
-	opNode *yaml.Node
-	path   string // spec.objectives[i]
+	opNode    *yaml.Node
+	valueNode *yaml.Node
+	path      string // spec.objectives[i]
 }
 
 // openSLOOps are OpenSLO's threshold operators.
@@ -335,12 +336,16 @@ var openSLOOps = map[string]Op{"lt": OpLT, "lte": OpLE, "gt": OpGT, "gte": OpGE}
 func (d *decoder) openSLOThreshold(o *SLO, obj openSLOObjective, method string) {
 	th := o.Indicator.Threshold
 	switch {
+	case th == nil && obj.valueNode != nil:
+		d.errorf(obj.valueNode, "%s.value: only a thresholdMetric indicator is compared with op and value", obj.path)
 	case th == nil && obj.opNode != nil:
-		d.errorf(obj.opNode, "%s.op: only a thresholdMetric indicator is compared with op and value", obj.path)
+		// OpenSLO's own examples set op on ratio objectives, where the
+		// target already says which way is good.
+		d.warnf(obj.opNode, "%s.op: ignored: a ratioMetric SLI is compared with target (op and value are for a thresholdMetric)", obj.path)
 	case th == nil:
 	case method != "Timeslices":
 		d.errorf(obj.node, "%s: a thresholdMetric is judged per time slice: set budgetingMethod: Timeslices and timeSliceWindow", obj.path)
-	case obj.opNode == nil:
+	case obj.opNode == nil || obj.valueNode == nil:
 		d.errorf(obj.node, "%s: a thresholdMetric objective needs op (lt, lte, gt, gte) and value", obj.path)
 	default:
 		t := *th
@@ -394,10 +399,12 @@ func (d *decoder) openSLOObjective(item *yaml.Node, path, method string) (openSL
 			d.errorf(n, "%s.op: %q: use lt, lte, gt or gte", path, op)
 		}
 		obj.op, obj.opNode = o, n
-		of.require(of.mapping, "", "value")
-		obj.value, _, _ = of.num("value")
+		obj.value, obj.valueNode, _ = of.num("value")
 	} else if n := of.node("value"); n != nil {
 		d.errorf(n, "%s.value: only with op, for a thresholdMetric", path)
+	}
+	if obj.opNode != nil && obj.valueNode == nil {
+		obj.op = "" // an op without a value is not a threshold
 	}
 	if method == "Occurrences" {
 		for _, k := range []string{"timeSliceTarget", "timeSliceWindow"} {
@@ -424,7 +431,7 @@ func (d *decoder) openSLOObjective(item *yaml.Node, path, method string) (openSL
 			default:
 				ts.Target = v
 			}
-		} else if !ts.Ratio && obj.opNode == nil && n == nil {
+		} else if !ts.Ratio && obj.valueNode == nil && n == nil {
 			d.errorf(of.mapping, "%s: timeSliceTarget is required with budgetingMethod Timeslices: the good share a slice must reach, like 0.95", path)
 		}
 		obj.timeslices = ts
