@@ -125,9 +125,6 @@ func Run(ctx context.Context, set *slo.Set, opts Options) (*Report, error) {
 	rep := &Report{From: from, To: r.at(steps - 1), Step: model.Duration(opts.Step).String(),
 		SLOs: []SLOReport{}, Hypotheses: []HypothesisReport{}}
 	for _, o := range set.SLOs {
-		if o.Timeslices != nil {
-			return nil, fmt.Errorf("backtest: slo %q: %s are not replayed yet: a window of slices is a subquery at the slice resolution at every step; slogate serve evaluates them", o.Name, o.Timeslices.Method())
-		}
 		sr, err := r.slo(ctx, o)
 		if err != nil {
 			return nil, err
@@ -153,7 +150,8 @@ type run struct {
 	total, done int
 	// ratios caches the error ratio series of SLO windows, which both the
 	// SLO and the SLO probes of hypotheses read.
-	ratios map[ratioKey]points
+	ratios     map[ratioKey]points
+	stepCounts map[string]*stepCounts // events by step of calendar and time-slice SLOs
 }
 
 type ratioKey struct {
@@ -168,19 +166,21 @@ func (r *run) chunks() int { return (r.steps + r.opts.MaxPoints - 1) / r.opts.Ma
 
 // plan counts the range queries ahead, for the progress report.
 func (r *run) plan(set *slo.Set) {
-	r.ratios = map[ratioKey]points{}
+	r.ratios, r.stepCounts = map[ratioKey]points{}, map[string]*stepCounts{}
 	windows := map[ratioKey]bool{}
+	queries := 0
 	for _, o := range set.SLOs {
+		if o.Calendar != nil || o.Timeslices != nil {
+			queries += 2 // its events step by step (counts), read by every window
+		}
+		if o.Timeslices != nil {
+			continue
+		}
 		for _, w := range sloWindows(o) {
 			windows[ratioKey{o.Name, w}] = true
 		}
 	}
-	queries := len(windows)
-	for _, o := range set.SLOs {
-		if o.Calendar != nil {
-			queries += 2 // its events step by step, from the first period's start (periodRatio)
-		}
-	}
+	queries += len(windows)
 	for _, h := range set.Hypotheses {
 		for _, p := range h.Probes {
 			switch {
@@ -301,55 +301,122 @@ func (r *run) sloRatio(ctx context.Context, o *slo.SLO) (points, error) {
 	return r.ratio(ctx, o, o.Window)
 }
 
+// stepCounts are an SLO's bad and total events in each step (the events
+// in the step before each step's time), on the backtest's grid extended
+// lead steps before its first step, far enough back for the SLO's longest
+// window; asked once per SLO.
+type stepCounts struct {
+	lead       int
+	bad, total points
+}
+
+func (r *run) counts(ctx context.Context, o *slo.SLO) (*stepCounts, error) {
+	if c, ok := r.stepCounts[o.Name]; ok {
+		return c, nil
+	}
+	badQ, totalQ, err := rules.EventQueries(o, r.opts.Step)
+	if err != nil {
+		return nil, fmt.Errorf("slo %q: %w", o.Name, err)
+	}
+	span := o.Window
+	for _, t := range o.Tiers() {
+		span = max(span, t.Long)
+	}
+	lead := int((span + r.opts.Step - 1) / r.opts.Step)
+	start, n := r.from.Add(-time.Duration(lead)*r.opts.Step), lead+r.steps
+	c := &stepCounts{lead: lead}
+	for i, q := range []string{badQ, totalQ} {
+		ss, err := r.queryGrid(ctx, q, fmt.Sprintf("slo %s, events by step", o.Name), start, n)
+		if err != nil {
+			return nil, err
+		}
+		p := newPoints(n)
+		if len(ss) > 0 {
+			p = ss[0].points
+		}
+		if i == 0 {
+			c.bad = p
+		} else {
+			c.total = p
+		}
+	}
+	r.stepCounts[o.Name] = c
+	return c, nil
+}
+
+// at is the time of step j of the extended grid.
+func (c *stepCounts) at(r *run, j int) time.Time {
+	return r.from.Add(time.Duration(j-c.lead) * r.opts.Step)
+}
+
 // periodRatio is a calendar SLO's error ratio over its period so far at
-// every step: the events of each step, asked from the start of the period
-// that holds the first step, summed and started afresh at each period's
-// start. A step is counted in the period its end falls in, so a period
-// that does not start on a step boundary is off by part of one step.
+// every step: the events of each step summed from the period's start and
+// started afresh at each period. A step is counted in the period its end
+// falls in, so a period that does not start on a step boundary is off by
+// part of one step.
 func (r *run) periodRatio(ctx context.Context, o *slo.SLO) (points, error) {
 	key := ratioKey{o.Name, o.Window}
 	if p, ok := r.ratios[key]; ok {
 		return p, nil
 	}
-	badQ, totalQ, err := rules.EventQueries(o, r.opts.Step)
+	c, err := r.counts(ctx, o)
 	if err != nil {
-		return points{}, fmt.Errorf("slo %q: %w", o.Name, err)
-	}
-	periodStart, _ := o.Calendar.Period(r.from)
-	lead := int((r.from.Sub(periodStart) + r.opts.Step - 1) / r.opts.Step)
-	start, n := r.from.Add(-time.Duration(lead)*r.opts.Step), lead+r.steps
-	what := fmt.Sprintf("slo %s, %s so far", o.Name, o.Calendar.Unit)
-	counts := [2]points{}
-	for i, q := range []string{badQ, totalQ} {
-		ss, err := r.queryGrid(ctx, q, what, start, n)
-		if err != nil {
-			return points{}, err
-		}
-		counts[i] = newPoints(n)
-		if len(ss) > 0 {
-			counts[i] = ss[0].points
-		}
+		return points{}, err
 	}
 	out := newPoints(r.steps)
 	var bad, total float64
 	var current time.Time
 	seen := false // a step of the period so far had a total
-	for j := range n {
-		t := start.Add(time.Duration(j) * r.opts.Step)
-		if p, _ := o.Calendar.Period(t); !p.Equal(current) {
+	for j := range c.lead + r.steps {
+		if p, _ := o.Calendar.Period(c.at(r, j)); !p.Equal(current) {
 			current, bad, total, seen = p, 0, 0, false
 		}
 		// A step without a total (a scrape gap, no traffic) has no
 		// events, as the evaluator counts a slice without data; without
 		// a bad series, no bad events.
-		if counts[1].ok[j] {
-			bad += counts[0].v[j]
-			total += counts[1].v[j]
+		if c.total.ok[j] {
+			bad += c.bad.v[j]
+			total += c.total.v[j]
 			seen = true
 		}
-		if k := j - lead; k >= 0 {
+		if k := j - c.lead; k >= 0 {
 			out.v[k], out.ok[k] = bad/total, seen // 0/0 is NaN: no traffic yet
 		}
+	}
+	r.ratios[key] = out
+	return out, nil
+}
+
+// slidingRatio is the error ratio over the rolling window w at every step,
+// from the events of each step (counts): for time-slice SLOs, whose window
+// as one range query would be a subquery at the slice resolution over the
+// whole window at every step.
+func (r *run) slidingRatio(ctx context.Context, o *slo.SLO, w time.Duration) (points, error) {
+	key := ratioKey{o.Name, w}
+	if p, ok := r.ratios[key]; ok {
+		return p, nil
+	}
+	c, err := r.counts(ctx, o)
+	if err != nil {
+		return points{}, err
+	}
+	n := c.lead + r.steps
+	// Prefix sums of the events and of the steps with a total.
+	bad, total, seen := make([]float64, n+1), make([]float64, n+1), make([]int, n+1)
+	for j := range n {
+		bad[j+1], total[j+1], seen[j+1] = bad[j], total[j], seen[j]
+		if c.total.ok[j] {
+			bad[j+1] += c.bad.v[j]
+			total[j+1] += c.total.v[j]
+			seen[j+1]++
+		}
+	}
+	width := int(w / r.opts.Step)
+	out := newPoints(r.steps)
+	for k := range r.steps {
+		hi := c.lead + k + 1
+		lo := max(hi-width, 0)
+		out.v[k], out.ok[k] = (bad[hi]-bad[lo])/(total[hi]-total[lo]), seen[hi] > seen[lo]
 	}
 	r.ratios[key] = out
 	return out, nil
@@ -358,6 +425,9 @@ func (r *run) periodRatio(ctx context.Context, o *slo.SLO) (points, error) {
 // ratio returns the error ratio of o over w at every step. The query is
 // summed, so it has one series at most; no series is no data.
 func (r *run) ratio(ctx context.Context, o *slo.SLO, w time.Duration) (points, error) {
+	if o.Timeslices != nil {
+		return r.slidingRatio(ctx, o, w)
+	}
 	key := ratioKey{o.Name, w}
 	if p, ok := r.ratios[key]; ok {
 		return p, nil

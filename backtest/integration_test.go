@@ -219,3 +219,69 @@ spec:
 		t.Errorf("budget remaining %g is the last 31 days' (%g): the period was not followed", got, rolling)
 	}
 }
+
+// TestBacktestTimeslicesPrometheus replays time-slice SLOs over the last
+// hours of a day of minutes whose truth is known exactly (synth.Minutes:
+// slices on the target, 10 without data): the budget at the end is the
+// share of bad minutes of the day, counted from the events by step (one
+// range query per SLO, not a subquery over the day at every step).
+func TestBacktestTimeslicesPrometheus(t *testing.T) {
+	start := time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
+	m := synth.Minutes{Start: start, End: start.Add(27 * time.Hour), GapAt: start.Add(20 * time.Hour)}
+	var om bytes.Buffer
+	if err := m.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	testenv.Backfill(t, dataDir, &om)
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
+	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.LoadBytes("minutes.yaml", []byte(`
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: good-minutes}
+spec:
+  service: shop
+  objective: 90
+  window: 1d
+  timeslices: {window: 1m, target: 99%}
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
+---
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: mean-minutes}
+spec:
+  service: shop
+  objective: 90
+  window: 1d
+  timeslices: {window: 1m, method: ratioTimeslices}
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
+`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	end := start.Add(26*time.Hour + 30*time.Minute)
+	rep, err := backtest.Run(context.Background(), set, backtest.Options{Querier: q, From: end.Add(-3 * time.Hour), To: end, Step: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := m.Truth(end.Add(-24*time.Hour), end)
+	want := map[string]float64{
+		"good-minutes": 1 - float64(truth.Bad)/float64(truth.Counted)/0.1,
+		"mean-minutes": 1 - (float64(truth.Counted)-truth.GoodSum)/float64(truth.Counted)/0.1,
+	}
+	for _, s := range rep.SLOs {
+		if got := float64(s.BudgetRemainingAtEnd); math.Abs(got-want[s.Name]) > 1e-9 {
+			t.Errorf("%s: budget remaining at the end %v, want %v (%d bad of %d minutes)", s.Name, got, want[s.Name], truth.Bad, truth.Counted)
+		}
+	}
+}

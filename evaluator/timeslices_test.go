@@ -1,12 +1,9 @@
 package evaluator_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"math"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,93 +11,10 @@ import (
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/promapi"
+	"github.com/slogate/slogate/internal/synth"
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/slo"
 )
-
-// minuteTraffic is 10 requests a second scraped every 15 s, whose error
-// ratio changes each minute in a cycle of 0.5 %, exactly 1 %, 2 % and 0 %,
-// with 10 minutes not scraped from gapAt on (the service kept serving): the
-// truth of each one-minute slice is known exactly.
-type minuteTraffic struct {
-	start, end, gapAt time.Time
-}
-
-func (m minuteTraffic) ratio(minute int) float64 { return []float64{0.005, 0.01, 0.02, 0}[minute%4] }
-
-// minute is the index of the minute (start+i·1m, start+(i+1)·1m] holding t.
-func (m minuteTraffic) minute(t time.Time) int { return int((t.Sub(m.start) - 1) / time.Minute) }
-
-func (m minuteTraffic) scraped(t time.Time) bool {
-	return t.Before(m.gapAt) || !t.Before(m.gapAt.Add(10*time.Minute))
-}
-
-func (m minuteTraffic) writeOpenMetrics(t *testing.T) *bytes.Buffer {
-	t.Helper()
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	type sample struct {
-		at        time.Time
-		ok, error float64
-	}
-	var samples []sample
-	var ok, bad float64
-	for at := m.start; !at.After(m.end); at = at.Add(15 * time.Second) {
-		if at.After(m.start) {
-			r := m.ratio(m.minute(at))
-			bad += 10 * 15 * r
-			ok += 10 * 15 * (1 - r)
-		}
-		if m.scraped(at) {
-			samples = append(samples, sample{at, ok, bad})
-		}
-	}
-	fmt.Fprintln(w, "# TYPE http_requests counter")
-	ts := func(t time.Time) string { return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64) }
-	for _, code := range []string{"200", "500"} {
-		for _, s := range samples {
-			v := s.ok
-			if code == "500" {
-				v = s.error
-			}
-			fmt.Fprintf(w, "http_requests_total{job=\"shop\",code=%q} %s %s\n", code, strconv.FormatFloat(v, 'f', -1, 64), ts(s.at))
-		}
-	}
-	fmt.Fprintln(w, "# EOF")
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return &buf
-}
-
-// truth counts the one-minute slices ending in (from, to]: those with
-// data, their bad ones for a slice target of 99 % (a slice at exactly 1 %
-// is good), and the sum of their good ratios; and the slices without data.
-func (m minuteTraffic) truth(from, to time.Time) (counted, bad int, goodSum float64, noData int) {
-	for end := from.Truncate(time.Minute).Add(time.Minute); !end.After(to); end = end.Add(time.Minute) {
-		if !end.After(from) {
-			continue
-		}
-		// rate() needs two samples in (end-1m, end].
-		samples := 0
-		for back := time.Duration(0); back < time.Minute; back += 15 * time.Second {
-			if m.scraped(end.Add(-back)) {
-				samples++
-			}
-		}
-		if samples < 2 {
-			noData++
-			continue
-		}
-		r := m.ratio(m.minute(end))
-		counted++
-		if r > 0.01 {
-			bad++
-		}
-		goodSum += 1 - r
-	}
-	return counted, bad, goodSum, noData
-}
 
 // TestTimeslicesPrometheus: time-slice SLOs over a day, on a real
 // Prometheus, against the exact truth of generated one-minute slices:
@@ -112,9 +26,13 @@ func (m minuteTraffic) truth(from, to time.Time) (counted, bad int, goodSum floa
 // and the older hours from hourly ones; 10 minutes without data fall in it.
 func TestTimeslicesPrometheus(t *testing.T) {
 	start := time.Date(2026, 11, 9, 0, 0, 0, 0, time.UTC)
-	m := minuteTraffic{start: start, end: start.Add(27 * time.Hour), gapAt: start.Add(20 * time.Hour)}
+	m := synth.Minutes{Start: start, End: start.Add(27 * time.Hour), GapAt: start.Add(20 * time.Hour)}
+	var om bytes.Buffer
+	if err := m.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
 	dataDir := t.TempDir()
-	testenv.Backfill(t, dataDir, m.writeOpenMetrics(t))
+	testenv.Backfill(t, dataDir, &om)
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
 	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 30 * time.Second})
 	if err != nil {
@@ -152,7 +70,8 @@ func TestTimeslicesPrometheus(t *testing.T) {
 		ev.Evaluate(context.Background(), at)
 	}
 
-	counted, bad, goodSum, noData := m.truth(at.Add(-24*time.Hour), at)
+	truth := m.Truth(at.Add(-24*time.Hour), at)
+	counted, bad, goodSum, noData := truth.Counted, truth.Bad, truth.GoodSum, truth.NoData
 	if noData != 10 || counted+noData != 24*60 {
 		t.Fatalf("the test's truth: %d slices counted, %d without data; want 1430 and 10", counted, noData)
 	}

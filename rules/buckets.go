@@ -53,6 +53,9 @@ func (s *sli) events(w time.Duration) (bad, total parser.Expr, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.slices {
+		return b, t, nil // counts of time slices already
+	}
 	return binary(parser.MUL, b, secs), binary(parser.MUL, t, secs), nil
 }
 

@@ -32,6 +32,9 @@ type sli struct {
 	// the error ratio. bad and total are nil for raw indicators.
 	bad, total, ratio func(w time.Duration) (parser.Expr, error)
 	raw               bool
+	// slices says bad and total count time slices in the window instead
+	// of giving rates (slo.Events.Slices).
+	slices bool
 }
 
 func newSLI(o *slo.SLO) (*sli, error) {
@@ -39,7 +42,7 @@ func newSLI(o *slo.SLO) (*sli, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sli{o: o}
+	s := &sli{o: o, slices: ev.Slices}
 	switch {
 	case ev.Raw != "":
 		s.raw = true
