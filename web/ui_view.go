@@ -464,7 +464,7 @@ func forecastText(f *evaluator.ForecastStatus, calendar bool) (headline, class, 
 	case f.ExhaustedIn == 0:
 		return "spent", "bad", detail
 	}
-	return "in " + fmtSpan(float64(f.ExhaustedIn)), "warn", detail
+	return "spent in " + fmtSpan(float64(f.ExhaustedIn)), "warn", detail
 }
 
 // fmtSpan writes seconds as days and hours, or hours and minutes.
