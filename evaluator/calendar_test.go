@@ -139,13 +139,14 @@ func (r *rangeRecorder) QueryRange(ctx context.Context, q string, rng evaluator.
 	return r.Client.QueryRange(ctx, q, rng)
 }
 
-// TestWindowLongerThanRetention: a 30-day SLO on a Prometheus that keeps 20
-// days (the history is 31 days; what is older than 20 days is gone). slogate
-// reads the retention from Prometheus, asks nothing older, and says the
-// window is 2/3 covered and incomplete: by default the budget is unknown
-// (the gate stays closed); with onIncompleteWindow: partial it is the budget
-// of the 20 days covered, within 0.1 % of a direct query over them and of
-// the generator's truth. Fixed dates, as above.
+// TestWindowLongerThanRetention: a 30-day SLO on a Prometheus that keeps 15
+// days, a window twice the retention (the history is 31 days; what is older
+// than 15 days is gone). slogate reads the retention from Prometheus, asks
+// nothing older, and says the window is half covered and incomplete: by
+// default the budget is unknown (the gate stays closed); with
+// onIncompleteWindow: partial it is the budget of the 15 days covered,
+// within 0.1 % of a direct query over them and of the generator's truth.
+// Fixed dates, as above.
 func TestWindowLongerThanRetention(t *testing.T) {
 	tr := synth.History(time.Date(2026, 11, 10, 5, 0, 0, 0, time.UTC), time.Minute)
 	var om bytes.Buffer
@@ -154,7 +155,7 @@ func TestWindowLongerThanRetention(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 	testenv.Backfill(t, dataDir, &om)
-	const retention = 20 * 24 * time.Hour
+	const retention = 15 * 24 * time.Hour
 	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir, Retention: retention})
 	c, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 30 * time.Second})
 	if err != nil {
@@ -182,8 +183,8 @@ func TestWindowLongerThanRetention(t *testing.T) {
 	for _, name := range []string{"rolling-unknown", "rolling-partial"} {
 		st, _ := ev.SLO(name)
 		ws := st.Windows[len(st.Windows)-1]
-		if ws.Window != "30d" || ws.Complete || math.Abs(float64(ws.Coverage)-2.0/3) > 1e-3 {
-			t.Errorf("%s: window %s complete %v coverage %v, want 30d incomplete at 2/3", name, ws.Window, ws.Complete, ws.Coverage)
+		if ws.Window != "30d" || ws.Complete || math.Abs(float64(ws.Coverage)-0.5) > 1e-3 {
+			t.Errorf("%s: window %s complete %v coverage %v, want 30d incomplete at 1/2", name, ws.Window, ws.Complete, ws.Coverage)
 		}
 		for _, w := range st.Windows[:len(st.Windows)-1] {
 			if !w.Complete || w.Coverage != 1 {
@@ -195,11 +196,11 @@ func TestWindowLongerThanRetention(t *testing.T) {
 		t.Errorf("onIncompleteWindow unknown: SLI %v budget %v, want both unknown", st.SLI, st.BudgetRemaining)
 	}
 	st, _ := ev.SLO("rolling-partial")
-	direct := prom.QueryAt(t, `sum(rate(http_requests_total{job="shop",code=~"5.."}[20d])) / sum(rate(http_requests_total{job="shop"}[20d]))`, at)
+	direct := prom.QueryAt(t, `sum(rate(http_requests_total{job="shop",code=~"5.."}[15d])) / sum(rate(http_requests_total{job="shop"}[15d]))`, at)
 	truth := tr.TruthBetween(at.Add(-retention), at)
 	got := 1 - float64(st.SLI)
 	if rel := math.Abs(got-direct) / direct; rel > 1e-3 {
-		t.Errorf("partial: error ratio %g, direct query over the 20 days covered %g: relative error %.5f > 0.1%%", got, direct, rel)
+		t.Errorf("partial: error ratio %g, direct query over the 15 days covered %g: relative error %.5f > 0.1%%", got, direct, rel)
 	}
 	if want := truth.Errors / truth.Total; math.Abs(got-want)/want > 1e-3 {
 		t.Errorf("partial: error ratio %g, generated truth %g", got, want)
