@@ -321,8 +321,8 @@ type openSLOObjective struct {
 	// timeslices is set for the Timeslices and RatioTimeslices methods.
 	timeslices *Timeslices
 	// op and value are a thresholdMetric's condition (opNode nil: none).
-	op     Op
-	value  float64
+	op        Op
+	value     float64
 	opNode    *yaml.Node
 	valueNode *yaml.Node
 	path      string // spec.objectives[i]
