@@ -460,11 +460,11 @@ func forecastText(f *evaluator.ForecastStatus, calendar bool) (headline, class, 
 	detail = fmt.Sprintf("at the burn rate of the last %s (%s×), %s of the budget left at %s", f.Window, fmtBurn(f.BurnRate), fmtPct(f.BudgetAtEnd, 1), horizon)
 	switch {
 	case !f.ExhaustedIn.Valid():
-		return "lasts", "ok", detail
+		return "budget lasts", "ok", detail
 	case f.ExhaustedIn == 0:
-		return "spent", "bad", detail
+		return "budget spent", "bad", detail
 	}
-	return "spent in " + fmtSpan(float64(f.ExhaustedIn)), "warn", detail
+	return "budget spent in " + fmtSpan(float64(f.ExhaustedIn)), "warn", detail
 }
 
 // fmtSpan writes seconds as days and hours, or hours and minutes.
