@@ -129,7 +129,7 @@ func (l *loader) native(d *decoder, root *yaml.Node) {
 }
 
 func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SLO {
-	spec := top.sub("spec", "service", "description", "objective", "window", "timeslices", "indicator", "alerting", "gate", "rules")
+	spec := top.sub("spec", "service", "description", "objective", "window", "timeslices", "indicator", "groupBy", "maxGroups", "alerting", "gate", "rules")
 	o := &SLO{Name: m.name, Labels: m.labels, Pos: d.pos(root), Source: Source{Format: FormatNative}}
 	spec.require(root, m.what, "service", "objective", "indicator")
 	o.Service, _ = spec.str("service")
@@ -156,8 +156,13 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 	} else if o.Indicator.Threshold != nil {
 		d.errorf(spec.node("indicator"), "spec.indicator.threshold: a threshold is judged per time slice: set spec.timeslices: {window: 1m}")
 	}
+	o.GroupBy, o.MaxGroups = d.groupBy(spec)
 	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
-	o.Gate = d.gate(spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow"), o.Window)
+	gate := spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow", "groups")
+	o.Gate = d.gate(gate, o.Window)
+	if o.Gate.Groups != "" && len(o.GroupBy) == 0 {
+		d.errorf(gate.node("groups"), "spec.gate.groups: the SLO has no groups; set spec.groupBy: [label, ...] or remove gate.groups")
+	}
 	rules := spec.sub("rules", "intervals", "infoLabels")
 	iv := rules.sub("intervals", "sliError", "metadata", "alert")
 	for name, dst := range map[string]*time.Duration{"sliError": &o.RuleIntervals.SLIError, "metadata": &o.RuleIntervals.Metadata, "alert": &o.RuleIntervals.Alert} {
@@ -405,6 +410,14 @@ func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
 			d.errorf(n, "%s.onIncompleteWindow: unknown value %q; use unknown or partial", f.path, v)
 		}
 	}
+	if v, n := f.str("groups"); n != nil {
+		switch p := GroupPolicy(v); p {
+		case GroupsEach, GroupsAggregate:
+			g.Groups = p
+		default:
+			d.errorf(n, "%s.groups: unknown value %q; use each (one failing group closes the gate) or aggregate (only the SLO over all groups decides)", f.path, v)
+		}
+	}
 	if w, n, ok := f.duration("burnRateWindow"); ok {
 		g.BurnRateWindow = w
 		if !evaluatedWindow(w, sloWindow) {
@@ -413,4 +426,30 @@ func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
 		}
 	}
 	return g
+}
+
+// groupBy reads spec.groupBy: [label, ...] and spec.maxGroups.
+func (d *decoder) groupBy(spec *fields) ([]string, int) {
+	by, nodes := spec.strList("groupBy")
+	for i := range by {
+		if msg := checkGroupBy(by[:i+1]); msg != "" {
+			d.errorf(nodes[i], "spec.groupBy[%d]: %s", i, msg)
+			return nil, 0
+		}
+	}
+	if n := spec.node("groupBy"); n != nil && n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.errorf(n, "spec.groupBy: an empty list groups nothing; list labels, like [cluster, route], or remove it")
+	}
+	maxGroups := 0
+	if v, n, ok := spec.num("maxGroups"); ok {
+		switch {
+		case len(by) == 0:
+			d.errorf(n, "spec.maxGroups: the SLO has no groups; set spec.groupBy or remove maxGroups")
+		case v != float64(int(v)) || v < 1 || v > MaxMaxGroups:
+			d.errorf(n, "spec.maxGroups: %s: must be a whole number from 1 to %d", formatFloat(v), MaxMaxGroups)
+		default:
+			maxGroups = int(v)
+		}
+	}
+	return by, maxGroups
 }

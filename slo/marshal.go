@@ -154,6 +154,12 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 		}
 		spec.optional("timeslices", m)
 	}
+	if len(o.GroupBy) > 0 {
+		spec.strList("groupBy", o.GroupBy)
+		if o.MaxGroups > 0 {
+			spec.num("maxGroups", float64(o.MaxGroups))
+		}
+	}
 
 	a := o.Alerting
 	alerting := newMapping()
@@ -192,6 +198,9 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 	}
 	if g.OnIncompleteWindow != "" {
 		gate.str("onIncompleteWindow", string(g.OnIncompleteWindow))
+	}
+	if g.Groups != "" {
+		gate.str("groups", string(g.Groups))
 	}
 	spec.optional("gate", gate)
 	rules := newMapping()

@@ -114,6 +114,15 @@ type SLO struct {
 	// info_labels plugins and only concern `slogate rules`.
 	RuleIntervals RuleIntervals
 	InfoLabels    map[string]string
+	// GroupBy, when set, makes the SLO one SLO per set of values of these
+	// labels found in its data, besides the aggregate (groups.go);
+	// MaxGroups caps how many are followed (0: DefaultMaxGroups).
+	GroupBy   []string
+	MaxGroups int
+	// Parent and Group are set on the SLO of one group (SLO.ForGroup): the
+	// grouped SLO's name and the group's label values.
+	Parent string
+	Group  map[string]string
 }
 
 // RuleIntervals are the evaluation intervals of the rule groups `slogate
@@ -227,6 +236,9 @@ type GatePolicy struct {
 	// default, the gate stays closed) or partial (the budget of the part
 	// covered, marked incomplete with its coverage).
 	OnIncompleteWindow IncompletePolicy
+	// Groups says whether every group of a grouped SLO must meet the
+	// policy (each, the default) or only the aggregate (aggregate).
+	Groups GroupPolicy
 }
 
 // IncompletePolicy is what an SLO's budget is over a window only partly
