@@ -82,7 +82,14 @@ type SLOStatus struct {
 	Service     string            `json:"service"`
 	Description string            `json:"description,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
-	Objective   float64           `json:"objective"` // percent
+	// Parent and Group are set on the SLO of one group of a grouped SLO:
+	// the grouped SLO's name and the group's label values.
+	Parent string            `json:"parent,omitempty"`
+	Group  map[string]string `json:"group,omitempty"`
+	// Groups is set on a grouped SLO, whose own numbers are the aggregate
+	// over all groups.
+	Groups    *GroupsStatus `json:"groups,omitempty"`
+	Objective float64       `json:"objective"` // percent
 	Window      string            `json:"window"`
 	// BudgetingMethod is occurrences (events), timeslices (the share of
 	// good time slices) or ratioTimeslices (the mean of their ratios);
@@ -103,6 +110,25 @@ type SLOStatus struct {
 	LastSuccess time.Time       `json:"lastSuccessAt"`
 	Fresh       bool            `json:"fresh"`
 	Error       string          `json:"error,omitempty"`
+}
+
+// GroupsStatus is what a grouped SLO knows of its groups.
+type GroupsStatus struct {
+	By []string `json:"by"`
+	// Policy is the gate policy: each (every group must meet it) or
+	// aggregate.
+	Policy slo.GroupPolicy `json:"policy"`
+	// Limit is maxGroups; Found the groups with data, Tracked those
+	// followed (at most Limit), Limited those found but not followed.
+	Limit   int `json:"limit"`
+	Found   int `json:"found"`
+	Tracked int `json:"tracked"`
+	Limited int `json:"limited"`
+	// Members are the names of the groups' SLOs, sorted.
+	Members []string `json:"members"`
+	// Discovered says the groups were looked for at least once; until then
+	// Members is empty for want of an answer, not of groups.
+	Discovered bool `json:"discovered"`
 }
 
 // Window returns the status of window w, if evaluated.
