@@ -95,6 +95,9 @@ type Evaluator struct {
 	// Querier can tell (query.Retention); 0: unknown (guarded by cycleMu).
 	retention      time.Duration
 	retentionAsked time.Time
+	// groups are the groups of the grouped SLOs (groups.go; guarded by
+	// cycleMu).
+	groups map[string]*groupSet
 	// heartbeat is the Unix nanoseconds of the loop's last sign of life.
 	heartbeat atomic.Int64
 
@@ -150,6 +153,7 @@ func New(opts Options) (*Evaluator, error) {
 		opts:   opts,
 		logger: opts.Logger.With(zap.String("component", "evaluator")),
 		sem:    make(chan struct{}, opts.MaxConcurrency),
+		groups: map[string]*groupSet{},
 	}
 	e.snap.Store(&Snapshot{staleAfter: opts.StaleAfter, defs: &slo.Set{}, slos: map[string]*sloEntry{}, hyps: map[string]HypothesisStatus{}})
 	e.metrics = newSelfMetrics(opts.Registerer)
@@ -215,6 +219,17 @@ func (e *Evaluator) SetDefinitions(set *slo.Set) error {
 	e.cycleMu.Lock()
 	defer e.cycleMu.Unlock()
 	cur = e.snap.Load()
+	// The groups of grouped SLOs found so far keep being followed, with
+	// the definition reloaded.
+	groups := e.groupTrackers(trackers)
+	freshGroups := map[string]*sloTracker{}
+	for name, t := range groups {
+		if _, ok := cur.slos[name]; !ok {
+			freshGroups[name] = t
+		}
+		trackers[name] = t
+	}
+	e.restoreSnapshots(freshGroups)
 	next := &Snapshot{
 		at: cur.at, lastGood: cur.lastGood, cycles: cur.cycles, staleAfter: e.opts.StaleAfter, defs: set,
 		slos: make(map[string]*sloEntry, len(trackers)), hyps: make(map[string]HypothesisStatus, len(set.Hypotheses)),
@@ -388,6 +403,7 @@ func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
 	for _, h := range cur.defs.Hypotheses {
 		pl.addHypothesis(h)
 	}
+	e.planDiscovery(pl, cur)
 	if !e.opts.DisableBatching {
 		pl.group()
 	}
@@ -452,6 +468,7 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 			done++
 		}
 	}
+	e.updateGroups(next, p, at)
 	if done > 0 {
 		e.metrics.backfillPending.Sub(float64(done))
 		e.logger.Info("backfill progress", zap.Int("done", done), zap.Int("pending", e.pendingLogged-done))

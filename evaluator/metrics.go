@@ -1,7 +1,10 @@
 package evaluator
 
 import (
-	"sort"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -65,30 +68,34 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 var (
 	descSLOInfo = prometheus.NewDesc("slogate_slo_info",
 		"Information about an SLO; its user labels are copied here.", []string{"slo", "service"}, nil)
-	descObjective = prometheus.NewDesc("slogate_slo_objective_ratio",
+	descObjective = sloDesc("slogate_slo_objective_ratio",
 		"The SLO's objective as a ratio (0.999 for 99.9 %).", []string{"slo", "service"}, nil)
-	descSLI = prometheus.NewDesc("slogate_slo_sli_ratio",
+	descSLI = sloDesc("slogate_slo_sli_ratio",
 		"Good events / total events over the window; absent with no traffic or incomplete data.", []string{"slo", "service", "window"}, nil)
-	descBurn = prometheus.NewDesc("slogate_slo_burn_rate",
+	descBurn = sloDesc("slogate_slo_burn_rate",
 		"Error ratio / error budget over the window; absent while the window is incomplete.", []string{"slo", "service", "window"}, nil)
-	descBudget = prometheus.NewDesc("slogate_slo_error_budget_remaining_ratio",
+	descBudget = sloDesc("slogate_slo_error_budget_remaining_ratio",
 		"Error budget remaining over the SLO window (1 = untouched, negative = overspent).", []string{"slo", "service"}, nil)
-	descPeriodStart = prometheus.NewDesc("slogate_slo_period_start_timestamp_seconds",
+	descPeriodStart = sloDesc("slogate_slo_period_start_timestamp_seconds",
 		"Start of the calendar period whose error budget a calendar SLO spends (calendar SLOs only).", []string{"slo", "service"}, nil)
-	descPeriodEnd = prometheus.NewDesc("slogate_slo_period_end_timestamp_seconds",
+	descPeriodEnd = sloDesc("slogate_slo_period_end_timestamp_seconds",
 		"End of the calendar period of a calendar SLO, when its error budget starts afresh.", []string{"slo", "service"}, nil)
-	descPeriodLeft = prometheus.NewDesc("slogate_slo_period_remaining_seconds",
+	descPeriodLeft = sloDesc("slogate_slo_period_remaining_seconds",
 		"Time left in the calendar period of a calendar SLO at its last evaluation.", []string{"slo", "service"}, nil)
-	descExhaustion = prometheus.NewDesc("slogate_slo_error_budget_exhaustion_seconds",
+	descExhaustion = sloDesc("slogate_slo_error_budget_exhaustion_seconds",
 		"Time until the error budget is spent if the burn rate of the forecast window (evaluation.forecast-window) goes on; 0 when spent already; absent when it lasts to the end of the calendar period or a rolling window ahead.", []string{"slo", "service"}, nil)
-	descForecast = prometheus.NewDesc("slogate_slo_error_budget_forecast_ratio",
+	descForecast = sloDesc("slogate_slo_error_budget_forecast_ratio",
 		"Error budget remaining at the end of the calendar period, or a rolling window ahead, if the burn rate of the forecast window goes on.", []string{"slo", "service"}, nil)
-	descCoverage = prometheus.NewDesc("slogate_slo_window_coverage_ratio",
+	descCoverage = sloDesc("slogate_slo_window_coverage_ratio",
 		"Share of the SLO window with history to measure: below 1 while the window reaches back beyond what the backend keeps and slogate has not run for a whole window.", []string{"slo", "service"}, nil)
-	descAlert = prometheus.NewDesc("slogate_slo_alert_firing",
+	descAlert = sloDesc("slogate_slo_alert_firing",
 		"1 while the multi-window multi-burn-rate alert of the severity fires.", []string{"slo", "service", "severity"}, nil)
-	descFresh = prometheus.NewDesc("slogate_slo_data_fresh",
+	descFresh = sloDesc("slogate_slo_data_fresh",
 		"1 when the SLO's newest slice was measured within the last two intervals.", []string{"slo", "service"}, nil)
+	descGroups = prometheus.NewDesc("slogate_slo_groups",
+		"Groups of a grouped SLO (spec.groupBy) followed, each with its own series labelled with its values and group.", []string{"slo", "service"}, nil)
+	descGroupsLimited = prometheus.NewDesc("slogate_slo_groups_limited",
+		"Groups of a grouped SLO found in the data but not followed because of maxGroups: counted only in the aggregate.", []string{"slo", "service"}, nil)
 	descVerdict = prometheus.NewDesc("slogate_hypothesis_verdict",
 		"The hypothesis verdict as a state set: 1 for the current verdict, 0 for the others.", []string{"hypothesis", "verdict"}, nil)
 	descProbeValue = prometheus.NewDesc("slogate_probe_value",
@@ -97,69 +104,111 @@ var (
 		"1 when the probe's value is within tolerance, 0 when not; absent without a value.", []string{"hypothesis", "probe"}, nil)
 )
 
+// sloFamily is how a per-SLO metric was declared, to declare it again with
+// the labels of a group.
+type sloFamily struct {
+	name, help string
+	labels     []string
+}
+
+var sloFamilies = map[*prometheus.Desc]sloFamily{}
+
+// sloDesc declares a per-SLO metric whose series of a group's SLO also
+// carry the group's labels (groupDesc).
+func sloDesc(name, help string, labels []string, _ prometheus.Labels) *prometheus.Desc {
+	d := prometheus.NewDesc(name, help, labels, nil)
+	sloFamilies[d] = sloFamily{name: name, help: help, labels: labels}
+	return d
+}
+
 // collector exports the latest statuses. Reading them at scrape time means
 // the series of a deleted definition disappear with it.
 type collector struct{ e *Evaluator }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descCoverage, descAlert, descFresh, descVerdict, descProbeValue, descProbeWithin} {
+	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descCoverage, descAlert, descFresh, descGroups, descGroupsLimited, descVerdict, descProbeValue, descProbeWithin} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.e.Snapshot()
-	defs := snap.Definitions()
+	derived := map[string]*prometheus.Desc{}
 	for _, s := range snap.SLOs() {
-		def := defs.SLO(s.Name)
-		names := []string{"slo", "service"}
-		values := []string{s.Name, s.Service}
-		if def != nil {
-			keys := make([]string, 0, len(def.Labels))
-			for k := range def.Labels {
-				if k != "slo" && k != "service" {
-					keys = append(keys, k)
-				}
+		def := snap.SLODef(s.Name)
+		name := s.Name
+		// The series of a group's SLO are the grouped SLO's, with the
+		// group's labels and a group label naming it.
+		var groupNames, groupValues []string
+		if def != nil && def.Parent != "" {
+			name = def.Parent
+			groupNames, groupValues = []string{"group"}, []string{slo.GroupLabel(def.GroupBy, def.Group)}
+			for _, l := range def.GroupBy {
+				groupNames = append(groupNames, l)
+				groupValues = append(groupValues, def.Group[l])
 			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				names = append(names, k)
-				values = append(values, def.Labels[k])
+		}
+		emit := func(d *prometheus.Desc, v float64, rest ...string) {
+			values := append(append([]string{name, s.Service}, rest...), groupValues...)
+			if groupNames != nil {
+				key := fmt.Sprintf("%p\x00%s", d, strings.Join(groupNames, "\x00"))
+				gd := derived[key]
+				if gd == nil {
+					f := sloFamilies[d]
+					gd = prometheus.NewDesc(f.name, f.help, append(slices.Clone(f.labels), groupNames...), nil)
+					derived[key] = gd
+				}
+				d = gd
+			}
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, values...)
+		}
+		names := []string{"slo", "service"}
+		values := []string{name, s.Service}
+		if def != nil {
+			labels := maps.Clone(def.Labels)
+			if def.Parent != "" {
+				labels["group"] = groupValues[0]
+			}
+			for _, k := range slices.Sorted(maps.Keys(labels)) {
+				if k != "slo" && k != "service" {
+					names = append(names, k)
+					values = append(values, labels[k])
+				}
 			}
 		}
 		info := prometheus.NewDesc("slogate_slo_info", "Information about an SLO; its user labels are copied here.", names, nil)
 		ch <- prometheus.MustNewConstMetric(info, prometheus.GaugeValue, 1, values...)
-		ch <- prometheus.MustNewConstMetric(descObjective, prometheus.GaugeValue, s.Objective/100, s.Name, s.Service)
+		emit(descObjective, s.Objective/100)
 		fresh := 0.0
 		if s.Fresh {
 			fresh = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descFresh, prometheus.GaugeValue, fresh, s.Name, s.Service)
+		emit(descFresh, fresh)
 		for _, w := range s.Windows {
 			if w.SLI.Valid() {
-				ch <- prometheus.MustNewConstMetric(descSLI, prometheus.GaugeValue, float64(w.SLI), s.Name, s.Service, w.Window)
+				emit(descSLI, float64(w.SLI), w.Window)
 			}
 			if w.BurnRate.Valid() {
-				ch <- prometheus.MustNewConstMetric(descBurn, prometheus.GaugeValue, float64(w.BurnRate), s.Name, s.Service, w.Window)
+				emit(descBurn, float64(w.BurnRate), w.Window)
 			}
 		}
 		if s.BudgetRemaining.Valid() {
-			ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(s.BudgetRemaining), s.Name, s.Service)
+			emit(descBudget, float64(s.BudgetRemaining))
 		}
 		if n := len(s.Windows); n > 0 && s.Windows[n-1].Coverage.Valid() {
-			ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, float64(s.Windows[n-1].Coverage), s.Name, s.Service)
+			emit(descCoverage, float64(s.Windows[n-1].Coverage))
 		}
 		if p := s.Period; p != nil {
-			ch <- prometheus.MustNewConstMetric(descPeriodStart, prometheus.GaugeValue, float64(p.Start.Unix()), s.Name, s.Service)
-			ch <- prometheus.MustNewConstMetric(descPeriodEnd, prometheus.GaugeValue, float64(p.End.Unix()), s.Name, s.Service)
-			ch <- prometheus.MustNewConstMetric(descPeriodLeft, prometheus.GaugeValue, p.TimeLeft, s.Name, s.Service)
+			emit(descPeriodStart, float64(p.Start.Unix()))
+			emit(descPeriodEnd, float64(p.End.Unix()))
+			emit(descPeriodLeft, p.TimeLeft)
 		}
 		if f := s.Forecast; f != nil {
 			if f.ExhaustedIn.Valid() {
-				ch <- prometheus.MustNewConstMetric(descExhaustion, prometheus.GaugeValue, float64(f.ExhaustedIn), s.Name, s.Service)
+				emit(descExhaustion, float64(f.ExhaustedIn))
 			}
 			if f.BudgetAtEnd.Valid() {
-				ch <- prometheus.MustNewConstMetric(descForecast, prometheus.GaugeValue, float64(f.BudgetAtEnd), s.Name, s.Service)
+				emit(descForecast, float64(f.BudgetAtEnd))
 			}
 		}
 		for _, a := range s.Alerts {
@@ -167,7 +216,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if a.Firing {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(descAlert, prometheus.GaugeValue, v, s.Name, s.Service, string(a.Severity))
+			emit(descAlert, v, string(a.Severity))
+		}
+		if g := s.Groups; g != nil {
+			ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(g.Tracked), s.Name, s.Service)
+			ch <- prometheus.MustNewConstMetric(descGroupsLimited, prometheus.GaugeValue, float64(g.Limited), s.Name, s.Service)
 		}
 	}
 	for _, h := range snap.Hypotheses() {

@@ -28,6 +28,8 @@ type plan struct {
 	// probes are the queries of each hypothesis' probes by index (nil for
 	// SLO probes).
 	probes map[string][]*plannedQuery
+	// discovery is the query listing the groups of each grouped SLO.
+	discovery map[string]*plannedQuery
 }
 
 // plannedQuery is one distinct PromQL request of a cycle.
@@ -94,7 +96,7 @@ type planner struct {
 }
 
 func newPlan(at time.Time) *plan {
-	return &plan{at: at, byKey: map[string]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*plannedQuery{}}
+	return &plan{at: at, byKey: map[string]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*plannedQuery{}, discovery: map[string]*plannedQuery{}}
 }
 
 // query returns the plan's query for q, adding q if it is new.

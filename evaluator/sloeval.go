@@ -13,6 +13,7 @@ import (
 func initialSLOStatus(def *slo.SLO) SLOStatus {
 	st := SLOStatus{
 		Name: def.Name, Service: def.Service, Description: def.Description, Labels: def.Labels,
+		Parent: def.Parent, Group: def.Group,
 		Objective: def.Objective, Window: def.WindowName(),
 		SLI: Num(math.NaN()), BudgetRemaining: Num(math.NaN()),
 		Windows:         []WindowStatus{}, // none yet: an empty list in the API, not null

@@ -50,6 +50,16 @@ func (e *Evaluator) Snapshot() *Snapshot {
 // Definitions are the definitions the snapshot holds (never nil).
 func (s *Snapshot) Definitions() *slo.Set { return s.defs }
 
+// SLODef is the definition of the SLO named name: of an SLO this replica
+// evaluates, including the SLO of one group of a grouped SLO, or else of
+// the definitions; nil if there is none.
+func (s *Snapshot) SLODef(name string) *slo.SLO {
+	if entry, ok := s.slos[name]; ok {
+		return entry.tracker.def
+	}
+	return s.defs.SLO(name)
+}
+
 // ReadAt is the time the snapshot is read as of: when it was handed out.
 func (s *Snapshot) ReadAt() time.Time { return s.readAt }
 

@@ -76,8 +76,12 @@ func Build(src Source, opts Options) []notifier.Alert {
 		defs = &slo.Set{}
 	}
 	var out []notifier.Alert
+	sloDef := defs.SLO
+	if d, ok := src.(interface{ SLODef(string) *slo.SLO }); ok {
+		sloDef = d.SLODef // the SLOs of groups too
+	}
 	for _, st := range src.SLOs() {
-		def := defs.SLO(st.Name)
+		def := sloDef(st.Name)
 		if def == nil {
 			continue // removed by a reload since the status was taken
 		}
@@ -86,7 +90,9 @@ func Build(src Source, opts Options) []notifier.Alert {
 				out = append(out, sloAlert(st, a, def, opts))
 			}
 		}
-		if stale(st.Fresh, st.EvaluatedAt, st.LastSuccess, opts) {
+		// The groups of a grouped SLO are measured from the same backend
+		// as their aggregate, whose stale alert speaks for them all.
+		if def.Parent == "" && stale(st.Fresh, st.EvaluatedAt, st.LastSuccess, opts) {
 			out = append(out, staleSLOAlert(st, def, opts))
 		}
 	}
@@ -113,9 +119,10 @@ func sloAlert(st evaluator.SLOStatus, a evaluator.AlertStatus, def *slo.SLO, opt
 	labels := merge(def.Labels, def.Alerting.Labels,
 		map[string]string{"severity": string(a.Severity)},
 		tier.Labels,
+		def.Group, // a group's values are not overridden by alerting labels
 		map[string]string{
 			"alertname": cmp.Or(def.Alerting.Name, slo.DefaultAlertName),
-			"slo":       st.Name,
+			"slo":       cmp.Or(def.Parent, st.Name), // a group's labels tell it apart
 			"service":   st.Service,
 		})
 
@@ -143,7 +150,7 @@ func sloAlert(st evaluator.SLOStatus, a evaluator.AlertStatus, def *slo.SLO, opt
 		annotations["condition"] = a.Condition
 	}
 	if opts.DashboardURL != "" {
-		annotations["dashboard"] = DashboardLink(opts.DashboardURL, st.Name)
+		annotations["dashboard"] = DashboardLink(opts.DashboardURL, cmp.Or(def.Parent, st.Name))
 	}
 	out := notifier.Alert{
 		Labels:       labels,

@@ -90,14 +90,48 @@ func Observe(st Statuses, exp *slo.Experiment, since, at time.Time) Observations
 	for _, name := range exp.SLOs {
 		spent, ok := budgetSpent(st, name, since, at)
 		obs.SLOs = append(obs.SLOs, SLOObservation{Name: name, Spent: spent, Known: ok})
+		obs.SLOs = append(obs.SLOs, observeGroups(st, name, since, at)...)
 	}
 	return obs
+}
+
+// observeGroups observes the groups of a grouped SLO whose policy is each:
+// the group that spent the largest share of its own budget, and the first
+// whose spend is unknown, if any. One entry for the worst instead of one
+// per group keeps the timeline of a run over a hundred groups readable;
+// the decision is the same, since every group has the same limit.
+func observeGroups(st Statuses, name string, since, at time.Time) []SLOObservation {
+	def := st.SLODef(name)
+	if def == nil || !def.Grouped() || def.GroupPolicyOrDefault() != slo.GroupsEach {
+		return nil
+	}
+	s, _ := st.SLO(name)
+	if s.Groups == nil {
+		return nil
+	}
+	var worst, unknown *SLOObservation
+	for _, member := range s.Groups.Members {
+		spent, ok := budgetSpent(st, member, since, at)
+		switch {
+		case !ok && unknown == nil:
+			unknown = &SLOObservation{Name: member, Spent: spent}
+		case ok && (worst == nil || spent > worst.Spent):
+			worst = &SLOObservation{Name: member, Spent: spent, Known: true}
+		}
+	}
+	var out []SLOObservation
+	for _, o := range []*SLOObservation{worst, unknown} {
+		if o != nil {
+			out = append(out, *o)
+		}
+	}
+	return out
 }
 
 // budgetSpent is the share of the SLO window's error budget that bad events
 // in (from, to] spent.
 func budgetSpent(st Statuses, name string, from, to time.Time) (float64, bool) {
-	def := st.Definitions().SLO(name)
+	def := st.SLODef(name)
 	s, ok := st.SLO(name)
 	if def == nil || !ok || !s.Fresh {
 		return math.NaN(), false

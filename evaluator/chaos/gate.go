@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slogate/slogate/api"
@@ -21,6 +22,10 @@ import (
 // The evaluator implements it.
 type Statuses interface {
 	Definitions() *slo.Set
+	// SLODef is the definition of an SLO evaluated here, including the
+	// SLO of one group of a grouped SLO, or else of the definitions; nil
+	// if there is none.
+	SLODef(name string) *slo.SLO
 	SLO(name string) (evaluator.SLOStatus, bool)
 	Hypothesis(name string) (evaluator.HypothesisStatus, bool)
 	SLOCounts(name string, from, to time.Time) (bad, total float64, complete, ok bool)
@@ -62,48 +67,20 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *api.GateAnswer {
 			add(api.Reason{Kind: api.KindProbe, Name: name + "/" + p.Name, Message: probeMessage(p)}, p.Verdict != slo.Fail)
 		}
 	}
-	defs := st.Definitions()
 	for _, name := range exp.SLOs {
-		def := defs.SLO(name)
-		s, ok := st.SLO(name)
-		if def == nil || !ok {
-			add(api.Reason{Kind: api.KindSLO, Name: name, Message: "SLO is not evaluated by this replica (yet)"}, true)
+		def := checkSLO(st, name, last, add)
+		if def == nil || !def.Grouped() || def.GroupPolicyOrDefault() != slo.GroupsEach {
 			continue
 		}
-		if !s.Fresh {
-			msg := fmt.Sprintf("SLO %s has no fresh data: last successful evaluation %s", name, ago(s.LastSuccess, last))
-			if s.Error != "" {
-				msg += ": " + s.Error
-			}
-			add(api.Reason{Kind: api.KindStale, Name: name, Message: msg}, true)
-			continue
-		}
-		g := def.Gate
-		if g.MinBudgetRemaining != nil {
-			br := float64(s.BudgetRemaining)
-			switch {
-			case math.IsNaN(br):
-				msg := "error budget remaining is unknown (window incomplete)"
-				if ws, ok := s.WindowStatus(def.Window); ok && ws.Coverage.Valid() && ws.Coverage < 1 {
-					msg = fmt.Sprintf("error budget remaining is unknown: history covers %s of the %s window (the backend keeps less, and slogate has not run that long); gate.onIncompleteWindow: partial uses the part covered", pct(float64(ws.Coverage)), ws.Window)
-				}
-				add(api.Reason{Kind: api.KindSLO, Name: name, Message: msg}, true)
-			case br < *g.MinBudgetRemaining:
-				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
-			}
-		}
-		if g.MaxBurnRate != nil {
-			w := g.BurnRateWindow
-			if w <= 0 {
-				w = time.Hour
-			}
-			bad, total, complete, _ := st.SLOCounts(name, s.EvaluatedAt.Add(-w), s.EvaluatedAt)
-			burn := slo.BurnRate(bad, total, def.Objective)
-			switch {
-			case !complete:
-				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
-			case burn > *g.MaxBurnRate:
-				add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
+		// Every group must meet the policy too: one burning group closes
+		// the gate even when the aggregate looks healthy.
+		s, _ := st.SLO(name)
+		switch {
+		case s.Groups == nil || !s.Groups.Discovered:
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("the groups of SLO %s (by %s) are not known yet", name, strings.Join(def.GroupBy, ", "))}, true)
+		default:
+			for _, member := range s.Groups.Members {
+				checkSLO(st, member, last, add)
 			}
 		}
 	}
@@ -116,6 +93,54 @@ func evaluateGate(st Statuses, exp *slo.Experiment) *api.GateAnswer {
 		ans.Status = api.GateOpen
 	}
 	return ans
+}
+
+// checkSLO adds the reasons why the SLO named name does not allow a run,
+// and returns its definition (nil when it is not evaluated here).
+func checkSLO(st Statuses, name string, last time.Time, add func(api.Reason, bool)) *slo.SLO {
+	def := st.SLODef(name)
+	s, ok := st.SLO(name)
+	if def == nil || !ok {
+		add(api.Reason{Kind: api.KindSLO, Name: name, Message: "SLO is not evaluated by this replica (yet)"}, true)
+		return nil
+	}
+	if !s.Fresh {
+		msg := fmt.Sprintf("SLO %s has no fresh data: last successful evaluation %s", name, ago(s.LastSuccess, last))
+		if s.Error != "" {
+			msg += ": " + s.Error
+		}
+		add(api.Reason{Kind: api.KindStale, Name: name, Message: msg}, true)
+		return def
+	}
+	g := def.Gate
+	if g.MinBudgetRemaining != nil {
+		br := float64(s.BudgetRemaining)
+		switch {
+		case math.IsNaN(br):
+			msg := "error budget remaining is unknown (window incomplete)"
+			if ws, ok := s.WindowStatus(def.Window); ok && ws.Coverage.Valid() && ws.Coverage < 1 {
+				msg = fmt.Sprintf("error budget remaining is unknown: history covers %s of the %s window (the backend keeps less, and slogate has not run that long); gate.onIncompleteWindow: partial uses the part covered", pct(float64(ws.Coverage)), ws.Window)
+			}
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: msg}, true)
+		case br < *g.MinBudgetRemaining:
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("error budget remaining %s < %s", pct(br), pct(*g.MinBudgetRemaining))}, false)
+		}
+	}
+	if g.MaxBurnRate != nil {
+		w := g.BurnRateWindow
+		if w <= 0 {
+			w = time.Hour
+		}
+		bad, total, complete, _ := st.SLOCounts(name, s.EvaluatedAt.Add(-w), s.EvaluatedAt)
+		burn := slo.BurnRate(bad, total, def.Objective)
+		switch {
+		case !complete:
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
+		case burn > *g.MaxBurnRate:
+			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
+		}
+	}
+	return def
 }
 
 // gateAnswer is the gate's answer for exp: what the statuses say, then the

@@ -49,6 +49,8 @@ func newFakeStatuses(at time.Time) *fakeStatuses {
 
 func (f *fakeStatuses) Definitions() *slo.Set { return f.defs }
 
+func (f *fakeStatuses) SLODef(name string) *slo.SLO { return f.defs.SLO(name) }
+
 func (f *fakeStatuses) SLO(name string) (evaluator.SLOStatus, bool) {
 	if name != "checkout-availability" {
 		return evaluator.SLOStatus{}, false
