@@ -76,6 +76,10 @@ var ErrInternal = errors.New("internal error")
 // evaluation; slogate serve counts them once per slice instead.
 var ErrTimeslices = errors.New("time slices are not written as Prometheus rules: counting them over a window takes a subquery at the slice resolution over the whole window (43,200 steps for one-minute slices of 30 days) at every evaluation; let slogate serve evaluate this SLO and use its slogate_slo_* metrics and alerts")
 
+// ErrGroups refuses rules for an SLO grouped with groupBy (or Pyrra's
+// grouping) whose queries do not group by those labels themselves.
+var ErrGroups = errors.New("per-group SLOs (groupBy) are not written as rules: the rules would record only the aggregate, while slogate serve follows every group with its own budget, alerts and cap; let slogate serve evaluate this SLO, or write `sum by (labels)` into the queries themselves (as Sloth does), which the rules keep")
+
 // ErrCalendar refuses rules for a calendar SLO: a PromQL range is a fixed
 // duration back from each evaluation, and a window that starts at the 1st
 // of the month grows all month long, so no recording rule measures it.
@@ -137,6 +141,10 @@ func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 		}
 		if o.Timeslices != nil {
 			errs = append(errs, fmt.Errorf("%s: slo %q: %s of %s: %w", o.Pos, o.Name, o.Timeslices.Method(), slo.FormatDuration(o.Timeslices.Window), ErrTimeslices))
+			continue
+		}
+		if o.Grouped() && !slices.Contains([]slo.Format{slo.FormatSloth, slo.FormatSlothCRD}, o.Source.Format) {
+			errs = append(errs, fmt.Errorf("%s: slo %q: groupBy %s: %w", o.Pos, o.Name, strings.Join(o.GroupBy, ", "), ErrGroups))
 			continue
 		}
 		var groups []rulefmt.RuleGroup

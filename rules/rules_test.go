@@ -512,3 +512,18 @@ spec:
 		t.Errorf("%v, want ErrTimeslices naming the SLO", err)
 	}
 }
+
+// TestGroupsRefused: a native SLO grouped with groupBy has no rules (they
+// would record only the aggregate), and the error says why and what to do.
+func TestGroupsRefused(t *testing.T) {
+	set, diags := slo.Load("../testdata/definitions/groups/checkout.yaml")
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	for _, style := range rules.Styles {
+		_, err := rules.Generate(set, rules.Options{Style: style})
+		if !errors.Is(err, rules.ErrGroups) || !strings.Contains(err.Error(), `checkout.yaml:3:1: slo "checkout-availability": groupBy cluster, route`) {
+			t.Errorf("style %s: %v, want ErrGroups naming the SLO and where", style, err)
+		}
+	}
+}
