@@ -22,6 +22,9 @@ import (
 // queries so the benchmark can report them.
 type constQuerier struct {
 	instant, ranges atomic.Int64
+	// groups is how many zones the discovery of a grouped SLO (group by
+	// (zone)) finds; 0 means 3.
+	groups int
 }
 
 func (c *constQuerier) value(q string) model.SampleValue {
@@ -34,19 +37,36 @@ func (c *constQuerier) value(q string) model.SampleValue {
 	return 100
 }
 
-var groupedJobs = regexp.MustCompile(`job=~"([^"]*)"`)
+var (
+	groupedBy     = regexp.MustCompile(`^sum by \((\w+)\)`)
+	groupedValues = regexp.MustCompile(`(\w+)=~"([^"]*)"`)
+)
 
-// series are the label sets of q's answer.
+// series are the label sets of q's answer: one per value of a batched
+// query, one per zone of a discovery.
 func (c *constQuerier) series(q string) []model.Metric {
-	m := groupedJobs.FindStringSubmatch(q)
-	if !strings.Contains(q, "sum by (job)") || m == nil {
+	if strings.HasPrefix(q, "group by (zone)") {
+		out := make([]model.Metric, max(c.groups, 3))
+		for i := range out {
+			out[i] = model.Metric{"zone": model.LabelValue(fmt.Sprintf("z%d", i))}
+		}
+		return out
+	}
+	by := groupedBy.FindStringSubmatch(q)
+	if by == nil {
 		return []model.Metric{{}}
 	}
-	var out []model.Metric
-	for job := range strings.SplitSeq(m[1], "|") {
-		out = append(out, model.Metric{"job": model.LabelValue(job)})
+	for _, m := range groupedValues.FindAllStringSubmatch(q, -1) {
+		if m[1] != by[1] {
+			continue
+		}
+		var out []model.Metric
+		for v := range strings.SplitSeq(m[2], "|") {
+			out = append(out, model.Metric{model.LabelName(by[1]): model.LabelValue(v)})
+		}
+		return out
 	}
-	return out
+	return []model.Metric{{}}
 }
 
 func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.Value, error) {
@@ -143,5 +163,54 @@ func BenchmarkBackfill(b *testing.B) {
 			b.Fatal(err)
 		}
 		ev.Evaluate(context.Background(), at)
+	}
+}
+
+// BenchmarkGroupedCycle measures one steady-state cycle of one SLO grouped
+// by zone with n groups (maxGroups raised to n), after the groups were
+// found and backfilled: the heap each group holds (its buffers, status and
+// derived definition) and the queries per cycle, which batching keeps at a
+// few whatever n (the groups' newest slices differ only in the zone).
+func BenchmarkGroupedCycle(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("groups=%d", n), func(b *testing.B) {
+			q := &constQuerier{groups: n}
+			at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+			def := benchSet(1).SLOs[0]
+			def.Name, def.GroupBy, def.MaxGroups = "zones", []string{"zone"}, n
+			// Heap held per group, the aggregate's share included.
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{def}}); err != nil {
+				b.Fatal(err)
+			}
+			ev.Evaluate(context.Background(), at) // the aggregate's backfill, the discovery
+			ev.Evaluate(context.Background(), at) // the groups' backfill
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heapPerGroup := float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc)) / float64(n)
+			if st, _ := ev.SLO("zones"); st.Groups == nil || st.Groups.Tracked != n {
+				b.Fatalf("groups %+v, want %d followed", st.Groups, n)
+			}
+			q.instant.Store(0)
+			q.ranges.Store(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				at = at.Add(30 * time.Second)
+				ev.Evaluate(context.Background(), at)
+			}
+			b.StopTimer()
+			b.ReportMetric(heapPerGroup, "heap-bytes/group")
+			b.ReportMetric(float64(q.instant.Load()+q.ranges.Load())/float64(b.N), "queries/cycle")
+			if st, _ := ev.SLO(`zones{zone="z1"}`); !st.Fresh {
+				b.Fatalf("a group is not fresh after the benchmark: %+v", st)
+			}
+		})
 	}
 }

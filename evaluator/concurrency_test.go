@@ -47,6 +47,11 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 			Alerting:  slo.Alerting{Enabled: true, Page: slo.AlertTier{Enabled: true}},
 		}
 		set.SLOs = append(set.SLOs, raw)
+		// A grouped SLO, one per zone: its groups are found, backfilled
+		// and followed while readers read them.
+		grouped := benchSet(1).SLOs[0]
+		grouped.Name, grouped.GroupBy = "zones", []string{"zone"}
+		set.SLOs = append(set.SLOs, grouped)
 		one := 1.0
 		set.Hypotheses = []*slo.Hypothesis{{
 			Name: fmt.Sprintf("steady-%d", round%2), FailAfter: 1, PassAfter: 1, OnNoData: slo.PolicyUnknown, OnError: slo.PolicyUnknown, Series: slo.SeriesAll,
@@ -79,7 +84,7 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 		snap := ev.Snapshot()
 		last, _ := snap.LastCycle()
 		for _, s := range snap.SLOs() {
-			if snap.Definitions().SLO(s.Name) == nil {
+			if snap.SLODef(s.Name) == nil || s.Parent == "" && snap.Definitions().SLO(s.Name) == nil {
 				return fmt.Errorf("SLO %s is not in the definitions of its own snapshot", s.Name)
 			}
 			if !s.EvaluatedAt.IsZero() && s.EvaluatedAt.After(last) {
@@ -161,5 +166,11 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 		if !s.Fresh || !s.SLI.Valid() {
 			t.Errorf("%s after the last cycle: fresh %v, SLI %v", s.Name, s.Fresh, s.SLI)
 		}
+	}
+	if st, _ := snap.SLO("zones"); st.Groups == nil || st.Groups.Tracked != 3 {
+		t.Errorf("zones: groups %+v, want 3 followed", st.Groups)
+	}
+	if _, ok := snap.SLO(`zones{zone="z1"}`); !ok {
+		t.Error(`the group zones{zone="z1"} is not in the snapshot`)
 	}
 }
