@@ -90,7 +90,7 @@ type SLOStatus struct {
 	// over all groups.
 	Groups    *GroupsStatus `json:"groups,omitempty"`
 	Objective float64       `json:"objective"` // percent
-	Window      string            `json:"window"`
+	Window    string        `json:"window"`
 	// BudgetingMethod is occurrences (events), timeslices (the share of
 	// good time slices) or ratioTimeslices (the mean of their ratios);
 	// TimeSliceWindow is the slices' length for the latter two.
