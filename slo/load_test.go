@@ -25,6 +25,7 @@ func TestLoadGoodDefinitions(t *testing.T) {
 		{"examples", "../examples/definitions", "8 SLOs, 2 hypotheses, 2 experiments; 0 errors, 0 warnings"},
 		{"calendar example", "../examples/calendar", "2 SLOs, 0 hypotheses, 0 experiments; 0 errors, 0 warnings"},
 		{"time-slice example", "../examples/timeslices", "3 SLOs, 0 hypotheses, 0 experiments; 0 errors, 0 warnings"},
+		{"per-group example", "../examples/groups", "2 SLOs, 0 hypotheses, 1 experiment; 0 errors, 0 warnings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
