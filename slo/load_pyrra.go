@@ -28,9 +28,9 @@ const (
 // weighted like any raw indicator. The SLO is named after the resource;
 // its service is the namespace (the name without one). Labels under
 // pyrra.dev/ become SLO labels without the prefix, as Pyrra puts them on
-// its series. grouping (one SLO per label set) is refused until per-group
-// SLOs exist; alerting.absent and Pyrra's rule-output settings are Pyrra's
-// own and ignored with a warning.
+// its series. grouping makes the SLO one SLO per set of values of those
+// labels, besides the aggregate (SLO.GroupBy); alerting.absent and Pyrra's
+// rule-output settings are Pyrra's own and ignored with a warning.
 func (l *loader) pyrra(d *decoder, root *yaml.Node) {
 	top := d.fields(root, "", "apiVersion", "kind", "metadata", "spec", "status")
 	kind, kindNode := top.str("kind")
@@ -85,7 +85,7 @@ func (l *loader) pyrra(d *decoder, root *yaml.Node) {
 		o.Window = w
 		d.checkWindow(w, n, "spec.window")
 	}
-	o.Indicator = d.pyrraIndicator(spec.sub("indicator", "ratio", "latency", "latencyNative", "bool_gauge"))
+	o.Indicator, o.GroupBy = d.pyrraIndicator(spec.sub("indicator", "ratio", "latency", "latencyNative", "bool_gauge"))
 
 	af := spec.sub("alerting", "disabled", "burnrates", "absent", "name", "absentName", "severities")
 	if af.boolean("disabled", false) || !af.boolean("burnrates", true) {
@@ -135,11 +135,12 @@ func pyrraLabels(d *decoder, mf *fields) map[string]string {
 	return tmp.labels("labels", reservedSLOLabels...)
 }
 
-// pyrraIndicator converts exactly one of Pyrra's indicators.
-func (d *decoder) pyrraIndicator(f *fields) Indicator {
+// pyrraIndicator converts exactly one of Pyrra's indicators, and returns
+// its grouping.
+func (d *decoder) pyrraIndicator(f *fields) (Indicator, []string) {
 	var ind Indicator
 	if f.bad || f.mapping == nil {
-		return ind
+		return ind, nil
 	}
 	set := 0
 	for _, k := range []string{"ratio", "latency", "latencyNative", "bool_gauge"} {
@@ -149,14 +150,7 @@ func (d *decoder) pyrraIndicator(f *fields) Indicator {
 	}
 	if set != 1 {
 		d.errorf(f.mapping, "spec.indicator: set exactly one of ratio, latency, latencyNative and bool_gauge")
-		return ind
-	}
-	grouping := func(g *fields) bool {
-		if n := g.node("grouping"); n != nil && !(n.Kind == yaml.SequenceNode && len(n.Content) == 0) {
-			d.errorf(n, "%s.grouping: per-group SLOs (one budget per label set) are not supported yet; remove grouping to evaluate the aggregate, or write one SLO per group", g.path)
-			return false
-		}
-		return true
+		return ind, nil
 	}
 	// rate turns a Pyrra counter selector into slogate's per-second rate
 	// over the window.
@@ -169,43 +163,37 @@ func (d *decoder) pyrraIndicator(f *fields) Indicator {
 		}
 		return "sum(rate(" + sel + "[{{.window}}]))"
 	}
+	var g *fields
 	switch {
 	case f.has("ratio"):
-		g := f.sub("ratio", "errors", "total", "grouping")
+		g = f.sub("ratio", "errors", "total", "grouping")
 		g.require(g.mapping, "", "errors", "total")
-		errs, total := rate(g, "errors"), rate(g, "total")
-		if grouping(g) {
-			ind.Ratio = &RatioIndicator{Errors: errs, Total: total}
-		}
+		ind.Ratio = &RatioIndicator{Errors: rate(g, "errors"), Total: rate(g, "total")}
 	case f.has("latency"):
-		g := f.sub("latency", "success", "total", "grouping")
+		g = f.sub("latency", "success", "total", "grouping")
 		g.require(g.mapping, "", "success", "total")
-		good, total := rate(g, "success"), rate(g, "total")
-		if grouping(g) {
-			ind.Ratio = &RatioIndicator{Good: good, Total: total}
-		}
+		ind.Ratio = &RatioIndicator{Good: rate(g, "success"), Total: rate(g, "total")}
 	case f.has("latencyNative"):
-		g := f.sub("latencyNative", "latency", "total", "grouping")
+		g = f.sub("latencyNative", "latency", "total", "grouping")
 		g.require(g.mapping, "", "latency", "total")
 		m := g.sub("total", "metric")
 		sel, okSel := d.seriesSelector(m.node("metric"), m.path+".metric")
 		lat, n := g.str("latency")
-		if n == nil || !okSel || !grouping(g) {
-			return ind
+		if n == nil || !okSel {
+			break
 		}
 		dur, err := model.ParseDuration(lat)
 		if err != nil || dur <= 0 {
 			d.errorf(n, "%s.latency: %q is not a positive duration like 100ms or 1s", g.path, lat)
-			return ind
+			break
 		}
 		ind.Latency = &LatencyIndicator{Histogram: sel, Threshold: time.Duration(dur).Seconds(), Native: true}
 	case f.has("bool_gauge"):
-		g := f.sub("bool_gauge", "metric", "grouping")
+		g = f.sub("bool_gauge", "metric", "grouping")
 		g.require(g.mapping, "", "metric")
-		sel, _, ok := d.plainSelector(g.node("metric"), g.path+".metric")
-		if ok && grouping(g) {
+		if sel, _, ok := d.plainSelector(g.node("metric"), g.path+".metric"); ok {
 			ind.Raw = &RawIndicator{ErrorRatio: "1 - avg(avg_over_time(" + sel + "[{{.window}}]))"}
 		}
 	}
-	return ind
+	return ind, d.pyrraGrouping(g)
 }

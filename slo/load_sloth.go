@@ -47,8 +47,10 @@ var (
 // {{.window}} templates; service labels and SLO labels are merged (the
 // SLO's win), as Sloth does; alerting is on and named as Sloth names it,
 // page_alert/ticket_alert map to the page/ticket tiers, disable: true
-// turning one off. Sloth's SLI plugins cannot be evaluated here and are
-// errors.
+// turning one off. Event queries that both aggregate by the same labels
+// (sum by (cluster) (...)) make the SLO one SLO per group, as Sloth's
+// rules do (groups_formats.go). Sloth's SLI plugins cannot be evaluated
+// here and are errors.
 func (l *loader) sloth(d *decoder, root *yaml.Node) {
 	top := d.fields(root, "", "version", "service", "labels", "slos", slothFile.sloPlugins)
 	top.require(root, "Sloth spec", "service", "slos")
@@ -133,13 +135,17 @@ func (l *loader) slothSLO(d *decoder, item *yaml.Node, path, service string, ser
 	if sli.has("events") {
 		ev := sli.sub("events", sp.errorQuery, sp.totalQuery)
 		ev.require(ev.mapping, "", sp.errorQuery, sp.totalQuery)
-		o.Indicator.Ratio = &RatioIndicator{}
-		o.Indicator.Ratio.Errors, _ = d.query(ev.node(sp.errorQuery), ev.path+"."+sp.errorQuery, true)
-		o.Indicator.Ratio.Total, _ = d.query(ev.node(sp.totalQuery), ev.path+"."+sp.totalQuery, true)
-		if e, t := ev.node(sp.errorQuery), ev.node(sp.totalQuery); e != nil && t != nil && o.Indicator.Ratio.Errors != "" &&
-			strings.TrimSpace(o.Indicator.Ratio.Errors) == strings.TrimSpace(o.Indicator.Ratio.Total) {
+		r := &RatioIndicator{}
+		o.Indicator.Ratio = r
+		var okErr, okTotal bool
+		r.Errors, okErr = d.query(ev.node(sp.errorQuery), ev.path+"."+sp.errorQuery, true)
+		r.Total, okTotal = d.query(ev.node(sp.totalQuery), ev.path+"."+sp.totalQuery, true)
+		switch e, t := ev.node(sp.errorQuery), ev.node(sp.totalQuery); {
+		case e != nil && t != nil && r.Errors != "" && strings.TrimSpace(r.Errors) == strings.TrimSpace(r.Total):
 			d.errorf(t, "%s.%s: the same query as %s: the error ratio would always be 1 (Sloth refuses this too); select the failed events in %s",
 				ev.path, sp.totalQuery, sp.errorQuery, sp.errorQuery)
+		case okErr && okTotal:
+			o.GroupBy = d.slothGroupBy(ev, sp, r)
 		}
 	} else if sli.has("raw") {
 		raw := sli.sub("raw", sp.errorRatio)
