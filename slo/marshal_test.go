@@ -39,6 +39,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"time-slice example", []string{"../examples/timeslices"}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
+		{"grouped, native, pyrra and sloth", []string{filepath.Join(definitions, "groups")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
