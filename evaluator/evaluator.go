@@ -459,16 +459,18 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 	}
 	wg.Wait()
 	done := 0
-	statuses := make(map[string]SLOStatus, len(entries))
 	for i, entry := range entries {
 		name := cur.sloNames[i]
 		next.slos[name] = entry
-		statuses[name] = entry.status
 		if entry.backfilled && !cur.slos[name].backfilled {
 			done++
 		}
 	}
 	e.updateGroups(next, p, at)
+	statuses := make(map[string]SLOStatus, len(next.slos))
+	for name, entry := range next.slos {
+		statuses[name] = entry.status
+	}
 	if done > 0 {
 		e.metrics.backfillPending.Sub(float64(done))
 		e.logger.Info("backfill progress", zap.Int("done", done), zap.Int("pending", e.pendingLogged-done))

@@ -48,6 +48,9 @@ func hypothesisStatus(def *slo.Hypothesis, prev HypothesisStatus, now time.Time,
 		if p.SLO != "" {
 			sst, found := slos[p.SLO]
 			ps = sloProbe(def, p, sst, found)
+			if g := sst.Groups; found && g != nil && g.Policy == slo.GroupsEach {
+				ps = groupsProbe(def, p, ps, g, slos)
+			}
 		} else {
 			ps = queryProbe(def, p, results[i])
 		}
@@ -126,6 +129,35 @@ func sloProbe(def *slo.Hypothesis, p *slo.Probe, sst SLOStatus, found bool) Prob
 	ps.Outcome = OutcomeValue.String()
 	ps.judged(value, holds)
 	return ps
+}
+
+// groupsProbe judges an SLO probe on a grouped SLO whose gate policy is
+// each: the aggregate's judgement agg, unless a group does worse, whose
+// judgement is then the probe's (its SLO field naming the group). Before
+// the groups are first found the probe is unknown.
+func groupsProbe(def *slo.Hypothesis, p *slo.Probe, agg ProbeStatus, g *GroupsStatus, slos map[string]SLOStatus) ProbeStatus {
+	if !g.Discovered {
+		agg.Outcome, agg.Verdict, agg.Error = OutcomeNoData.String(), def.OnNoData.Verdict(), "the groups of SLO "+p.SLO+" are not known yet"
+		return agg
+	}
+	worst := agg
+	for _, member := range g.Members {
+		sst, found := slos[member]
+		var ps ProbeStatus
+		if !found || !sst.Fresh && sst.LastSuccess.IsZero() {
+			// A group found this cycle, not measured yet: no data, not
+			// an error of the hypothesis.
+			ps = newProbeStatus(p)
+			ps.Outcome, ps.Verdict, ps.Error = OutcomeNoData.String(), def.OnNoData.Verdict(), "group "+member+" is not measured yet"
+		} else {
+			ps = sloProbe(def, p, sst, found)
+		}
+		if slo.Worst(worst.Verdict, ps.Verdict) != worst.Verdict {
+			ps.SLO = member
+			worst = ps
+		}
+	}
+	return worst
 }
 
 // queryProbe judges a PromQL probe's answer: errors follow onError, no

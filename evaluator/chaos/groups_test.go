@@ -74,7 +74,12 @@ func TestGroupsPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	each, aggregate, capped := groupedSLO("shop", 0, ""), groupedSLO("shop-aggregate", 0, slo.GroupsAggregate), groupedSLO("shop-capped", 1, "")
-	if err := ev.SetDefinitions(&slo.Set{SLOs: []*slo.SLO{each, aggregate, capped}}); err != nil {
+	budgetProbe := func(sloName string) *slo.Hypothesis {
+		return &slo.Hypothesis{Name: "steady-" + sloName, FailAfter: 1, PassAfter: 1, OnNoData: slo.PolicyUnknown, OnError: slo.PolicyUnknown, Series: slo.SeriesAll,
+			Probes: []*slo.Probe{{Name: "budget", SLO: sloName, BudgetRemaining: &slo.Tolerance{Op: slo.OpGE, Value: 0.25}}}}
+	}
+	set := &slo.Set{SLOs: []*slo.SLO{each, aggregate, capped}, Hypotheses: []*slo.Hypothesis{budgetProbe("shop"), budgetProbe("shop-aggregate")}}
+	if err := ev.SetDefinitions(set); err != nil {
 		t.Fatal(err)
 	}
 	euName, usName := `shop{job="eu"}`, `shop{job="us"}`
@@ -141,6 +146,14 @@ func TestGroupsPrometheus(t *testing.T) {
 	}
 	if ans := gate("shop-aggregate"); ans.Status != api.GateOpen {
 		t.Errorf("gate on shop-aggregate (groups: aggregate): %s %v, want open", ans.Status, ans.Reasons)
+	}
+
+	// So do SLO probes: the group that fails names itself.
+	if h, _ := snap.Hypothesis("steady-shop"); h.Verdict != slo.Fail || h.Probes[0].SLO != usName {
+		t.Errorf("probe on shop (groups: each): %s %+v, want fail on %s", h.Verdict, h.Probes, usName)
+	}
+	if h, _ := snap.Hypothesis("steady-shop-aggregate"); h.Verdict != slo.Pass {
+		t.Errorf("probe on shop-aggregate: %s %+v, want pass", h.Verdict, h.Probes)
 	}
 
 	// A run's spend is that of the group that spent most of its own budget.
