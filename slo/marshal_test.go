@@ -37,6 +37,7 @@ func TestMarshalNativeRoundTrip(t *testing.T) {
 		{"calendar example", []string{"../examples/calendar"}},
 		{"time slices", []string{filepath.Join(definitions, "timeslices")}},
 		{"time-slice example", []string{"../examples/timeslices"}},
+		{"per-group example", []string{"../examples/groups"}},
 		{"sloth twin", []string{filepath.Join(definitions, "twins/sloth/sloth.yaml")}},
 		{"openslo twin", []string{filepath.Join(definitions, "twins/openslo/openslo.yaml")}},
 		{"grouped, native, pyrra and sloth", []string{filepath.Join(definitions, "groups")}},
