@@ -150,8 +150,16 @@ func TestUIInBrowser(t *testing.T) {
 		if got := run(t, ctx, "title", chromedp.Title()); got != "Overview · slogate" {
 			t.Errorf("title %q", got)
 		}
-		if n := count(t, ctx, "#slos tbody tr"); n != len(f.ev.SLOs()) {
-			t.Errorf("%d SLO rows, want %d", n, len(f.ev.SLOs()))
+		// The groups of edge-availability are rows under it, not SLOs of
+		// their own in the list.
+		if n := count(t, ctx, "#slos tbody tr:not(.group)"); n != len(fixtureDefinitions().SLOs) {
+			t.Errorf("%d SLO rows, want %d", n, len(fixtureDefinitions().SLOs))
+		}
+		if n := count(t, ctx, `#slos tbody tr.group`); n != 3 {
+			t.Errorf("%d group rows, want 3", n)
+		}
+		if got := text(t, ctx, `tr[data-slo="edge-availability"] .groups`); got != "3 groups (1 not followed: maxGroups)" {
+			t.Errorf("groups of edge-availability %q", got)
 		}
 		if n := count(t, ctx, "#slos svg.bar"); n != len(f.ev.SLOs()) {
 			t.Errorf("%d budget bars, want %d", n, len(f.ev.SLOs()))
@@ -197,6 +205,30 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("%d alert tiers, want 4", n)
 		}
 		screenshot(t, ctx, shots, "slo.png")
+	})
+
+	t.Run("grouped slo", func(t *testing.T) {
+		open(t, "/slos/edge-availability")
+		if n := count(t, ctx, "#groups-table tbody tr"); n != 3 {
+			t.Errorf("%d groups, want 3", n)
+		}
+		if got := text(t, ctx, "#groups-limited"); !strings.Contains(got, "Raise spec.maxGroups") {
+			t.Errorf("limited warning %q", got)
+		}
+		screenshot(t, ctx, shots, "slo-grouped.png")
+		// The browser follows the escaped link to the group's page.
+		run(t, ctx, "open the worst group", chromedp.Click(chromedp.CSS("#groups-table tbody tr:first-child a"), chromedp.NodeVisible))
+		run(t, ctx, "wait for the group page", chromedp.WaitVisible(chromedp.CSS("#group-of")))
+		if got := text(t, ctx, "#group-of"); got != "Group cluster=eu, route=/cart of edge-availability" {
+			t.Errorf("group line %q", got)
+		}
+		if got := text(t, ctx, "h1"); !strings.HasPrefix(got, `edge-availability{cluster="eu",route="/cart"}`) {
+			t.Errorf("heading %q", got)
+		}
+		if n := count(t, ctx, "svg.chart polyline"); n == 0 {
+			t.Error("the group's charts have no line")
+		}
+		screenshot(t, ctx, shots, "slo-group.png")
 	})
 
 	t.Run("hypotheses", func(t *testing.T) {

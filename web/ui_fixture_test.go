@@ -74,6 +74,23 @@ var fixtureServices = []service{
 	{job: "inventory", total: 10},
 }
 
+// edgeGroup is the traffic of one cluster and route of the edge proxy,
+// whose SLO is grouped by both: edge_requests_total{cluster,route,code}.
+type edgeGroup struct {
+	cluster, route string
+	total, errors  float64
+}
+
+// edgeGroups: with maxGroups 3 the evaluator follows the first three by
+// name and counts us /pay only in the aggregate. eu /cart spends more than
+// its budget, us /cart most of it.
+var edgeGroups = []edgeGroup{
+	{cluster: "eu", route: "/cart", total: 5, errors: 0.01},
+	{cluster: "eu", route: "/pay", total: 20, errors: 0},
+	{cluster: "us", route: "/cart", total: 5, errors: 0.004},
+	{cluster: "us", route: "/pay", total: 20, errors: 0.05},
+}
+
 // searchBuckets are the requests a second of search at or below each bound
 // of http_request_duration_seconds: the 99th percentile is 0.12 s.
 var searchBuckets = []struct {
@@ -161,6 +178,16 @@ func writeFixtureSamples(db *tsdb.DB) error {
 				return err
 			}
 			if err := add(bad, t, "__name__", "http_requests_total", "job", s.job, "code", "500"); err != nil {
+				return err
+			}
+		}
+		for _, g := range edgeGroups {
+			since := t.Sub(fixtureEnd.Add(-fixtureHistory)).Seconds()
+			bad := g.errors * since
+			if err := add(g.total*since-bad, t, "__name__", "edge_requests_total", "cluster", g.cluster, "route", g.route, "code", "200"); err != nil {
+				return err
+			}
+			if err := add(bad, t, "__name__", "edge_requests_total", "cluster", g.cluster, "route", g.route, "code", "500"); err != nil {
 				return err
 			}
 		}
@@ -305,11 +332,20 @@ func fixtureDefinitions() *slo.Set {
 		Indicator: slo.Indicator{Raw: &slo.RawIndicator{ErrorRatio: `1 - avg_over_time(up{job="catalog"}[{{.window}}])`}},
 		Gate:      slo.GatePolicy{MinBudgetRemaining: ptr(0.5)},
 	}
+	edge := &slo.SLO{
+		Name: "edge-availability", Service: "edge", Objective: 99.9, Window: 30 * 24 * time.Hour,
+		Indicator: slo.Indicator{Ratio: &slo.RatioIndicator{
+			Errors: `sum(rate(edge_requests_total{code=~"5.."}[{{.window}}]))`,
+			Total:  `sum(rate(edge_requests_total[{{.window}}]))`,
+		}},
+		GroupBy: []string{"cluster", "route"}, MaxGroups: 3,
+		Alerting: slo.Alerting{Enabled: true, Name: slo.DefaultAlertName, Page: slo.AlertTier{Enabled: true}, Ticket: slo.AlertTier{Enabled: true}},
+	}
 	hyp := func(name string, probes ...*slo.Probe) *slo.Hypothesis {
 		return &slo.Hypothesis{Name: name, FailAfter: 1, PassAfter: 1, OnNoData: slo.PolicyUnknown, OnError: slo.PolicyUnknown, Series: slo.SeriesAll, Probes: probes}
 	}
 	return &slo.Set{
-		SLOs: []*slo.SLO{checkout, payments, search, inventory, catalog},
+		SLOs: []*slo.SLO{checkout, payments, search, inventory, catalog, edge},
 		Hypotheses: []*slo.Hypothesis{
 			hyp("checkout-steady",
 				&slo.Probe{Name: "error-rate", Query: checkoutErrors, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 0.05}},
@@ -427,6 +463,12 @@ func TestFixtureNumbers(t *testing.T) {
 		"payments-availability": 1 - 0.06/10/0.005,
 		"search-availability":   1 - 0.16/200/0.001,
 		"catalog-uptime":        1,
+		// (0.01 + 0.004 + 0.05) errors a second of 50, with us /pay, which
+		// is not followed (maxGroups 3) but counts in the aggregate.
+		"edge-availability":                             1 - 0.064/50/0.001,
+		`edge-availability{cluster="eu",route="/cart"}`: 1 - 0.01/5/0.001,
+		`edge-availability{cluster="eu",route="/pay"}`:  1,
+		`edge-availability{cluster="us",route="/cart"}`: 1 - 0.004/5/0.001,
 	}
 	for _, s := range f.ev.SLOs() {
 		want, ok := budgets[s.Name]
@@ -438,6 +480,12 @@ func TestFixtureNumbers(t *testing.T) {
 		}
 		if !s.Fresh || !near(s.BudgetRemaining, want) {
 			t.Errorf("%s: budget remaining %v (fresh %v), want %.4f", s.Name, s.BudgetRemaining, s.Fresh, want)
+		}
+		if s.Name == "edge-availability" {
+			g := s.Groups
+			if g == nil || !g.Discovered || g.Found != 4 || g.Tracked != 3 || g.Limited != 1 || g.Limit != 3 || len(g.Members) != 3 {
+				t.Errorf("%s: groups %+v, want 4 found, 3 followed, 1 limited", s.Name, g)
+			}
 		}
 		if s.Name == "checkout-availability" {
 			if w, _ := s.WindowStatus(5 * time.Minute); !near(w.BurnRate, (0.02+1.5)/50/0.001) {

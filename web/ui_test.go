@@ -54,8 +54,35 @@ func TestUIPages(t *testing.T) {
 				`class="fill red"`, `class="fill orange"`, `class="fill green"`,
 				`href="/api/v1/slos"`, `href="/metrics"`, "Hypotheses &amp; gates",
 				"kill-checkout-pod", "drain-inventory", "gates open / closed / unknown",
+				// The groups of edge-availability are listed under it.
+				"3 groups (1 not followed: maxGroups)", "SLOs · 3 groups",
+				`<a href="/slos/edge-availability%7Bcluster=%22eu%22%2Croute=%22%2Fcart%22%7D" title="edge-availability{cluster=&#34;eu&#34;,route=&#34;/cart&#34;}">cluster=eu, route=/cart</a>`,
 			},
-			count: map[string]int{`<tr data-slo=`: 5, `<svg class="bar"`: 5, `class="badge firing page"`: 1, `class="badge firing ticket"`: 1},
+			count: map[string]int{`<tr data-slo=`: 6, `<tr class="group" data-slo=`: 3, `<svg class="bar"`: 9, `class="badge firing page"`: 1},
+		},
+		{
+			name: "grouped slo", path: "/slos/edge-availability", code: 200, refresh: true,
+			contains: []string{
+				`<h2 id="groups">Groups</h2>`, "<b class=\"small\">cluster, route</b><span>grouped by</span>",
+				"<b>3</b><span>followed of 4 found · maxGroups 3</span>", "the aggregate and every group must meet the gate",
+				`id="groups-limited">1 of the 4 groups found is not followed because of maxGroups (3)`, "Raise spec.maxGroups or group by fewer labels.",
+				`href="/slos/edge-availability%7Bcluster=%22us%22%2Croute=%22%2Fcart%22%7D"`,
+			},
+			count: map[string]int{`<svg class="chart"`: 3},
+		},
+		{
+			// Every character of the name escaped, as a client may send it.
+			name: "group slo by its escaped name", path: "/slos/" + escapeAll(`edge-availability{cluster="eu",route="/cart"}`), code: 200, refresh: true,
+			contains: []string{
+				`Group <b>cluster=eu, route=/cart</b> of <a href="/slos/edge-availability">edge-availability</a>`,
+				`href="/api/v1/slos/edge-availability%7Bcluster=%22eu%22%2Croute=%22%2Fcart%22%7D"`,
+				"cluster=eu", "route=/cart", "burn rate &gt; 14.4 over 1h and 5m", "SLO window",
+			},
+			count: map[string]int{`<svg class="chart"`: 3, `id="groups"`: 0},
+		},
+		{
+			name: "group not followed", path: "/slos/" + url.PathEscape(`edge-availability{cluster="us",route="/pay"}`), code: 404,
+			contains: []string{"404 Not Found"},
 		},
 		{
 			name: "slo", path: "/slos/checkout-availability", code: 200, refresh: true,
@@ -180,6 +207,51 @@ func checkWellFormed(t *testing.T, body string) {
 			}
 			stack = stack[:len(stack)-1]
 		}
+	}
+}
+
+// escapeAll percent-encodes every byte of s.
+func escapeAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
+}
+
+// TestUIGroupsWorstFirst: the groups of a grouped SLO are listed worst
+// budget first, on its page and under it on the overview.
+func TestUIGroupsWorstFirst(t *testing.T) {
+	f := newFixture(t)
+	h := f.server.Handler()
+	want := []string{
+		`edge-availability{cluster="eu",route="/cart"}`, // -100%
+		`edge-availability{cluster="us",route="/cart"}`, // 20%
+		`edge-availability{cluster="eu",route="/pay"}`,  // 100%
+	}
+	rowRE := regexp.MustCompile(`<tr (?:class="group" )?data-slo="([^"]*)"`)
+	for _, tc := range []struct{ name, path, after string }{
+		{"slo page", "/slos/edge-availability", `id="groups-table"`},
+		{"overview", "/", `data-slo="edge-availability"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, body := get(t, h, tc.path)
+			i := strings.Index(body, tc.after)
+			if code != 200 || i < 0 {
+				t.Fatalf("status %d, %q found at %d", code, tc.after, i)
+			}
+			var got []string
+			for _, m := range rowRE.FindAllStringSubmatch(body[i:], -1) {
+				name := html.UnescapeString(m[1])
+				if !strings.HasPrefix(name, "edge-availability{") {
+					break
+				}
+				got = append(got, name)
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("groups listed %q, want %q", got, want)
+			}
+		})
 	}
 }
 

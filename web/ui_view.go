@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,14 @@ type sloRow struct {
 	Alerts                                []alertCell
 	Fresh                                 bool
 	StaleTitle                            string
+	// Groups summarises the groups of a grouped SLO; IsGroup marks the
+	// row of one group, Label its label values.
+	Groups  string
+	IsGroup bool
+	Label   string
+	// MoreGroups is how many groups of this grouped SLO the overview
+	// leaves out.
+	MoreGroups int
 }
 
 type gateRow struct {
@@ -60,13 +69,15 @@ type gateRow struct {
 }
 
 type overviewPage struct {
-	SLOs                     int
-	Firing                   int
-	Open, Closed, Unknown    int
-	LastCycle, LastGood      string
-	LastCycleAgo             string
-	Rows                     []sloRow
-	BurnHeads                []string
+	SLOs                  int
+	Firing                int
+	Open, Closed, Unknown int
+	LastCycle, LastGood   string
+	LastCycleAgo          string
+	Rows                  []sloRow
+	BurnHeads             []string
+	// Groups is how many groups of grouped SLOs are followed.
+	Groups                   int
 	Gates                    []gateRow
 	NoDefinitions, NotReady  bool
 	Hypotheses, Experiments  int
@@ -78,16 +89,34 @@ func (s *Server) overviewView(snap *evaluator.Snapshot) overviewPage {
 	for _, w := range overviewBurnWindows {
 		v.BurnHeads = append(v.BurnHeads, windowLabel(w))
 	}
+	statuses := statusesByName(snap)
 	for _, st := range snap.SLOs() {
-		row := sloRowOf(st)
-		for _, a := range row.Alerts {
+		for _, a := range alertCells(st.Alerts, st.Fresh) {
 			if a.Firing {
 				v.Firing++
 			}
 		}
+		// A group is listed under its parent, unless the parent is not
+		// here to list it.
+		if p, ok := statuses[st.Parent]; ok && p.Groups != nil && slices.Contains(p.Groups.Members, st.Name) {
+			continue
+		}
+		row := sloRowOf(st)
+		v.SLOs++
+		if st.Groups == nil {
+			v.Rows = append(v.Rows, row)
+			continue
+		}
+		row.Groups = groupSummary(st.Groups)
+		groups := groupRows(st, statuses)
+		v.Groups += len(groups)
+		if len(groups) > overviewGroups {
+			row.MoreGroups = len(groups) - overviewGroups
+			groups = groups[:overviewGroups]
+		}
 		v.Rows = append(v.Rows, row)
+		v.Rows = append(v.Rows, groups...)
 	}
-	v.SLOs = len(v.Rows)
 	for _, h := range snap.Hypotheses() {
 		v.Hypotheses++
 		switch h.Verdict {
@@ -276,6 +305,10 @@ type sloPage struct {
 	// Forecast is the budget forecast in words, Exhaustion its headline.
 	Forecast, Exhaustion string
 	ExhaustionClass      string
+	// Groups are the groups of a grouped SLO; Group and Parent say which
+	// group of which SLO this one is.
+	Groups        *groupsView
+	Group, Parent string
 }
 
 func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPage {
@@ -291,7 +324,20 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 	if f := st.Forecast; f != nil {
 		v.Exhaustion, v.ExhaustionClass, v.Forecast = forecastText(f, st.Period != nil)
 	}
-	def := snap.Definitions().SLO(st.Name)
+	if st.Groups != nil {
+		v.Groups = groupsViewOf(st, statusesByName(snap))
+	}
+	if st.Parent != "" {
+		v.Parent = st.Parent
+		var by []string
+		if p, ok := snap.SLO(st.Parent); ok && p.Groups != nil {
+			by = p.Groups.By
+		}
+		v.Group = groupText(by, st.Group)
+	}
+	// A group's definition is not among the definitions loaded: the
+	// snapshot derives it from its parent's.
+	def := snap.SLODef(st.Name)
 	var window time.Duration
 	if def != nil {
 		window = def.Window
@@ -322,9 +368,15 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 		v.Tiers = append(v.Tiers, r)
 	}
 	v.Gate = gatePolicy(def.Gate)
+	// A group guards its parent's experiments when every group must meet
+	// the gate.
+	guarded := st.Name
+	if st.Parent != "" && def.GroupPolicyOrDefault() == slo.GroupsEach {
+		guarded = st.Parent
+	}
 	for _, e := range snap.Definitions().Experiments {
 		for _, n := range e.SLOs {
-			if n == st.Name {
+			if n == guarded {
 				v.Experiments = append(v.Experiments, e.Name)
 			}
 		}
