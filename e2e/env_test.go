@@ -88,6 +88,8 @@ type serverOptions struct {
 	storage   string        // storage.path, default in the server's directory
 	interval  time.Duration // evaluation.interval, default 1s
 	args      []string
+	// definitions replace the definitions above when set.
+	definitions string
 }
 
 // apiToken is the API token of the servers of these tests.
@@ -101,8 +103,12 @@ func serverConfig(o serverOptions) testenv.SlogateOptions {
 	if len(o.amURLs) > 0 {
 		args = append(args, "--alertmanager.resend-delay=2s")
 	}
+	defs := definitions
+	if o.definitions != "" {
+		defs = o.definitions
+	}
 	return testenv.SlogateOptions{
-		PrometheusURL: o.promURL, AlertmanagerURLs: o.amURLs, Definitions: definitions,
+		PrometheusURL: o.promURL, AlertmanagerURLs: o.amURLs, Definitions: defs,
 		Token: o.token, WebConfig: o.webConfig, TLS: o.tls, BasicAuthUser: o.basicAuth[0], BasicAuthPassword: o.basicAuth[1],
 		Config: o.config, StoragePath: o.storage, MinRange: 5 * time.Second, Interval: o.interval, Args: args,
 	}
