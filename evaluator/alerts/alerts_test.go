@@ -443,3 +443,49 @@ func show(as []notifier.Alert) string {
 	}
 	return b.String()
 }
+
+// groupSource resolves the definitions of groups, as a snapshot does.
+type groupSource struct {
+	fakeSource
+	groups map[string]*slo.SLO
+}
+
+func (g groupSource) SLODef(name string) *slo.SLO {
+	if d, ok := g.groups[name]; ok {
+		return d
+	}
+	return g.defs.SLO(name)
+}
+
+// TestBuildGroupAlerts: a group's burn-rate alert carries the grouped SLO's
+// name in slo and the group's labels (which alerting labels do not
+// override), so that Alertmanager routes and deduplicates it per group; a
+// stale group sends no stale alert of its own.
+func TestBuildGroupAlerts(t *testing.T) {
+	parent := checkoutDef(slo.Alerting{Enabled: true, Labels: map[string]string{"cluster": "from-alerting"}, Page: slo.AlertTier{Enabled: true}})
+	parent.GroupBy = []string{"cluster"}
+	child, err := parent.ForGroup(map[string]string{"cluster": "eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := checkoutStatus(page(20))
+	st.Name, st.Parent, st.Group = child.Name, parent.Name, child.Group
+	stale := st
+	stale.Alerts, stale.Fresh, stale.LastSuccess = nil, false, now.Add(-time.Hour)
+	src := groupSource{fakeSource: fakeSource{slos: []evaluator.SLOStatus{st}, defs: &slo.Set{SLOs: []*slo.SLO{parent}}}, groups: map[string]*slo.SLO{child.Name: child}}
+	got := Build(src, opts)
+	if len(got) != 1 {
+		t.Fatalf("%d alerts, want the group's page: %+v", len(got), got)
+	}
+	l := got[0].Labels
+	if l["slo"] != "checkout-availability" || l["cluster"] != "eu" || l["team"] != "payments" || l["severity"] != "page" {
+		t.Errorf("labels %v, want slo=checkout-availability cluster=eu team=payments severity=page", l)
+	}
+	if !strings.Contains(got[0].Annotations["summary"], `checkout-availability{cluster="eu"}`) {
+		t.Errorf("summary %q does not name the group", got[0].Annotations["summary"])
+	}
+	src.slos = []evaluator.SLOStatus{stale}
+	if got := Build(src, Options{StaleAfter: time.Minute}); len(got) != 0 {
+		t.Errorf("a stale group sent %d alerts, want none (its grouped SLO's stale alert speaks for it): %+v", len(got), got)
+	}
+}
