@@ -169,7 +169,7 @@ func TestGroupsPrometheus(t *testing.T) {
 	}
 
 	// Metrics: a series per group with its labels, and the counts.
-	want := fmt.Sprintf(`
+	want := `
 # HELP slogate_slo_groups Groups of a grouped SLO (spec.groupBy) followed, each with its own series labelled with its values and group.
 # TYPE slogate_slo_groups gauge
 slogate_slo_groups{service="shop",slo="shop"} 2
@@ -180,7 +180,7 @@ slogate_slo_groups{service="shop",slo="shop-capped"} 1
 slogate_slo_groups_limited{service="shop",slo="shop"} 0
 slogate_slo_groups_limited{service="shop",slo="shop-aggregate"} 0
 slogate_slo_groups_limited{service="shop",slo="shop-capped"} 1
-`)
+`
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "slogate_slo_groups", "slogate_slo_groups_limited"); err != nil {
 		t.Error(err)
 	}
