@@ -53,6 +53,8 @@ var slogateMetrics = []string{
 	"slogate_slo_period_remaining_seconds",
 	"slogate_slo_alert_firing",
 	"slogate_slo_data_fresh",
+	"slogate_slo_groups",
+	"slogate_slo_groups_limited",
 	"slogate_hypothesis_verdict",
 	"slogate_probe_value",
 	"slogate_probe_within_tolerance",
@@ -550,6 +552,158 @@ func TestQueriesParseAndUseExportedMetrics(t *testing.T) {
 	if len(qs) < 10 {
 		t.Errorf("only %d queries checked; the dashboards were not read?", len(qs))
 	}
+}
+
+// groupsMetrics are the per-SLO metrics without a group label: a grouped
+// SLO's counts of groups.
+var groupsMetrics = map[string]bool{"slogate_slo_groups": true, "slogate_slo_groups_limited": true}
+
+// groupSelection says what selector vs reads of a grouped SLO's series:
+// "aggregate" (group=""), "groups" (group!="" or another matcher that
+// excludes ""), or "" for no matcher on group (both, for a slogate_slo_*
+// metric, since the series of each group carry the grouped SLO's name).
+func groupSelection(vs *parser.VectorSelector) string {
+	for _, m := range vs.LabelMatchers {
+		if m.Name != "group" {
+			continue
+		}
+		if m.Matches("") {
+			return "aggregate"
+		}
+		return "groups"
+	}
+	return ""
+}
+
+// TestPerSLOPanelsChooseAggregateOrGroups: every series of a group's SLO
+// has slo="<grouped SLO>", so a per-SLO selector without a matcher on
+// group mixes the aggregate with its groups (a max by (slo) picks the
+// worst group, a table gets a row per group). Every selector of a
+// slogate_slo_* metric in a panel or annotation must say which it wants.
+func TestPerSLOPanelsChooseAggregateOrGroups(t *testing.T) {
+	for _, d := range loadDashboards(t) {
+		qs, err := d.queries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if q.label != "" {
+				continue // a variable's values: the group SLOs' slo is their parent's
+			}
+			concrete, err := substitute(q.expr, testValues, func(string) bool { return true })
+			if err != nil {
+				t.Fatal(err)
+			}
+			expr, err := parser.NewParser(parser.Options{}).ParseExpr(concrete)
+			if err != nil {
+				t.Fatalf("%s: %v", q.where, err)
+			}
+			parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+				vs, ok := node.(*parser.VectorSelector)
+				if ok && strings.HasPrefix(vs.Name, "slogate_slo_") && !groupsMetrics[vs.Name] && groupSelection(vs) == "" {
+					t.Errorf("%s: selector %s: add group=\"\" (the aggregate) or group!=\"\" (its groups)", q.where, vs)
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// TestGroupPanels pins the panels of grouped SLOs: the overview's columns
+// of groups followed and not followed, and the detail dashboard's Groups
+// row: the counts, and budget and burn rate per group, worst first.
+func TestGroupPanels(t *testing.T) {
+	byFile := map[string]*dashboard{}
+	for _, d := range loadDashboards(t) {
+		byFile[d.file] = d
+	}
+	type want struct {
+		file, panel, typ string
+		exprs            []string // substrings of the panel's targets, in order
+		legend           string   // of every target, if set
+		raw              []string // substrings of the panel's JSON
+	}
+	for _, w := range []want{
+		{file: "slo-overview.json", panel: "SLOs", typ: "table",
+			exprs: []string{`slogate_slo_groups{service=~"$service"}`, `slogate_slo_groups_limited{service=~"$service"}`},
+			raw:   []string{`"Value #L": "Groups"`, `"Value #M": "Groups not followed"`}},
+		{file: "slo-detail.json", panel: "Groups", typ: "row"},
+		{file: "slo-detail.json", panel: "Groups followed", typ: "stat", exprs: []string{`max(slogate_slo_groups{slo="$slo"})`}, raw: []string{`"not grouped"`}},
+		{file: "slo-detail.json", panel: "Groups not followed (maxGroups)", typ: "stat", exprs: []string{`max(slogate_slo_groups_limited{slo="$slo"})`},
+			raw: []string{"Raise spec.maxGroups or group by fewer labels"}},
+		{file: "slo-detail.json", panel: "Groups, worst budget first", typ: "table",
+			exprs: []string{`slogate_slo_error_budget_remaining_ratio{slo="$slo", group!=""}`, `slogate_slo_burn_rate{slo="$slo", group!="", window="1h"}`},
+			raw:   []string{`"displayName": "Budget remaining"`, `"desc": false`}},
+		{file: "slo-detail.json", panel: "Error budget remaining per group", typ: "timeseries",
+			exprs: []string{`min by (group) (slogate_slo_error_budget_remaining_ratio{slo="$slo", group!=""})`}, legend: "{{group}}",
+			raw: []string{`"sortBy": "Last *"`, `"sortDesc": false`}},
+		{file: "slo-detail.json", panel: "Burn rate over 1h per group", typ: "timeseries",
+			exprs: []string{`max by (group) (slogate_slo_burn_rate{slo="$slo", group!="", window="1h"})`}, legend: "{{group}}",
+			raw: []string{`"sortBy": "Last *"`, `"sortDesc": true`}},
+	} {
+		t.Run(w.file+"/"+w.panel, func(t *testing.T) {
+			d := byFile[w.file]
+			if d == nil {
+				t.Fatalf("no %s", w.file)
+			}
+			var found *panel
+			for _, p := range d.allPanels() {
+				if p.Title == w.panel && p.Type == w.typ {
+					found = &p
+					break
+				}
+			}
+			if found == nil {
+				t.Fatalf("no %s panel %q", w.typ, w.panel)
+			}
+			js := panelJSON(t, d, w.panel, w.typ)
+			i := 0
+			for _, tg := range found.Targets {
+				if i < len(w.exprs) && strings.Contains(tg.Expr, w.exprs[i]) {
+					i++
+				}
+			}
+			if i < len(w.exprs) {
+				t.Errorf("no target reads %s", w.exprs[i])
+			}
+			if w.legend != "" && !strings.Contains(js, `"legendFormat":"`+w.legend+`"`) {
+				t.Errorf("legend is not %s", w.legend)
+			}
+			for _, s := range w.raw {
+				// Compact JSON: drop the spaces the pinned strings have after colons.
+				if !strings.Contains(js, strings.ReplaceAll(s, `": `, `":`)) {
+					t.Errorf("panel JSON lacks %s", s)
+				}
+			}
+		})
+	}
+}
+
+// panelJSON is the compact JSON of d's top-level panel of that title and
+// type.
+func panelJSON(t *testing.T, d *dashboard, title, typ string) string {
+	t.Helper()
+	var all struct {
+		Panels []json.RawMessage `json:"panels"`
+	}
+	if err := json.Unmarshal(d.raw, &all); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range all.Panels {
+		var p struct{ Title, Type string }
+		if err := json.Unmarshal(raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Title == title && p.Type == typ {
+			b, err := json.Marshal(raw) // compacts it
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+	}
+	t.Fatalf("%s: no top-level %s panel %q", d.file, typ, title)
+	return ""
 }
 
 // TestCheckExpr makes sure the checker itself catches what it is for.

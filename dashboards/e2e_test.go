@@ -44,10 +44,55 @@ var calendarOnly = map[string]string{
 // read calendarOnly metrics.
 var calendarValues = map[string]string{"slo": "shop-weekly"}
 
+// groupedValues replace testValues for the second run of the queries that
+// read the series of grouped SLOs only (readsGroups): the SLO of testValues
+// is not grouped.
+var groupedValues = map[string]string{"slo": "shop-by-instance"}
+
+// readsGroups says whether vs selects series that only grouped SLOs have:
+// their counts of groups, or the series of their groups (a matcher on
+// group that excludes "", the aggregate).
+func readsGroups(vs *parser.VectorSelector) bool {
+	if vs.Name == "slogate_slo_groups" || vs.Name == "slogate_slo_groups_limited" {
+		return true
+	}
+	for _, m := range vs.LabelMatchers {
+		if m.Name == "group" && !m.Matches("") {
+			return true
+		}
+	}
+	return false
+}
+
+// onlySome are the series that only some SLOs have, and the values of an
+// SLO that has them: a query reading them runs a second time with those
+// values, where all its selectors must match.
+var onlySome = []struct {
+	why    string
+	reads  func(*parser.VectorSelector) bool
+	values map[string]string
+}{
+	{"calendar SLOs only; checked with calendarValues", func(vs *parser.VectorSelector) bool { _, ok := calendarOnly[vs.Name]; return ok }, calendarValues},
+	{"grouped SLOs only; checked with groupedValues", readsGroups, groupedValues},
+}
+
+// mayMissWithTestValues says why vs may match nothing with testValues.
+func mayMissWithTestValues(vs *parser.VectorSelector) (string, bool) {
+	for _, o := range onlySome {
+		if o.reads(vs) {
+			return o.why, true
+		}
+	}
+	return "", false
+}
+
+func mustMatch(*parser.VectorSelector) (string, bool) { return "", false }
+
 // definitions give every dashboard variable the value testValues uses: an
 // SLO with a team label, a hypothesis and an experiment. The SLO window is
 // 30d so that all the alert windows (up to 3d) are evaluated. shop-weekly
-// is the calendar SLO of calendarValues.
+// is the calendar SLO of calendarValues, shop-by-instance the grouped SLO
+// of groupedValues (one group: the target's instance).
 const definitions = `apiVersion: slogate.dev/v1
 kind: SLO
 metadata: {name: shop-availability, labels: {team: web}}
@@ -60,6 +105,19 @@ spec:
       errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
       total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
   gate: {minBudgetRemaining: 50%}
+---
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: shop-by-instance, labels: {team: web}}
+spec:
+  service: shop
+  objective: 99
+  window: 30d
+  groupBy: [instance]
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="shop",code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="shop"}[{{.window}}]))
 ---
 apiVersion: slogate.dev/v1
 kind: SLO
@@ -153,8 +211,8 @@ func TestQueriesReturnData(t *testing.T) {
 	// The dashboards derive the SLI over the SLO window from the budget and
 	// the objective, because PromQL cannot pick each SLO's longest window
 	// label; the derivation must agree with slogate's own 30d SLI.
-	prom.WaitForQuery(t, `abs(1 - (1 - slogate_slo_error_budget_remaining_ratio) * (1 - slogate_slo_objective_ratio)
-		- on(slo, service) slogate_slo_sli_ratio{window="30d"})`,
+	prom.WaitForQuery(t, `max(abs(1 - (1 - slogate_slo_error_budget_remaining_ratio{group=""}) * (1 - slogate_slo_objective_ratio{group=""})
+		- on(slo, service) slogate_slo_sli_ratio{window="30d", group=""}))`,
 		func(v float64) bool { return v < 1e-9 }, 30*time.Second)
 
 	// Series appear at slightly different times (a window becomes complete,
@@ -168,19 +226,26 @@ func TestQueriesReturnData(t *testing.T) {
 			optional = append(optional, q)
 			continue
 		}
-		checkReturnsData(t, prom, q, calendarOnly, deadline)
-		if !readsAny(t, q, calendarOnly) {
-			continue
+		// A query that reads nothing but such series (a table of groups)
+		// has no fallback to answer with testValues: it is checked with
+		// the values of an SLO that has them only.
+		if !readsOnly(t, q, mayMissWithTestValues) {
+			checkReturnsData(t, prom, q, mayMissWithTestValues, deadline)
 		}
-		cq, err := q.with(calendarValues)
-		if err != nil {
-			t.Errorf("%s: %v", q.where, err)
-			continue
+		for _, o := range onlySome {
+			if !readsAny(t, q, o.reads) {
+				continue
+			}
+			oq, err := q.with(o.values)
+			if err != nil {
+				t.Errorf("%s: %v", q.where, err)
+				continue
+			}
+			checkReturnsData(t, prom, oq, mustMatch, deadline)
 		}
-		checkReturnsData(t, prom, cq, nil, deadline)
 	}
 	for _, q := range optional {
-		checkReturnsData(t, prom, q, calendarOnly, time.Now())
+		checkReturnsData(t, prom, q, mayMissWithTestValues, time.Now())
 	}
 }
 
@@ -198,15 +263,26 @@ func (q query) with(overrides map[string]string) (query, error) {
 	return q, nil
 }
 
-// readsAny reports whether q reads a metric of set.
-func readsAny(t *testing.T, q query, set map[string]string) bool {
+// readsAny reports whether a selector of q is one of reads.
+func readsAny(t *testing.T, q query, reads func(*parser.VectorSelector) bool) bool {
 	t.Helper()
 	for _, vs := range selectors(t, q) {
-		if _, ok := set[vs.Name]; ok {
+		if reads(vs) {
 			return true
 		}
 	}
 	return false
+}
+
+// readsOnly reports whether every selector of q may miss.
+func readsOnly(t *testing.T, q query, mayMiss func(*parser.VectorSelector) (string, bool)) bool {
+	t.Helper()
+	for _, vs := range selectors(t, q) {
+		if _, ok := mayMiss(vs); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // selectors returns the vector selectors of q, failing the test if it does
@@ -228,9 +304,9 @@ func selectors(t *testing.T, q query) []*parser.VectorSelector {
 }
 
 // checkReturnsData evaluates q until it returns data and each of its
-// selectors matches series, or deadline passes. The selectors of metrics in
-// mayMiss (and of eventOnly) may match nothing.
-func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, mayMiss map[string]string, deadline time.Time) {
+// selectors matches series, or deadline passes. The selectors for which
+// mayMiss says why (and those of eventOnly) may match nothing.
+func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, mayMiss func(*parser.VectorSelector) (string, bool), deadline time.Time) {
 	t.Helper()
 	expr := q.expr
 	if q.label != "" {
@@ -245,7 +321,7 @@ func checkReturnsData(t *testing.T, prom *testenv.Prometheus, q query, mayMiss m
 	var required []string
 	allowed := map[string]string{} // selector → why it may match nothing
 	for _, vs := range selectors(t, q) {
-		why, ok := mayMiss[vs.Name]
+		why, ok := mayMiss(vs)
 		if !ok {
 			why, ok = eventOnly[vs.Name]
 		}
