@@ -57,6 +57,9 @@ type Run struct {
 	// BudgetSpent is the largest share of a listed SLO's error budget the
 	// run spent since its start (a ratio).
 	BudgetSpent float64 `json:"budgetSpent"`
+	// Supervisor is the replica that supervises the run when replicas
+	// share a PostgreSQL store; absent with the embedded store.
+	Supervisor string `json:"supervisor,omitempty"`
 	// Timeline is null in listings, which leave it out.
 	Timeline []TimelineEntry `json:"timeline"`
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -39,6 +40,10 @@ type Run struct {
 	// recorded; the next entry recorded for it carries the count. The
 	// supervisor's, like UnknownStreak, and not served by the API.
 	Repeats map[string]int `json:"repeats,omitempty"`
+	// Supervisor is the replica that supervises the run under the shared
+	// store's lease (storage.url); empty with the embedded store, where the
+	// one replica does.
+	Supervisor string `json:"supervisor,omitempty"`
 	// Timeline is kept apart from the record (see AppendTimeline): the
 	// store fills it in on GetRun and ignores it on UpdateRun.
 	Timeline []TimelineEntry `json:"timeline"`
@@ -72,7 +77,7 @@ func (r *Run) API() *api.Run {
 	out := &api.Run{
 		ID: r.ID, Experiment: r.Experiment, State: r.State, Reason: r.Reason,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, EndedAt: r.EndedAt,
-		BudgetSpent: r.BudgetSpent,
+		BudgetSpent: r.BudgetSpent, Supervisor: r.Supervisor,
 	}
 	if r.Timeline != nil {
 		out.Timeline = append([]api.TimelineEntry{}, r.Timeline...)
@@ -104,6 +109,9 @@ func NewID(t time.Time) string {
 
 var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
+// Validate checks what a store relies on and what JSON cannot hold.
+func Validate(r *Run) error { return r.validate() }
+
 // validate checks what the store relies on and what JSON cannot hold.
 func (r *Run) validate() error {
 	switch {
@@ -129,3 +137,16 @@ func (r *Run) validate() error {
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// ErrLeaseLost is a write under a lease that the replica no longer holds:
+// another replica took over, and the write changed nothing.
+var ErrLeaseLost = errors.New("lease lost to another replica")
+
+// Lease is the right of one replica (Holder) to supervise runs, as a
+// shared store grants it; Fence grows with every change of holder, and a
+// write under the lease checks it.
+type Lease struct {
+	Name   string
+	Holder string
+	Fence  int64
+}

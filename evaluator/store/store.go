@@ -564,6 +564,10 @@ func encodeRecord(r *Run) ([]byte, error) {
 	return b, nil
 }
 
+// EncodeEntries is encodeEntries, for the PostgreSQL store: both stores
+// keep the same JSON for an entry.
+func EncodeEntries(entries []TimelineEntry) ([][]byte, error) { return encodeEntries(entries) }
+
 // encodeEntries marshals outside the transaction, so that the single
 // writer holds the lock for as short as possible.
 func encodeEntries(entries []TimelineEntry) ([][]byte, error) {
