@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/slogate/slogate/evaluator/alerts"
 	"github.com/slogate/slogate/evaluator/chaos"
 	"github.com/slogate/slogate/evaluator/notifier"
+	"github.com/slogate/slogate/evaluator/pgstore"
+	"github.com/slogate/slogate/evaluator/shared"
 	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/query"
 	"github.com/slogate/slogate/slo"
@@ -52,7 +55,10 @@ type Options struct {
 type App struct {
 	opts     Options
 	logger   *zap.Logger
-	store    *store.Store
+	store    *store.Store   // the embedded store, or nil
+	pg       *pgstore.Store // the shared store (storage.url), or nil
+	lease    *pgstore.Keeper
+	shared   *shared.Statuses
 	checker  *store.Checker
 	ev       *evaluator.Evaluator
 	runs     *chaos.Manager
@@ -95,29 +101,61 @@ func New(o Options) (_ *App, err error) {
 		return nil, err
 	}
 
-	if a.store, err = store.Open(cfg.Storage.Path, store.Options{}); err != nil {
-		return nil, err // it names storage.path and the directory
+	var runStore chaos.Store
+	var snapshots evaluator.SnapshotStore
+	if cfg.Storage.URL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		a.pg, err = pgstore.Open(ctx, pgstore.Options{URL: cfg.Storage.URL, PasswordFile: cfg.Storage.PasswordFile, Logger: o.Logger})
+		cancel()
+		if err != nil {
+			return nil, err // it names storage.url, without the password
+		}
+		runStore, snapshots = a.pg, a.pg
+	} else {
+		if a.store, err = store.Open(cfg.Storage.Path, store.Options{}); err != nil {
+			return nil, err // it names storage.path and the directory
+		}
+		runStore, snapshots = a.store, a.store
 	}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-	// The store check waits for its next hour on the real clock: tests count
-	// the evaluation loop's waits on After.
-	a.checker, err = store.NewChecker(store.CheckerOptions{Store: a.store, Logger: o.Logger, Registerer: o.Registry, Now: o.Now})
-	if err != nil {
-		return nil, err
+	if a.store != nil {
+		// The store check waits for its next hour on the real clock: tests
+		// count the evaluation loop's waits on After.
+		a.checker, err = store.NewChecker(store.CheckerOptions{Store: a.store, Logger: o.Logger, Registerer: o.Registry, Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+	}
+	stale := staleAfter(cfg.Evaluation.Interval, cfg.Prometheus.Timeout)
+	var remote func(time.Time) map[string]evaluator.SLOStatus
+	if a.pg != nil {
+		replica := cfg.Storage.Replica
+		if replica == "" {
+			replica = defaultReplica()
+		}
+		a.lease, err = pgstore.NewKeeper(pgstore.KeeperOptions{Store: a.pg, Holder: replica, TTL: leaseTTL(cfg.Evaluation.Interval), Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Shard.Count > 1 {
+			a.shared = shared.New(shared.Options{Store: a.pg, ShardIndex: cfg.Shard.Index, ShardCount: cfg.Shard.Count,
+				Replica: replica, StaleAfter: stale, Logger: o.Logger})
+			remote = a.shared.Remote
+		}
 	}
 
 	a.ev, err = evaluator.New(evaluator.Options{
 		Querier: o.Querier, Logger: o.Logger, Registerer: o.Registry,
 		Interval: cfg.Evaluation.Interval, MaxConcurrency: cfg.Evaluation.MaxConcurrency,
 		MinRange: cfg.Evaluation.MinRange, Spread: spread,
-		StaleAfter:     staleAfter(cfg.Evaluation.Interval, cfg.Prometheus.Timeout),
+		StaleAfter:     stale,
 		ForecastWindow: cfg.Evaluation.ForecastWindow,
 		ShardIndex:     cfg.Shard.Index, ShardCount: cfg.Shard.Count,
-		Snapshots: a.store, Now: o.Now, After: o.After,
+		Snapshots: snapshots, RemoteSLOs: remote, Now: o.Now, After: o.After,
 	})
 	if err != nil {
 		return nil, err
@@ -156,8 +194,16 @@ func New(o Options) (_ *App, err error) {
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}
 	alertOpts := alerts.Options{ExternalURL: externalURL, DashboardURL: cfg.Web.DashboardURL, StaleAfter: 2 * cfg.Evaluation.Interval}
+	statuses := func() chaos.Statuses { return a.ev.Snapshot() }
+	if a.shared != nil {
+		statuses = func() chaos.Statuses { return a.shared.View(a.ev.Snapshot()) }
+	}
+	var lease chaos.Lease
+	if a.lease != nil {
+		lease = a.lease
+	}
 	a.runs, err = chaos.New(chaos.Options{
-		Store: a.store, Snapshots: func() chaos.Statuses { return a.ev.Snapshot() },
+		Store: runStore, Snapshots: statuses, Lease: lease,
 		Logger: o.Logger, Registerer: o.Registry, Now: o.Now,
 		OnTransition: func(r *store.Run, _ api.RunState) {
 			if r.State == api.StateAborted {
@@ -168,8 +214,12 @@ func New(o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// Runs first, so that an abort of this cycle is in the alerts built next.
-	a.ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) { a.runs.OnCycle(ctx, snap) })
+	// Other shards' statuses first, then the runs, so that an abort of this
+	// cycle is in the alerts built next.
+	if a.shared != nil {
+		a.ev.OnCycle(a.shared.OnCycle)
+	}
+	a.ev.OnCycle(func(ctx context.Context, snap *evaluator.Snapshot) { a.runs.OnCycle(ctx, statuses()) })
 	a.ev.OnCycle(func(_ context.Context, snap *evaluator.Snapshot) { a.notifier.Update(alerts.Build(snap, alertOpts)) })
 
 	token, err := cfg.Web.APIToken()
@@ -196,8 +246,16 @@ func (a *App) addActors() {
 	a.group.Add(func() error { return a.server.Run(srvCtx) }, func(error) { srvCancel() })
 	nfCtx, nfCancel := context.WithCancel(context.Background())
 	a.group.Add(func() error { return a.notifier.Run(nfCtx) }, func(error) { nfCancel() })
-	ckCtx, ckCancel := context.WithCancel(context.Background())
-	a.group.Add(func() error { return a.checker.Run(ckCtx) }, func(error) { ckCancel() })
+	if a.checker != nil {
+		ckCtx, ckCancel := context.WithCancel(context.Background())
+		a.group.Add(func() error { return a.checker.Run(ckCtx) }, func(error) { ckCancel() })
+	}
+	if a.lease != nil {
+		lCtx, lCancel := context.WithCancel(context.Background())
+		a.group.Add(func() error { return a.lease.Run(lCtx) }, func(error) { lCancel() })
+		nCtx, nCancel := context.WithCancel(context.Background())
+		a.group.Add(func() error { return a.pg.Listen(nCtx, a.runs.Wake, time.Second, nil) }, func(error) { nCancel() })
+	}
 	a.group.Add(func() error {
 		<-a.stop
 		return nil
@@ -248,6 +306,28 @@ func (a *App) close() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
+	if a.pg != nil {
+		_ = a.pg.Close()
+	}
+}
+
+// leaseTTL is how long the supervision lease lasts without renewal: half
+// an interval, renewed every sixth. After its holder dies, the runs wait
+// at most the lease, one renewal period of the replica that takes over,
+// and that replica's next cycle: 1⅔ intervals. Half a second at least, so
+// that a busy database does not make it change hands for nothing.
+func leaseTTL(interval time.Duration) time.Duration {
+	return max(interval/2, 500*time.Millisecond)
+}
+
+// defaultReplica names this process in leases: the host name (a pod's
+// name) and the process ID, so that two processes on one host differ.
+func defaultReplica() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "slogate"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // BaseURL is where the service listens, as a URL (http or https).

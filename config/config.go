@@ -114,9 +114,13 @@ type Web struct {
 	DashboardURL  string
 }
 
-// Storage is the embedded database.
+// Storage is the embedded database (Path), or the PostgreSQL database
+// replicas share (URL).
 type Storage struct {
-	Path string
+	Path         string
+	URL          string
+	PasswordFile string
+	Replica      string
 }
 
 // Log configures logging. Format defaults to console because the first
@@ -260,8 +264,11 @@ func (c *Config) problems() []problem {
 	checkURL("web.external-url", c.Web.ExternalURL, false)
 	checkURL("web.dashboard-url", c.Web.DashboardURL, false)
 
-	if c.Storage.Path == "" {
-		add("storage.path", "must not be empty")
+	if c.Storage.Path == "" && c.Storage.URL == "" {
+		add("storage.path", "must not be empty (or set storage.url)")
+	}
+	if u := c.Storage.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		add("storage.url", "must be a postgres:// URL, got %q", redactURL(u))
 	}
 
 	if !oneOf(c.Log.Level, LogLevels) {
@@ -455,4 +462,15 @@ func (w Web) APIToken() (string, error) {
 		return "", fmt.Errorf("web.api-token-file %s: %w", w.APITokenFile, ErrNoAPIToken)
 	}
 	return token, nil
+}
+
+// redactURL hides a password in a URL quoted in an error.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		if _, has := p.User.Password(); has {
+			p.User = url.UserPassword(p.User.Username(), "xxxxx")
+			return p.String()
+		}
+	}
+	return u
 }

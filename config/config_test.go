@@ -99,7 +99,7 @@ func TestValidate(t *testing.T) {
 			},
 			want: []string{
 				`web.listen-address: "8080" is not host:port: missing port in address`,
-				"storage.path: must not be empty",
+				"storage.path: must not be empty (or set storage.url)",
 				`log.level: "INFO" is not one of debug, info, warn, error`,
 				`log.format: "logfmt" is not one of console, json`,
 			},

@@ -67,6 +67,10 @@ type Options struct {
 	// serve sets min(2.5 × interval, interval × (1 + Spread) + the query
 	// timeout): one interval, the delay of the spread, and one query.
 	StaleAfter time.Duration
+	// RemoteSLOs, when set, returns the statuses other shards published
+	// (evaluator/shared), judged fresh as of the cycle's time: slo: probes
+	// on SLOs this shard does not evaluate read them.
+	RemoteSLOs func(at time.Time) map[string]SLOStatus
 	// ForecastWindow is the window whose burn rate the budget forecasts
 	// assume goes on (default slo.DefaultForecastWindow); an SLO window
 	// shorter than it forecasts with its own.
@@ -171,7 +175,16 @@ func (e *Evaluator) InShard(name string) bool {
 	if e.opts.ShardCount <= 1 {
 		return true
 	}
-	return int(hashName(name)%uint64(e.opts.ShardCount)) == e.opts.ShardIndex
+	return ShardOf(name, e.opts.ShardCount) == e.opts.ShardIndex
+}
+
+// ShardOf is the shard that evaluates the SLO named name when there are
+// count shards.
+func ShardOf(name string, count int) int {
+	if count <= 1 {
+		return 0
+	}
+	return int(hashName(name) % uint64(count))
 }
 
 func hashName(name string) uint64 {
@@ -470,6 +483,13 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 	statuses := make(map[string]SLOStatus, len(next.slos))
 	for name, entry := range next.slos {
 		statuses[name] = entry.status
+	}
+	if e.opts.RemoteSLOs != nil {
+		for name, st := range e.opts.RemoteSLOs(at) {
+			if _, local := statuses[name]; !local {
+				statuses[name] = st
+			}
+		}
 	}
 	if done > 0 {
 		e.metrics.backfillPending.Sub(float64(done))

@@ -172,3 +172,8 @@ func (e *Evaluator) Ready() bool { return e.Snapshot().Ready() }
 
 // History returns an SLO's chart series from the latest snapshot.
 func (e *Evaluator) History(name string) (SLOHistory, bool) { return e.Snapshot().History(name) }
+
+// Fresh applies the snapshot's freshness rule to a last successful
+// evaluation at last: what a status published by another shard is judged
+// by too.
+func (s *Snapshot) Fresh(last time.Time) bool { return s.fresh(last) }

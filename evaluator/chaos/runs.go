@@ -29,7 +29,8 @@ var (
 const DefaultUnknownAbortAfter = 2
 
 // Store persists runs and their timelines. The bbolt store
-// (evaluator/store) implements it; a shared one (PostgreSQL) will.
+// (evaluator/store) implements it for one replica, and the PostgreSQL store
+// (evaluator/pgstore) for replicas that share it.
 //
 // Every write is durable when it returns, and is refused with the store's
 // sentinel errors when it breaks the rules of runs: store.ErrRunActive for
@@ -63,6 +64,23 @@ type Options struct {
 	// send the ChaosExperimentAborted alert.
 	OnTransition      func(r *store.Run, from api.RunState)
 	UnknownAbortAfter int
+	// Lease, when set, is the lease that lets one replica of several that
+	// share the store supervise the runs: OnCycle supervises only while it
+	// is held, and writes its decisions under it (Store must then be a
+	// LeasedStore), so that a replica that lost it changes nothing. Without
+	// it this replica supervises every run (the embedded store).
+	Lease Lease
+}
+
+// Lease says whether this replica supervises the runs now.
+type Lease interface {
+	Held() (store.Lease, bool)
+}
+
+// LeasedStore is a store shared by replicas: it checks a lease in the
+// transaction of a supervisor's write, failing with store.ErrLeaseLost.
+type LeasedStore interface {
+	UpdateRunLeased(l store.Lease, r *store.Run, entries ...store.TimelineEntry) error
 }
 
 // Manager is the gate and the run supervisor: it gathers what the
@@ -102,6 +120,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
+	}
+	if _, ok := opts.Store.(LeasedStore); opts.Lease != nil && !ok {
+		return nil, errors.New("chaos: a lease needs a store that checks it (LeasedStore)")
 	}
 	m := &Manager{
 		opts:    opts,
@@ -230,8 +251,17 @@ func (m *Manager) Start(experiment string) (*store.Run, *api.GateAnswer, error) 
 	return r, ans, nil
 }
 
-// Get returns a run with its timeline.
-func (m *Manager) Get(id string) (*store.Run, error) { return m.opts.Store.GetRun(id) }
+// Get returns a run with its timeline. An active run names the replica
+// that supervises it now, when replicas share the store.
+func (m *Manager) Get(id string) (*store.Run, error) {
+	r, err := m.opts.Store.GetRun(id)
+	if err == nil && !r.State.Terminal() {
+		if h, ok := m.opts.Lease.(interface{ Holder() string }); ok && h.Holder() != "" {
+			r.Supervisor = h.Holder()
+		}
+	}
+	return r, err
+}
 
 // List returns runs, newest first.
 func (m *Manager) List(f store.ListFilter) ([]*store.Run, error) { return m.opts.Store.ListRuns(f) }
@@ -292,9 +322,24 @@ func (m *Manager) Wait(ctx context.Context, id string, state api.RunState, seen 
 // entries in one write, before anyone is told about it. It returns the
 // run as stored, or r and the error of the store. m.mu is held.
 func (m *Manager) commit(r *store.Run, d Decision) (*store.Run, error) {
+	return m.commitUnder(nil, r, d)
+}
+
+// commitUnder is commit, under lease l when it is set: the supervisor's
+// decisions.
+func (m *Manager) commitUnder(l *store.Lease, r *store.Run, d Decision) (*store.Run, error) {
 	next := d.Apply(r)
-	if err := m.opts.Store.UpdateRun(next, d.Entries...); err != nil {
-		m.storeFailed(err)
+	var err error
+	if l != nil {
+		next.Supervisor = l.Holder
+		err = m.opts.Store.(LeasedStore).UpdateRunLeased(*l, next, d.Entries...)
+	} else {
+		err = m.opts.Store.UpdateRun(next, d.Entries...)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrLeaseLost) {
+			m.storeFailed(err)
+		}
 		return r, fmt.Errorf("storing run %s: %w", r.ID, err)
 	}
 	if !d.Changed() {
@@ -321,10 +366,28 @@ func (m *Manager) notify(r *store.Run, from api.RunState) {
 	}
 }
 
+// Wake wakes the long polls, which read their run again: the shared
+// store calls it when another replica changed a run.
+func (m *Manager) Wake() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
 // OnCycle supervises the active runs with st, the snapshot of the cycle
-// that just ended; the evaluation time is st's last cycle.
+// that just ended; the evaluation time is st's last cycle. With a Lease,
+// only the replica that holds it does.
 func (m *Manager) OnCycle(_ context.Context, st Statuses) {
 	at, _ := st.LastCycle()
+	var lease *store.Lease
+	if m.opts.Lease != nil {
+		l, held := m.opts.Lease.Held()
+		if !held {
+			return
+		}
+		lease = &l
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	runs, err := m.opts.Store.ListRuns(store.ListFilter{Active: true, Timeline: true})
@@ -339,7 +402,11 @@ func (m *Manager) OnCycle(_ context.Context, st Statuses) {
 		if exp != nil {
 			obs = Observe(st, exp, r.StartedAt, at)
 		}
-		if _, err := m.commit(r, Decide(r, obs, exp, at, m.policy)); err != nil {
+		if _, err := m.commitUnder(lease, r, Decide(r, obs, exp, at, m.policy)); err != nil {
+			if errors.Is(err, store.ErrLeaseLost) {
+				m.logger.Info("another replica took over the supervision of runs", zap.Error(err))
+				return
+			}
 			m.logger.Error("supervising run", zap.String("run", r.ID), zap.Error(err))
 		}
 	}
