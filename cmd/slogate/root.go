@@ -47,7 +47,7 @@ runs and deployment pipelines ask before, during and after an experiment.`,
 	root.AddCommand(
 		newServeCmd(), newDemoCmd(),
 		newCheckCmd(), newConvertCmd(), newRulesCmd(), newBacktestCmd(),
-		newGateCmd(), newRunCmd(),
+		newGateCmd(), newRunCmd(), newStorageCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -50,11 +50,12 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 }
 
 // ReleaseLease gives lease l up, if it is still l: on an orderly stop, so
-// that another replica takes over at once instead of after the expiry.
+// that another replica takes over at once instead of after the expiry. The
+// row stays, expired, so that the fence keeps growing.
 func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2 AND fence = $3`, l.Name, l.Holder, l.Fence)
+	_, err := s.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND fence = $3`, l.Name, l.Holder, l.Fence)
 	return s.wrap("release lease "+l.Name, err)
 }
 

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -513,14 +512,4 @@ func decodeRecord(id string, raw []byte) (*store.Run, error) {
 	}
 	r.Timeline = nil
 	return r, nil
-}
-
-// sortedKeys is for deterministic statements.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
