@@ -41,7 +41,7 @@ variables (PGPASSWORD, PGPASSFILE), never from the command line or the logs.
 
 Exit codes: 0 copied (or nothing to copy), 1 an error, 2 bad flags.`,
 		Example: `  slogate storage migrate --from data/ --to 'postgres://slogate@db:5432/slogate?sslmode=verify-full' --password-file /run/secrets/pg`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || to == "" {
 				return exitWith(2, errors.New("--from (a storage.path directory) and --to (a postgres:// URL) are both required"))
