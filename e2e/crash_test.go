@@ -21,7 +21,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/slogate/slogate/api"
+	"github.com/slogate/slogate/evaluator/pgstore"
 	"github.com/slogate/slogate/evaluator/store"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // Environment of the kill -9 test: how many kills, and the seed of the
@@ -44,8 +46,13 @@ const defaultCrashIterations = 4
 // acknowledged, with every timeline entry acknowledged before the kill, in
 // order; the definitions in force are the last valid set written; and the
 // gate never answered open while a run of its experiment was active.
+//
+// It runs on both stores: on PostgreSQL the restarted process is a new
+// replica that takes the supervision lease over from the killed one.
 func TestKill9Random(t *testing.T) {
-	runKill9(t, envInt(t, crashIterationsEnv, defaultCrashIterations))
+	n := envInt(t, crashIterationsEnv, defaultCrashIterations)
+	t.Run("bbolt", func(t *testing.T) { runKill9(t, n, "") })
+	t.Run("postgres", func(t *testing.T) { runKill9(t, n, testenv.StartPostgres(t).NewDatabase(t)) })
 }
 
 // crashSets are the definition sets the test writes: two valid ones (the
@@ -97,9 +104,13 @@ type crashDriver struct {
 	runs    map[string]*ackedRun
 	order   []string // run IDs in start order
 	fig     *crashFigures
+	// storageURL is the PostgreSQL database, empty for bbolt.
+	storageURL string
 }
 
-func runKill9(t *testing.T, iterations int) {
+// runKill9 runs the schedule on bbolt, or on PostgreSQL when storageURL
+// is set.
+func runKill9(t *testing.T, iterations int, storageURL string) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv(crashSeedEnv); v != "" {
 		var err error
@@ -110,9 +121,9 @@ func runKill9(t *testing.T, iterations int) {
 	t.Logf("kill -9 schedule: seed %d (replay with %s=%d), %d iterations", seed, crashSeedEnv, seed, iterations)
 
 	shop := startShop(t)
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), storageURL: storageURL})
 	d := &crashDriver{
-		t: t, srv: srv, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		t: t, srv: srv, storageURL: storageURL, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		defs: srv.DefinitionsPath(), written: "base", good: "base",
 		runs: map[string]*ackedRun{}, fig: &crashFigures{},
 	}
@@ -134,7 +145,11 @@ func runKill9(t *testing.T, iterations int) {
 		}
 	}
 	f := d.fig
-	t.Logf("RELIABILITY kind=kill9 iterations=%d during_reload=%d runs=%d timeline_entries=%d state_changes=%d reloads=%d requests=%d gate_checks=%d lost=%d unacknowledged_starts=%d seed=%d",
+	kind := "kill9"
+	if storageURL != "" {
+		kind = "kill9-postgres"
+	}
+	t.Logf("RELIABILITY kind=%s iterations=%d during_reload=%d runs=%d timeline_entries=%d state_changes=%d reloads=%d requests=%d gate_checks=%d lost=%d unacknowledged_starts=%d seed=%d", kind,
 		f.kills, f.killsDuringReload, f.runs, f.entries, f.stateChanges, f.reloads, f.requests, f.gateChecks, f.lost, f.unacknowledged, seed)
 	if f.runs == 0 || f.entries == 0 {
 		t.Errorf("nothing was at stake: %d runs and %d timeline entries acknowledged before the kills", f.runs, f.entries)
@@ -378,6 +393,10 @@ func (d *crashDriver) reload() {
 // consistency check on it.
 func (d *crashDriver) checkStore() {
 	d.t.Helper()
+	if d.storageURL != "" {
+		d.checkPostgres()
+		return
+	}
 	path := filepath.Join(d.srv.StoragePath(), store.FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
@@ -393,6 +412,35 @@ func (d *crashDriver) checkStore() {
 	})
 	if err != nil {
 		d.t.Errorf("store inconsistent after kill -9: %v", err)
+	}
+}
+
+// checkPostgres opens the database as a new replica would (migrations
+// included) and reads every run back: a kill -9 of a client never leaves
+// PostgreSQL unreadable, and the rest is checked through the API.
+func (d *crashDriver) checkPostgres() {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := pgstore.Open(ctx, pgstore.Options{URL: d.storageURL})
+	if err != nil {
+		d.t.Fatalf("open the database after kill -9: %v", err)
+	}
+	defer s.Close()
+	runs, err := s.ListRuns(store.ListFilter{})
+	if err != nil {
+		d.t.Fatalf("read the runs after kill -9: %v", err)
+	}
+	active := map[string]int{}
+	for _, r := range runs {
+		if !r.State.Terminal() {
+			active[r.Experiment]++
+		}
+	}
+	for exp, n := range active {
+		if n > 1 {
+			d.t.Errorf("%d active runs of %s in the database after kill -9", n, exp)
+		}
 	}
 }
 

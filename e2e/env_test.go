@@ -83,11 +83,13 @@ type serverOptions struct {
 	// webConfig, for the readiness check and the helpers' requests.
 	tls       *tls.Config
 	basicAuth [2]string
-	token     string        // default apiToken
-	config    string        // content of a --config file, empty for none
-	storage   string        // storage.path, default in the server's directory
-	interval  time.Duration // evaluation.interval, default 1s
-	args      []string
+	token     string // default apiToken
+	config    string // content of a --config file, empty for none
+	storage   string // storage.path, default in the server's directory
+	// storageURL puts runs in PostgreSQL (storage.url) instead of bbolt.
+	storageURL string
+	interval   time.Duration // evaluation.interval, default 1s
+	args       []string
 	// definitions replace the definitions above when set.
 	definitions string
 }
@@ -100,6 +102,9 @@ func serverConfig(o serverOptions) testenv.SlogateOptions {
 		o.token = apiToken
 	}
 	args := append([]string{"--prometheus.timeout=2s"}, o.args...)
+	if o.storageURL != "" {
+		args = append(args, "--storage.url="+o.storageURL)
+	}
 	if len(o.amURLs) > 0 {
 		args = append(args, "--alertmanager.resend-delay=2s")
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/internal/faultproxy"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // promFault is one way Prometheus misbehaves, as `slogate serve` sees it
@@ -89,13 +90,19 @@ type faultCycleEnv struct {
 // during every fault the gate closes and, once closed, never answers open
 // until the fault is gone; /health stays 200; after each fault the gate
 // opens again without a restart. The soak build cycles faults for minutes.
+//
+// It runs on both stores: a Prometheus fault must close the gate whether
+// runs live in bbolt or in PostgreSQL.
 func TestPrometheusFaultCycle(t *testing.T) {
-	runFaultCycles(t, len(promFaults), 0)
+	t.Run("bbolt", func(t *testing.T) { runFaultCycles(t, len(promFaults), 0, "") })
+	t.Run("postgres", func(t *testing.T) {
+		runFaultCycles(t, len(promFaults), 0, testenv.StartPostgres(t).NewDatabase(t))
+	})
 }
 
 // runFaultCycles injects faults until n were tried or, if d > 0, until d
-// has passed.
-func runFaultCycles(t *testing.T, n int, d time.Duration) {
+// has passed; on PostgreSQL when storageURL is set.
+func runFaultCycles(t *testing.T, n int, d time.Duration, storageURL string) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv(crashSeedEnv); v != "" {
 		var err error
@@ -108,7 +115,7 @@ func runFaultCycles(t *testing.T, n int, d time.Duration) {
 
 	sh := startShop(t)
 	e := &faultCycleEnv{t: t, shop: sh, proxy: faultproxy.New(t, sh.prom.URL())}
-	e.srv = startServer(t, serverOptions{promURL: e.proxy.URL()})
+	e.srv = startServer(t, serverOptions{promURL: e.proxy.URL(), storageURL: storageURL})
 
 	order := rng.Perm(len(promFaults))
 	tried := map[string]int{}

@@ -236,9 +236,16 @@ func (s *server) metric(name string) (float64, int) {
 
 // TestKill9DuringRun: a run survives `kill -9` of the service and goes on
 // after the restart.
+// On PostgreSQL the restarted process is a new replica: it takes the
+// supervision lease over once the killed one's has expired.
 func TestKill9DuringRun(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) { kill9DuringRun(t, "") })
+	t.Run("postgres", func(t *testing.T) { kill9DuringRun(t, testenv.StartPostgres(t).NewDatabase(t)) })
+}
+
+func kill9DuringRun(t *testing.T, storageURL string) {
 	shop := startShop(t)
-	srv := startServer(t, serverOptions{promURL: shop.prom.URL()})
+	srv := startServer(t, serverOptions{promURL: shop.prom.URL(), storageURL: storageURL})
 	srv.waitGate("the gate to open", 60*time.Second, http.StatusOK)
 	var run runAnswer
 	if code := srv.do("POST", "/api/v1/experiments/break-shop/runs", true, nil, &run); code != http.StatusCreated {

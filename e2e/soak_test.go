@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 // Longer variants of the kill -9, load and Prometheus fault tests, for
@@ -17,7 +19,9 @@ import (
 //	SLOGATE_SOAK_FAULTS        duration of TestSoakPrometheusFaults (default 4m)
 
 func TestSoakKill9(t *testing.T) {
-	runKill9(t, envInt(t, crashIterationsEnv, 60))
+	n := envInt(t, crashIterationsEnv, 60)
+	t.Run("bbolt", func(t *testing.T) { runKill9(t, n, "") })
+	t.Run("postgres", func(t *testing.T) { runKill9(t, n, testenv.StartPostgres(t).NewDatabase(t)) })
 }
 
 // TestSoakLoad runs the load of TestLoad for SLOGATE_SOAK_LOAD: each of the
@@ -31,7 +35,7 @@ func TestSoakLoad(t *testing.T) {
 // TestSoakPrometheusFaults injects random Prometheus faults for
 // SLOGATE_SOAK_FAULTS.
 func TestSoakPrometheusFaults(t *testing.T) {
-	runFaultCycles(t, 0, envDuration(t, "SLOGATE_SOAK_FAULTS", 4*time.Minute))
+	runFaultCycles(t, 0, envDuration(t, "SLOGATE_SOAK_FAULTS", 4*time.Minute), "")
 }
 
 func envDuration(t *testing.T, name string, def time.Duration) time.Duration {

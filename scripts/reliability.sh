@@ -31,7 +31,7 @@ run() {
 	fi
 }
 
-run e2e -race -timeout 30m -run '^(TestKill9Random|TestKill9DuringRun|TestPrometheusFaultCycle|TestReloadAndOutage|TestLoad|TestSecretsNeverLeak|TestHostileReload|TestStorageFull|TestStorageReadOnly|TestStoragePathUnusable|TestHostileBackend|TestSilentBackendClosesGate)$' ./e2e/
+run e2e -race -timeout 30m -run '^(TestKill9Random|TestKill9DuringRun|TestPrometheusFaultCycle|TestHAReplicas|TestHARollingRestart|TestHAPostgresDown|TestHAShards|TestReloadAndOutage|TestLoad|TestSecretsNeverLeak|TestHostileReload|TestStorageFull|TestStorageReadOnly|TestStoragePathUnusable|TestHostileBackend|TestSilentBackendClosesGate)$' ./e2e/
 run evaluator -race -timeout 20m -run '^TestPrometheusFaults$' ./evaluator/
 run notifier -race -timeout 10m -run '^TestAlertmanager' ./evaluator/notifier/
 run store -race -timeout 10m -run '^(TestCrashSafety|TestDamaged.*|TestTruncated.*|TestFlipped.*|TestCheck.*)$' ./evaluator/store/
@@ -58,7 +58,7 @@ am_kinds=$(grep -h 'RELIABILITY kind=alertmanager-fault ' "$logs/notifier.log" |
 am_outage=$(passed notifier 'TestAlertmanagerOutage ')
 store_rounds=$(grep -c 'round [0-9]*: killed after ack' "$logs/store.log" || true)
 hostile=$(( $(passed hostile 'TestHostile[A-Za-z]*/') + $(passed e2e 'TestHostileReload/') ))
-lost=$(( $(field e2e kill9 lost) ))
+lost=$(( $(field e2e kill9 lost) + $(field e2e kill9-postgres lost) ))
 
 cat <<EOF
 | figure | value |
@@ -71,6 +71,10 @@ cat <<EOF
 | Alertmanager queue bound | capacity $(field notifier alertmanager-queue-bound capacity), $(field notifier alertmanager-queue-bound queued) queued, $(field notifier alertmanager-queue-bound dropped) dropped and $(field notifier alertmanager-queue-bound dropped_counted) counted in slogate_alerts_dropped_total |
 | kill -9 of \`slogate serve\` (TestKill9Random + TestKill9DuringRun) | $(field e2e kill9 iterations) random kills ($(field e2e kill9 during_reload) during a reload) + 1 |
 | records at stake across those kills | $(field e2e kill9 runs) runs, $(field e2e kill9 timeline_entries) timeline entries, $(field e2e kill9 state_changes) state changes, $(field e2e kill9 reloads) reloads, $(field e2e kill9 requests) requests |
+| kill -9 of \`slogate serve\` on PostgreSQL (TestKill9Random/postgres + TestKill9DuringRun/postgres) | $(field e2e kill9-postgres iterations) random kills ($(field e2e kill9-postgres during_reload) during a reload) + 1; $(field e2e kill9-postgres runs) runs, $(field e2e kill9-postgres timeline_entries) timeline entries at stake; lost: $(field e2e kill9-postgres lost) |
+| HA: supervising replica killed mid-run, 3 replicas on PostgreSQL (TestHAReplicas) | $(field e2e ha-replica-kill kills) kill survived; measurements gap $(field e2e ha-replica-kill takeover_gap_s) s at a 1 s interval; run aborted $(field e2e ha-replica-kill abort_after_kill_s) s after the kill; runs lost: $(field e2e ha-replica-kill runs_lost); supervised twice: $(field e2e ha-replica-kill supervised_twice) |
+| HA: rolling restart of 3 replicas, gate asked 20 times a second (TestHARollingRestart) | $(field e2e ha-rolling-restart restarts) restarts, $(field e2e ha-rolling-restart requests) requests, **failed: $(field e2e ha-rolling-restart failed)** |
+| HA: PostgreSQL killed and restarted under 2 replicas (TestHAPostgresDown) | gate 503 unknown with a reason meanwhile; $(field e2e ha-postgres-down timeline_entries_kept) acknowledged timeline entries kept; runs lost: $(field e2e ha-postgres-down runs_lost) |
 | kill -9 of a store writer mid-commit (TestCrashSafety) | $store_rounds rounds |
 | **records lost** | **$lost** |
 | hostile backends, \`slogate serve\` end to end (TestHostileBackend) | $(field e2e hostile-backends total) faults: $(grep -h 'RELIABILITY kind=hostile-backend ' "$logs/e2e.log" | grep -o 'fault="[^"]*"' | cut -d'"' -f2 | paste -sd, - | sed 's/,/, /g'); gate opened during a fault: 0; answers, run and log bounded; peak RSS $(field e2e hostile-backends peak_rss_mib) MiB |
