@@ -137,7 +137,7 @@ func New(o Options) (_ *App, err error) {
 		if replica == "" {
 			replica = defaultReplica()
 		}
-		a.lease, err = pgstore.NewKeeper(pgstore.KeeperOptions{Store: a.pg, Holder: replica, TTL: leaseTTL(cfg.Evaluation.Interval), Logger: o.Logger})
+		a.lease, err = pgstore.NewKeeper(pgstore.KeeperOptions{Store: a.pg, Holder: replica, TTL: leaseTTL(cfg.Evaluation.Interval), Logger: o.Logger, Registerer: o.Registry})
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/slogate/slogate/evaluator/store"
@@ -87,6 +89,9 @@ type KeeperOptions struct {
 	Logger *zap.Logger
 	// After is the clock the renewals wait on (default time.After).
 	After func(time.Duration) <-chan time.Time
+	// Registerer gets slogate_store_healthy and
+	// slogate_supervisor_lease_held; nil for none.
+	Registerer prometheus.Registerer
 }
 
 // Keeper holds a lease for this replica while it can: it tries to take it
@@ -100,6 +105,8 @@ type Keeper struct {
 	held  bool
 	// other is the holder seen when not held, for /api/v1/runs.
 	other string
+
+	healthy, heldGauge prometheus.Gauge
 }
 
 // NewKeeper returns a Keeper; it holds nothing until Run.
@@ -116,7 +123,18 @@ func NewKeeper(o KeeperOptions) (*Keeper, error) {
 	if o.After == nil {
 		o.After = time.After
 	}
-	return &Keeper{o: o, logger: o.Logger.With(zap.String("component", "lease"), zap.String("lease", o.Name), zap.String("replica", o.Holder))}, nil
+	f := promauto.With(o.Registerer)
+	return &Keeper{
+		o: o, logger: o.Logger.With(zap.String("component", "lease"), zap.String("lease", o.Name), zap.String("replica", o.Holder)),
+		healthy: f.NewGauge(prometheus.GaugeOpts{
+			Name: "slogate_store_healthy",
+			Help: "1 if the last write to the run store (the lease renewal on storage.url) succeeded, 0 if it failed: runs cannot start, end or be supervised while it is 0.",
+		}),
+		heldGauge: f.NewGauge(prometheus.GaugeOpts{
+			Name: "slogate_supervisor_lease_held",
+			Help: "1 if this replica holds the lease that makes it supervise the active runs, else 0. Exactly one replica of a deployment should show 1.",
+		}),
+	}, nil
 }
 
 // Held returns the lease to write under, and whether this replica holds it
@@ -142,7 +160,13 @@ func (k *Keeper) Holder() string {
 func (k *Keeper) Renew(ctx context.Context) {
 	l, held, err := k.o.Store.AcquireLease(ctx, k.o.Name, k.o.Holder, k.o.TTL)
 	k.mu.Lock()
-	defer k.mu.Unlock()
+	defer func() {
+		k.heldGauge.Set(b2f(k.held))
+		k.mu.Unlock()
+	}()
+	if ctx.Err() == nil {
+		k.healthy.Set(b2f(err == nil))
+	}
 	switch {
 	case err != nil:
 		if k.held {
@@ -172,6 +196,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			if l, held := k.Held(); held {
 				k.mu.Lock()
 				k.held = false
+				k.heldGauge.Set(0)
 				k.mu.Unlock()
 				if err := k.o.Store.ReleaseLease(context.Background(), l); err != nil {
 					k.logger.Warn("cannot release the lease; another replica takes over when it expires", zap.Error(err))
@@ -181,4 +206,11 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case <-k.o.After(k.o.TTL / 3):
 		}
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/evaluator/store"
 	"github.com/slogate/slogate/evaluator/store/storetest"
@@ -176,8 +179,28 @@ func TestDatabaseDown(t *testing.T) {
 	if err := s.CreateRun(r); err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	k, err := NewKeeper(KeeperOptions{Store: s, Holder: "r0", TTL: time.Minute, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauges := func(when string, healthy, held float64) {
+		t.Helper()
+		if v := testutil.ToFloat64(k.healthy); v != healthy {
+			t.Errorf("%s: slogate_store_healthy = %v, want %v", when, v, healthy)
+		}
+		if v := testutil.ToFloat64(k.heldGauge); v != held {
+			t.Errorf("%s: slogate_supervisor_lease_held = %v, want %v", when, v, held)
+		}
+	}
+	k.Renew(context.Background())
+	gauges("database up", 1, 1)
 	pg.Kill()
-	_, err := s.GetRun(r.ID)
+	k.Renew(context.Background())
+	// The lease may still be valid: held stays until the database says
+	// otherwise, and every write under it is checked there.
+	gauges("database down", 0, 1)
+	_, err = s.GetRun(r.ID)
 	if err == nil || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), s.Path()) {
 		t.Errorf("GetRun with the database down: %v", err)
 	}
@@ -190,6 +213,8 @@ func TestDatabaseDown(t *testing.T) {
 	if err != nil || got.State != api.StateRunning {
 		t.Errorf("after the restart: %+v, %v", got, err)
 	}
+	k.Renew(context.Background())
+	gauges("database back", 1, 1)
 }
 
 func TestPasswordNotInErrors(t *testing.T) {

@@ -118,6 +118,9 @@ func TestCheckerReportsTheLastCheck(t *testing.T) {
 		if v := gauge(t, reg, "slogate_store_damaged"); v != damaged {
 			t.Errorf("%s: slogate_store_damaged = %v, want %v", when, v, damaged)
 		}
+		if v := gauge(t, reg, "slogate_store_healthy"); v != 1-damaged {
+			t.Errorf("%s: slogate_store_healthy = %v, want %v", when, v, 1-damaged)
+		}
 		if v, want := gauge(t, reg, "slogate_store_last_check_timestamp_seconds"), float64(now.Load()); v != want {
 			t.Errorf("%s: slogate_store_last_check_timestamp_seconds = %v, want %v", when, v, want)
 		}

@@ -42,7 +42,7 @@ type Checker struct {
 	now      func() time.Time
 	after    func(time.Duration) <-chan time.Time
 
-	damaged, lastCheck prometheus.Gauge
+	damaged, healthy, lastCheck prometheus.Gauge
 }
 
 // NewChecker returns a Checker of o.Store; it checks nothing until Run.
@@ -76,6 +76,10 @@ func NewChecker(o CheckerOptions) (*Checker, error) {
 			Name: "slogate_store_damaged",
 			Help: "1 if the last check of the run store (storage.path) found damage, 0 if it found none.",
 		}),
+		healthy: f.NewGauge(prometheus.GaugeOpts{
+			Name: "slogate_store_healthy",
+			Help: "1 if the last check of the run store (storage.path) found it sound, 0 if it found damage.",
+		}),
 		lastCheck: f.NewGauge(prometheus.GaugeOpts{
 			Name: "slogate_store_last_check_timestamp_seconds",
 			Help: "Time of the last completed check of the run store, damage found or not; 0 before the first.",
@@ -107,9 +111,11 @@ func (c *Checker) check(ctx context.Context) {
 	switch {
 	case err == nil:
 		c.damaged.Set(0)
+		c.healthy.Set(1)
 		c.logger.Debug("store check found no damage", zap.String("file", c.store.Path()), zap.Duration("took", c.now().Sub(begin)))
 	case errors.As(err, &damage):
 		c.damaged.Set(1)
+		c.healthy.Set(0)
 		c.logger.Error("the store is damaged: stop slogate, move the file aside and start again with an empty store; the runs it holds are lost to slogate, active ones included, so end the chaos they guard by other means",
 			zap.String("storage.path", c.store.path), zap.String("file", c.store.Path()),
 			zap.Int("problems", damage.Total), zap.Strings("first", damage.Problems))
