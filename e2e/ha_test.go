@@ -313,6 +313,13 @@ func TestHAPostgresDown(t *testing.T) {
 		if code, _, err := s.Try("GET", "/health", nil, false); err != nil || code != http.StatusOK {
 			t.Errorf("replica %d /health with the database down: %d %v (a dependency must not restart slogate)", i, code, err)
 		}
+		// The run calls say "retry later", not "broken".
+		if code, body, err := s.Try("GET", "/api/v1/runs/"+started.ID, nil, false); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(string(body), "postgres://slogate@") {
+			t.Errorf("replica %d GET run with the database down: %d %v %s, want 503 naming the database", i, code, err, body)
+		}
+		if code, body, err := s.Try("POST", "/api/v1/runs/"+started.ID+"/finish", nil, true); err != nil || code != http.StatusServiceUnavailable {
+			t.Errorf("replica %d finish with the database down: %d %v %s, want 503", i, code, err, body)
+		}
 	}
 	pg.Restart(t)
 	for i, s := range rs {

@@ -277,7 +277,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, chaos.ErrGateClosed):
 		writeJSON(w, http.StatusConflict, api.ErrorBody{Error: err.Error(), Gate: ans})
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, storeErrorCode(err), err.Error())
 	default:
 		w.Header().Set("Location", "/api/v1/runs/"+run.ID)
 		writeJSON(w, http.StatusCreated, run.API())
@@ -296,7 +296,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, err := s.opts.Runs.List(store.ListFilter{Experiment: r.PathValue("name"), Active: r.URL.Query().Get("active") == "true", Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, storeErrorCode(err), err.Error())
 		return
 	}
 	out := make([]*api.Run, len(runs))
@@ -313,8 +313,18 @@ func (s *Server) runError(w http.ResponseWriter, err error) {
 	case errors.Is(err, chaos.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, storeErrorCode(err), err.Error())
 	}
+}
+
+// storeErrorCode is 503 for a shared store that did not answer (worth
+// retrying; a retried finish or abort is answered 409 if the first one
+// went through after all), 500 otherwise.
+func storeErrorCode(err error) int {
+	if errors.Is(err, store.ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // runID is the run id of the request's path. An id longer than any run id

@@ -456,18 +456,26 @@ func hint(err error) error {
 	case errors.As(err, &pgErr) && pgErr.Code == "42501":
 		h = "permission denied: the user needs to own the database's schema"
 	case errors.As(err, &pgErr) && (pgErr.Code == "25006" || pgErr.Code == "57P01" || pgErr.Code == "57P03"):
-		h = "the server is read-only or shutting down: storage.url must point at the primary"
+		return unavailable{fmt.Errorf("%w (the server is read-only or shutting down: storage.url must point at the primary)", err)}
 	case errors.As(err, &pgErr):
 		return err
 	case errors.Is(err, context.DeadlineExceeded):
-		h = "PostgreSQL did not answer in time"
+		return unavailable{fmt.Errorf("%w (PostgreSQL did not answer in time)", err)}
 	case pgconn.Timeout(err) || isConnError(err):
-		h = "PostgreSQL is unreachable"
+		return unavailable{fmt.Errorf("%w (PostgreSQL is unreachable)", err)}
 	default:
 		return err
 	}
 	return fmt.Errorf("%w (%s)", err, h)
 }
+
+// unavailable is an error of a database that did not answer: it is also
+// store.ErrUnavailable.
+type unavailable struct{ error }
+
+func (u unavailable) Unwrap() error { return u.error }
+
+func (u unavailable) Is(target error) bool { return target == store.ErrUnavailable }
 
 func isConnError(err error) bool {
 	var ce *pgconn.ConnectError

@@ -201,8 +201,8 @@ func TestDatabaseDown(t *testing.T) {
 	// otherwise, and every write under it is checked there.
 	gauges("database down", 0, 1)
 	_, err = s.GetRun(r.ID)
-	if err == nil || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), s.Path()) {
-		t.Errorf("GetRun with the database down: %v", err)
+	if err == nil || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), s.Path()) || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("GetRun with the database down: %v, want an ErrUnavailable naming the database", err)
 	}
 	if err := s.CheckWritable(); err == nil {
 		t.Error("CheckWritable with the database down: no error")

@@ -56,6 +56,10 @@ var (
 	ErrInvalidRun        = errors.New("invalid run")
 	ErrLocked            = errors.New("database is locked")
 	ErrSchema            = errors.New("unsupported database schema")
+	// ErrUnavailable marks an error of a shared store that did not answer
+	// (down, unreachable, read-only, too slow): worth retrying, and
+	// answered 503 by the API.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 var (
