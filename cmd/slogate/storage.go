@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +47,10 @@ Exit codes: 0 copied (or nothing to copy), 1 an error, 2 bad flags.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || to == "" {
 				return exitWith(2, errors.New("--from (a storage.path directory) and --to (a postgres:// URL) are both required"))
+			}
+			// A typo in --from must not copy nothing from a new, empty store.
+			if _, err := os.Stat(filepath.Join(from, store.FileName)); err != nil {
+				return fmt.Errorf("--from: no slogate store in %s (%w): give the storage.path directory of the slogate to migrate", from, err)
 			}
 			src, err := store.Open(from, store.Options{})
 			if err != nil {
