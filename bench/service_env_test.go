@@ -43,6 +43,7 @@ type slogateOptions struct {
 	interval    time.Duration
 	minRange    time.Duration // zero: slogate's default (2m)
 	storage     string        // zero: a new temporary directory
+	args        []string      // more flags
 }
 
 // startSlogate writes the definitions and starts slogate; it returns at once
@@ -52,7 +53,7 @@ func startSlogate(tb testing.TB, o slogateOptions) *slogateProc {
 	tb.Helper()
 	opts := testenv.SlogateOptions{
 		PrometheusURL: o.promURL, Definitions: o.definitions, Interval: o.interval, MinRange: o.minRange,
-		StoragePath: o.storage, NoWait: true, StopTimeout: 30 * time.Second,
+		StoragePath: o.storage, NoWait: true, StopTimeout: 30 * time.Second, Args: o.args,
 	}
 	if o.amURL != "" {
 		opts.AlertmanagerURLs = []string{o.amURL}

@@ -45,6 +45,11 @@ type Options struct {
 	MaxConns int32
 }
 
+// defaultMaxConns is the pool's size unless storage.url sets
+// pool_max_conns: three replicas stay well under PostgreSQL's default
+// max_connections of 100.
+const defaultMaxConns = 16
+
 // DefaultTimeout bounds a statement: a gate answer waits for at most this
 // long on a database that does not answer.
 const DefaultTimeout = 5 * time.Second
@@ -85,8 +90,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		}
 		cfg.ConnConfig.Password = strings.TrimRight(string(b), "\r\n")
 	}
-	if o.MaxConns > 0 {
+	switch {
+	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
+	case !strings.Contains(o.URL, "pool_max_conns"):
+		// pgxpool's default, 4 on 2 cores, queues the gate calls of a
+		// busy pipeline behind each other; pool_max_conns in the URL wins.
+		cfg.MaxConns = defaultMaxConns
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = o.Timeout
@@ -300,33 +310,24 @@ func (s *Store) ActiveRuns() ([]*store.Run, error) {
 
 // query reads runs (id, record, supervisor) and, with timeline, their
 // timelines, in one read-only transaction so that they agree.
+//
+// Without timelines it is one statement outside a transaction (one round
+// trip instead of three): the gate asks this on every call.
 func (s *Store) query(op string, timeline bool, q string, args ...any) ([]*store.Run, error) {
+	if !timeline {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		out, _, err := scanRuns(ctx, s.pool, q, args...)
+		return out, s.wrap(op, err)
+	}
 	var out []*store.Run
 	err := s.readTx(op, func(ctx context.Context, tx pgx.Tx) error {
-		out = out[:0]
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
+		var byID map[string]*store.Run
+		var err error
+		if out, byID, err = scanRuns(ctx, tx, q, args...); err != nil {
 			return err
 		}
-		byID := map[string]*store.Run{}
-		for rows.Next() {
-			var id, supervisor string
-			var raw []byte
-			if err := rows.Scan(&id, &raw, &supervisor); err != nil {
-				return err
-			}
-			r, err := decodeRecord(id, raw)
-			if err != nil {
-				return err
-			}
-			r.Supervisor = supervisor
-			out = append(out, r)
-			byID[id] = r
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if !timeline || len(out) == 0 {
+		if len(out) == 0 {
 			return nil
 		}
 		ids := make([]string, 0, len(out))
@@ -334,7 +335,7 @@ func (s *Store) query(op string, timeline bool, q string, args ...any) ([]*store
 			r.Timeline = []store.TimelineEntry{} // [] in the API, not null
 			ids = append(ids, r.ID)
 		}
-		rows, err = tx.Query(ctx, `SELECT run_id, seq, entry FROM run_timeline WHERE run_id = ANY($1) ORDER BY run_id, seq`, ids)
+		rows, err := tx.Query(ctx, `SELECT run_id, seq, entry FROM run_timeline WHERE run_id = ANY($1) ORDER BY run_id, seq`, ids)
 		if err != nil {
 			return err
 		}
@@ -355,6 +356,38 @@ func (s *Store) query(op string, timeline bool, q string, args ...any) ([]*store
 		return rows.Err()
 	})
 	return out, err
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// scanRuns runs q, which selects id, record and supervisor, and decodes
+// the runs, also by ID.
+func scanRuns(ctx context.Context, db querier, q string, args ...any) ([]*store.Run, map[string]*store.Run, error) {
+	rows, err := db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var out []*store.Run
+	byID := map[string]*store.Run{}
+	for rows.Next() {
+		var id, supervisor string
+		var raw []byte
+		if err := rows.Scan(&id, &raw, &supervisor); err != nil {
+			return nil, nil, err
+		}
+		r, err := decodeRecord(id, raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.Supervisor = supervisor
+		out = append(out, r)
+		byID[id] = r
+	}
+	return out, byID, rows.Err()
 }
 
 // PutSnapshot stores data under key, replacing what was there. Replicas

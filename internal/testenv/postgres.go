@@ -54,6 +54,14 @@ type Postgres struct {
 	dataDir string              // the cluster, made by initdb
 	cred    *syscall.Credential // whom initdb and postgres run as; nil: as the test
 	dbSeq   atomic.Int64        // names of NewDatabase
+	durable bool                // fsync on (PostgresOptions.Durable)
+}
+
+// PostgresOptions configure StartPostgresWith.
+type PostgresOptions struct {
+	// Durable keeps PostgreSQL's defaults, fsync and full-page writes on,
+	// as a production server runs: for benchmarks that compare stores.
+	Durable bool
 }
 
 // StartPostgres initdb's a fresh cluster in a temporary directory and
@@ -72,6 +80,12 @@ type Postgres struct {
 // the page cache, so acknowledged commits survive Kill and Restart; only a
 // crash of the machine would lose them.
 func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	return StartPostgresWith(t, PostgresOptions{})
+}
+
+// StartPostgresWith is StartPostgres with options.
+func StartPostgresWith(t testing.TB, o PostgresOptions) *Postgres {
 	t.Helper()
 	initdb, postgres, err := findPostgres()
 	if err != nil {
@@ -108,6 +122,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		dir:     dir,
 		dataDir: filepath.Join(dir, "data"),
 		cred:    cred,
+		durable: o.Durable,
 	}
 	if err := pg.initdb(initdb); err != nil {
 		t.Fatalf("testenv: %v\nlast lines of %s:\n%s", err, pg.proc.logPath, pg.proc.logTail(logTailLines))
@@ -221,8 +236,9 @@ func (p *Postgres) configure(port int) {
 		// machine (see StartPostgres). synchronous_commit stays on: off,
 		// a commit is acknowledged while its WAL is still in shared
 		// memory, which Kill loses.
-		"-c", "fsync=off",
-		"-c", "full_page_writes=off",
+	}
+	if !p.durable {
+		p.proc.args = append(p.proc.args, "-c", "fsync=off", "-c", "full_page_writes=off")
 	}
 	p.proc.ready = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), pgConnectTimeout)
