@@ -52,7 +52,7 @@ execs() { grep -o 'execs: [0-9]*' "$logs/$1.log" | tail -1 | cut -d' ' -f2; }
 
 prom_eval=$(passed evaluator 'TestPrometheusFaults/')
 prom_e2e=$(field e2e prometheus-faults-e2e total)
-prom_kinds=$(grep -h 'RELIABILITY kind=prometheus-fault-e2e ' "$logs/e2e.log" | grep -o 'fault="[^"]*"' | cut -d'"' -f2 | paste -sd, - | sed 's/,/, /g')
+prom_kinds=$(grep -h 'RELIABILITY kind=prometheus-fault-e2e ' "$logs/e2e.log" | grep -o 'fault="[^"]*"' | cut -d'"' -f2 | awk '!seen[$0]++' | paste -sd, - | sed 's/,/, /g')
 am_faults=$(grep -c 'RELIABILITY kind=alertmanager-fault ' "$logs/notifier.log" || true)
 am_kinds=$(grep -h 'RELIABILITY kind=alertmanager-fault ' "$logs/notifier.log" | grep -o 'fault="[^"]*"' | cut -d'"' -f2 | paste -sd, - | sed 's/,/, /g')
 am_outage=$(passed notifier 'TestAlertmanagerOutage ')
@@ -64,7 +64,7 @@ cat <<EOF
 | figure | value |
 |---|---|
 | Prometheus faults, evaluator against a real Prometheus (TestPrometheusFaults) | $prom_eval kinds, each checked over several evaluations and recovered |
-| Prometheus faults, \`slogate serve\` end to end (TestPrometheusFaultCycle) | $prom_e2e faults: $prom_kinds; gate opened during a fault: 0 |
+| Prometheus faults, \`slogate serve\` end to end (TestPrometheusFaultCycle, on bbolt and on PostgreSQL) | $prom_e2e faults on each store: $prom_kinds; gate opened during a fault: 0 |
 | Prometheus down and back (TestReloadAndOutage) | $(passed e2e 'TestReloadAndOutage ') |
 | Alertmanager faults (slow, 5xx, ...) through faultproxy | $am_faults: $am_kinds; alerts lost: $(grep -h 'RELIABILITY kind=alertmanager-fault ' "$logs/notifier.log" | grep -o 'dropped=[0-9]*' | cut -d= -f2 | awk '{s += $1} END {print s + 0}') |
 | Alertmanager down and restarted (TestAlertmanagerOutage) | $am_outage |
