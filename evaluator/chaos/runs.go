@@ -255,16 +255,36 @@ func (m *Manager) Start(experiment string) (*store.Run, *api.GateAnswer, error) 
 // that supervises it now, when replicas share the store.
 func (m *Manager) Get(id string) (*store.Run, error) {
 	r, err := m.opts.Store.GetRun(id)
-	if err == nil && !r.State.Terminal() {
-		if h, ok := m.opts.Lease.(interface{ Holder() string }); ok && h.Holder() != "" {
-			r.Supervisor = h.Holder()
-		}
+	if err == nil {
+		m.nameSupervisor(r)
 	}
 	return r, err
 }
 
-// List returns runs, newest first.
-func (m *Manager) List(f store.ListFilter) ([]*store.Run, error) { return m.opts.Store.ListRuns(f) }
+// List returns runs, newest first, the active ones named as Get names
+// them.
+func (m *Manager) List(f store.ListFilter) ([]*store.Run, error) {
+	runs, err := m.opts.Store.ListRuns(f)
+	for _, r := range runs {
+		m.nameSupervisor(r)
+	}
+	return runs, err
+}
+
+// nameSupervisor sets the supervisor of r, if it is active, to the lease's
+// holder as this replica last saw it: the stored one is the replica that
+// last wrote r under the lease, which may have lost it since, and a run
+// just started has none. A run that ended keeps the stored one.
+func (m *Manager) nameSupervisor(r *store.Run) {
+	if r.State.Terminal() {
+		return
+	}
+	if h, ok := m.opts.Lease.(interface{ Holder() string }); ok {
+		if holder := h.Holder(); holder != "" {
+			r.Supervisor = holder
+		}
+	}
+}
 
 // Finish declares the chaos over: the run starts recovering.
 func (m *Manager) Finish(id string) (*store.Run, error) {
@@ -308,11 +328,13 @@ func (m *Manager) Wait(ctx context.Context, id string, state api.RunState, seen 
 			return nil, err
 		}
 		if (state != "" && r.State != state) || len(r.Timeline) > seen || r.State.Terminal() && state == "" {
+			m.nameSupervisor(r)
 			return r, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			m.nameSupervisor(r)
 			return r, nil
 		}
 	}
