@@ -49,6 +49,23 @@ type Options struct {
 type Published struct {
 	Status evaluator.SLOStatus `json:"status"`
 	Points []Point             `json:"points"`
+	// Windows are the durations of Status.Windows, in order, which their
+	// JSON leaves out: runs and burn-rate probes look windows up by them.
+	Windows []time.Duration `json:"windows"`
+}
+
+// decode reads a published status, with its windows' durations.
+func decode(b []byte) (Published, error) {
+	var p Published
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Published{}, err
+	}
+	if len(p.Windows) == len(p.Status.Windows) {
+		for i := range p.Status.Windows {
+			p.Status.Windows[i].Duration = p.Windows[i]
+		}
+	}
+	return p, nil
 }
 
 // Point is the bad and total events in (EvaluatedAt − Back, EvaluatedAt].
@@ -121,8 +138,10 @@ func Referenced(defs *slo.Set) map[string]bool {
 // view stays as it was and ages into staleness.
 func (s *Statuses) OnCycle(ctx context.Context, snap *evaluator.Snapshot) {
 	rows := s.rows(snap)
+	published := true
 	if err := s.o.Store.PublishStatuses(ctx, rows); err != nil {
 		s.fail("cannot publish SLO statuses; other shards will read them as stale", err)
+		published = false
 	}
 	read, err := s.o.Store.ReadStatuses(ctx, s.o.ShardIndex, s.o.ShardCount)
 	if err != nil {
@@ -131,15 +150,17 @@ func (s *Statuses) OnCycle(ctx context.Context, snap *evaluator.Snapshot) {
 	}
 	view := make(map[string]Published, len(read))
 	for _, r := range read {
-		var p Published
-		if err := json.Unmarshal(r.Status, &p); err != nil {
+		p, err := decode(r.Status)
+		if err != nil {
 			s.logger.Warn("unreadable published status", zap.String("slo", r.Name), zap.Error(err))
 			continue
 		}
 		view[r.Name] = p
 	}
 	s.remote.Store(&view)
-	if s.failed.Swap(false) {
+	// Shared again only when both ways work: a store that can be read but
+	// not written would otherwise log a failure and a recovery every cycle.
+	if published && s.failed.Swap(false) {
 		s.logger.Info("SLO statuses are shared again")
 	}
 }
@@ -157,7 +178,10 @@ func (s *Statuses) rows(snap *evaluator.Snapshot) []pgstore.StatusRow {
 		if !ok || st.EvaluatedAt.IsZero() {
 			return
 		}
-		p := Published{Status: st}
+		p := Published{Status: st, Windows: make([]time.Duration, len(st.Windows))}
+		for i, ws := range st.Windows {
+			p.Windows[i] = ws.Duration
+		}
 		for _, back := range Offsets() {
 			bad, total, complete, _ := snap.SLOCounts(name, st.EvaluatedAt.Add(-back), st.EvaluatedAt)
 			p.Points = append(p.Points, Point{Back: back, Bad: finite(bad), Total: finite(total), Complete: complete})
