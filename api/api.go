@@ -45,11 +45,12 @@ type ReasonKind string
 
 // Reason kinds.
 const (
-	KindHypothesis ReasonKind = "hypothesis" // a hypothesis's verdict, or it is not evaluated
-	KindProbe      ReasonKind = "probe"      // a probe of a hypothesis that does not pass
-	KindSLO        ReasonKind = "slo"        // an SLO's gate policy, or it is not evaluated
-	KindStale      ReasonKind = "stale"      // no fresh data for a hypothesis or an SLO
-	KindRunActive  ReasonKind = "run-active" // a run of the experiment is active, or runs cannot be read or stored
+	KindHypothesis ReasonKind = "hypothesis"  // a hypothesis's verdict, or it is not evaluated
+	KindProbe      ReasonKind = "probe"       // a probe of a hypothesis that does not pass
+	KindSLO        ReasonKind = "slo"         // an SLO's gate policy, or it is not evaluated
+	KindStale      ReasonKind = "stale"       // no fresh data for a hypothesis or an SLO
+	KindLowTraffic ReasonKind = "low-traffic" // an SLO counted fewer events than gate.minEvents
+	KindRunActive  ReasonKind = "run-active"  // a run of the experiment is active, or runs cannot be read or stored
 )
 
 // Reason is one machine-readable cause of a gate answer: something keeping

@@ -50,7 +50,7 @@ type GateStatus = api.GateStatus
 // worth knowing).
 type Reason = api.Reason
 
-// ReasonKind is hypothesis, probe, slo, stale or run-active.
+// ReasonKind is hypothesis, probe, slo, stale, low-traffic or run-active.
 type ReasonKind = api.ReasonKind
 
 // Run is a chaos run as the server reports it.

@@ -103,7 +103,9 @@ func sloStatus(t *sloTracker, prev SLOStatus, now time.Time, err error, forecast
 				was = p
 			}
 		}
-		check := slo.CheckTiers(tiers, a.Severity, burn)
+		events := func(w time.Duration) float64 { return float64(measure(w).Total) }
+		check := slo.CheckTiersGuarded(tiers, a.Severity, burn, events, def.AlertTierOf(a.Severity).MinEvents)
+		a.LowTraffic = check.LowTraffic
 		if check.Hold {
 			// Part of the data is missing and nothing fires: keep the last
 			// state rather than resolving (or raising) an alert on a hole.

@@ -74,6 +74,9 @@ type AlertStatus struct {
 	Condition string `json:"condition,omitempty"`
 	BurnRate  Num    `json:"burnRate"` // long-window burn rate of that tier
 	Enabled   bool   `json:"enabled"`
+	// LowTraffic is true when a tier counted fewer events than its
+	// minEvents: it could not fire, and the state held.
+	LowTraffic bool `json:"lowTraffic"`
 }
 
 // SLOStatus is the latest evaluation of an SLO.

@@ -10,13 +10,14 @@ import (
 )
 
 func (l *loader) hypothesis(d *decoder, top *fields, root *yaml.Node, m meta) *Hypothesis {
-	spec := top.sub("spec", "probes", "failAfter", "passAfter", "onNoData", "onError", "series")
+	spec := top.sub("spec", "probes", "failAfter", "passAfter", "onNoData", "onError", "onLowTraffic", "series")
 	h := &Hypothesis{Name: m.name, Labels: m.labels, Pos: d.pos(root)}
 	spec.require(root, m.what, "probes")
 	h.FailAfter = spec.count("failAfter")
 	h.PassAfter = spec.count("passAfter")
 	h.OnNoData = Policy(spec.enum("onNoData", string(PolicyUnknown), "pass", "fail", "unknown"))
 	h.OnError = Policy(spec.enum("onError", string(PolicyUnknown), "pass", "fail", "unknown"))
+	h.OnLowTraffic = Policy(spec.enum("onLowTraffic", string(PolicyUnknown), "pass", "fail", "unknown"))
 	h.Series = SeriesPolicy(spec.enum("series", string(SeriesAll), "all", "any"))
 
 	items := spec.list("probes")
@@ -47,7 +48,7 @@ func (l *loader) hypothesis(d *decoder, top *fields, root *yaml.Node, m meta) *H
 // probe reads a query probe (query + tolerance) or an SLO probe (slo +
 // budgetRemaining and/or burnRate tolerances).
 func (l *loader) probe(d *decoder, item *yaml.Node, path string) (*Probe, *yaml.Node) {
-	f := d.fields(item, path, "name", "query", "slo", "tolerance")
+	f := d.fields(item, path, "name", "query", "slo", "tolerance", "events", "minEvents")
 	if f.bad {
 		return nil, nil
 	}
@@ -66,9 +67,13 @@ func (l *loader) probe(d *decoder, item *yaml.Node, path string) (*Probe, *yaml.
 	case !f.has("query") && !f.has("slo"):
 		d.errorf(item, "%s: a probe needs a query (with a tolerance) or an slo (with budgetRemaining or burnRate)", path)
 	}
+	d.lowTraffic(f, p, path)
 	if f.has("query") {
-		p.Query, _ = d.query(f.node("query"), path+".query", false)
-		if tn := f.node("tolerance"); tn != nil {
+		var queryOK bool
+		p.Query, queryOK = d.query(f.node("query"), path+".query", false)
+		if tn := f.node("tolerance"); tn != nil && isRelative(tn) {
+			p.Relative = d.relative(tn, path+".tolerance", p.Query, queryOK)
+		} else if tn != nil {
 			t, ok := d.tolerance(tn, path+".tolerance")
 			if ok {
 				p.Tolerance = &t

@@ -157,8 +157,8 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 		d.errorf(spec.node("indicator"), "spec.indicator.threshold: a threshold is judged per time slice: set spec.timeslices: {window: 1m}")
 	}
 	o.GroupBy, o.MaxGroups = d.groupBy(spec)
-	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket"))
-	gate := spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow", "groups")
+	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket", "minEvents"))
+	gate := spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow", "groups", "minEvents", "onLowTraffic")
 	o.Gate = d.gate(gate, o.Window)
 	if o.Gate.Groups != "" && len(o.GroupBy) == 0 {
 		d.errorf(gate.node("groups"), "spec.gate.groups: the SLO has no groups; set spec.groupBy: [label, ...] or remove gate.groups")
@@ -377,21 +377,41 @@ func (d *decoder) alerting(f *fields) Alerting {
 	}
 	a.Labels = f.labels("labels", reservedAlertLabels...)
 	a.Annotations = f.annotations("annotations")
-	a.Page = d.alertTier(f.sub("page", "enabled", "labels", "annotations"))
-	a.Ticket = d.alertTier(f.sub("ticket", "enabled", "labels", "annotations"))
+	minEvents := d.minEvents(f)
+	a.Page = d.alertTier(f.sub("page", "enabled", "labels", "annotations", "minEvents"), minEvents)
+	a.Ticket = d.alertTier(f.sub("ticket", "enabled", "labels", "annotations", "minEvents"), minEvents)
 	return a
 }
 
-func (d *decoder) alertTier(f *fields) AlertTier {
-	return AlertTier{
+func (d *decoder) alertTier(f *fields, minEvents float64) AlertTier {
+	t := AlertTier{
 		Enabled:     f.boolean("enabled", true),
 		Labels:      f.labels("labels", reservedAlertLabels...),
 		Annotations: f.annotations("annotations"),
+		MinEvents:   minEvents,
 	}
+	if f.has("minEvents") {
+		t.MinEvents = d.minEvents(f)
+	}
+	return t
+}
+
+// minEvents reads a low-traffic guard: a count of events, 0 when absent.
+func (d *decoder) minEvents(f *fields) float64 {
+	v, n, ok := f.num("minEvents")
+	if !ok {
+		return 0
+	}
+	if v < 0 {
+		d.errorf(n, "%s.minEvents: %s must not be negative", f.path, n.Value)
+		return 0
+	}
+	return v
 }
 
 func (d *decoder) gate(f *fields, sloWindow time.Duration) GatePolicy {
-	g := GatePolicy{BurnRateWindow: DefaultBurnRateWindow}
+	g := GatePolicy{BurnRateWindow: DefaultBurnRateWindow, MinEvents: d.minEvents(f)}
+	g.OnLowTraffic = Policy(f.enum("onLowTraffic", "", "pass", "fail", "unknown"))
 	if v, _, ok := f.ratio("minBudgetRemaining"); ok {
 		g.MinBudgetRemaining = &v
 	}

@@ -181,6 +181,9 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 		}
 		m.strMap("labels", tier.t.Labels)
 		m.strMap("annotations", tier.t.Annotations)
+		if tier.t.MinEvents > 0 {
+			m.num("minEvents", tier.t.MinEvents)
+		}
 		alerting.optional(tier.key, m)
 	}
 	spec.optional("alerting", alerting)
@@ -201,6 +204,12 @@ func sloDocument(o *SLO) (*yaml.Node, error) {
 	}
 	if g.Groups != "" {
 		gate.str("groups", string(g.Groups))
+	}
+	if g.MinEvents > 0 {
+		gate.num("minEvents", g.MinEvents)
+	}
+	if g.OnLowTraffic != "" {
+		gate.str("onLowTraffic", string(g.OnLowTraffic))
 	}
 	spec.optional("gate", gate)
 	rules := newMapping()
@@ -227,11 +236,18 @@ func hypothesisDocument(h *Hypothesis) (*yaml.Node, error) {
 		m.str("name", p.Name)
 		switch {
 		case p.Query != "" && p.SLO == "":
-			if p.Tolerance == nil {
+			m.str("query", p.Query)
+			switch {
+			case p.Relative != nil:
+				m.add("tolerance", relativeDocument(p.Relative).node)
+			case p.Tolerance != nil:
+				m.str("tolerance", p.Tolerance.String())
+			default:
 				return nil, fmt.Errorf("probe %q: a query probe needs a tolerance", p.Name)
 			}
-			m.str("query", p.Query)
-			m.str("tolerance", p.Tolerance.String())
+			if p.Events != "" {
+				m.str("events", p.Events)
+			}
 		case p.SLO != "" && p.Query == "":
 			if p.BudgetRemaining == nil && p.BurnRate == nil {
 				return nil, fmt.Errorf("probe %q: an SLO probe needs budgetRemaining or burnRate", p.Name)
@@ -249,6 +265,9 @@ func hypothesisDocument(h *Hypothesis) (*yaml.Node, error) {
 		default:
 			return nil, fmt.Errorf("probe %q: set exactly one of query and slo", p.Name)
 		}
+		if p.MinEvents > 0 {
+			m.num("minEvents", p.MinEvents)
+		}
 		probes.Content = append(probes.Content, m.node)
 	}
 	spec.add("probes", probes)
@@ -264,10 +283,60 @@ func hypothesisDocument(h *Hypothesis) (*yaml.Node, error) {
 	if h.OnError != PolicyUnknown {
 		spec.str("onError", string(h.OnError))
 	}
+	if h.OnLowTraffic != PolicyUnknown {
+		spec.str("onLowTraffic", string(h.OnLowTraffic))
+	}
 	if h.Series != SeriesAll {
 		spec.str("series", string(h.Series))
 	}
 	return doc.node, nil
+}
+
+// relativeDocument writes a relative tolerance in the form it is read.
+func relativeDocument(r *Relative) *mapping {
+	m := newMapping()
+	if b := r.Baseline; b != nil {
+		m.str("relativeTo", "baseline")
+		bm := m.sub("baseline")
+		bm.duration("window", b.Window)
+		if b.Offset > 0 {
+			bm.duration("offset", b.Offset)
+		}
+		if b.Step != DefaultBaselineStep {
+			bm.duration("step", b.Step)
+		}
+	}
+	if c := r.Compare; c != nil {
+		cm := m.sub("compare")
+		cm.str("control", c.Control)
+		cm.str("experiment", c.Experiment)
+		if c.Window != DefaultCompareWindow {
+			cm.duration("window", c.Window)
+		}
+		if c.Step != DefaultCompareStep {
+			cm.duration("step", c.Step)
+		}
+	}
+	for _, b := range []struct {
+		key string
+		v   *float64
+	}{{"maxIncrease", r.MaxIncrease}, {"maxDecrease", r.MaxDecrease}, {"maxDelta", r.MaxDelta}} {
+		if b.v != nil {
+			m.num(b.key, *b.v)
+		}
+	}
+	if t := r.Test; t != nil {
+		m.str("test", t.Method)
+		m.num("confidence", t.Confidence)
+		m.num("minEffect", t.MinEffect)
+		if t.MinSamples != DefaultMinSamples {
+			m.num("minSamples", float64(t.MinSamples))
+		}
+		if t.Worse != WorseIncrease {
+			m.str("worse", string(t.Worse))
+		}
+	}
+	return m
 }
 
 // alertWindowsDocument writes custom burn-rate windows as the Sloth

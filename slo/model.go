@@ -218,7 +218,11 @@ const DefaultAlertName = "SLOErrorBudgetBurn"
 
 // AlertTier is one severity of burn-rate alerts.
 type AlertTier struct {
-	Enabled     bool
+	Enabled bool
+	// MinEvents is the fewest events a tier's long window must count for
+	// the tier to fire; below it the tier is low traffic: it neither fires
+	// nor resolves (alerting.minEvents, or the tier's own). 0: no guard.
+	MinEvents   float64
 	Labels      map[string]string
 	Annotations map[string]string
 }
@@ -239,6 +243,12 @@ type GatePolicy struct {
 	// Groups says whether every group of a grouped SLO must meet the
 	// policy (each, the default) or only the aggregate (aggregate).
 	Groups GroupPolicy
+	// MinEvents is the fewest events a checked window (the SLO window for
+	// the budget, BurnRateWindow for the burn rate) must count for its
+	// check to be judged; below it the check is OnLowTraffic (unknown by
+	// default: the gate stays closed on no evidence). 0: no guard.
+	MinEvents    float64
+	OnLowTraffic Policy
 }
 
 // IncompletePolicy is what an SLO's budget is over a window only partly
@@ -277,8 +287,13 @@ type Hypothesis struct {
 	PassAfter int // consecutive hits before it turns pass again (>= 1)
 	OnNoData  Policy
 	OnError   Policy
-	Series    SeriesPolicy
-	Pos       Pos
+	// OnLowTraffic is the verdict of a probe measured on fewer events
+	// than its MinEvents (or samples than its test's MinSamples): unknown
+	// by default, so that one failed request in five neither fails nor
+	// passes a hypothesis.
+	OnLowTraffic Policy
+	Series       SeriesPolicy
+	Pos          Pos
 }
 
 // Probe is one measurement of a hypothesis: either a PromQL query with a
@@ -287,7 +302,16 @@ type Probe struct {
 	Name string
 
 	Query     string     // PromQL instant query (query probes)
-	Tolerance *Tolerance // for query probes
+	Tolerance *Tolerance // for query probes with a fixed tolerance
+	// Relative, instead of Tolerance, compares the query's value with its
+	// own baseline or with a control group (relative.go).
+	Relative *Relative
+	// Events, when set, is a query counting the events behind the value
+	// (like sum(increase(requests_total[5m]))); below MinEvents the probe
+	// is judged by the hypothesis' OnLowTraffic. SLO probes count the
+	// SLO's own events over the window they read.
+	Events    string
+	MinEvents float64
 
 	SLO             string     // SLO probes: the SLO's name
 	BudgetRemaining *Tolerance // on the error budget remaining ratio (may be nil)

@@ -16,6 +16,14 @@ func (o *SLO) TierEnabled(sev Severity) bool {
 	return o.Alerting.Ticket.Enabled
 }
 
+// AlertTierOf returns the alert settings of severity sev.
+func (o *SLO) AlertTierOf(sev Severity) AlertTier {
+	if sev == SeverityPage {
+		return o.Alerting.Page
+	}
+	return o.Alerting.Ticket
+}
+
 // Severities are the burn-rate alert severities, in the order slogate
 // reports them.
 var Severities = []Severity{SeverityPage, SeverityTicket}
@@ -39,14 +47,35 @@ type TierCheck struct {
 	// BurnRate is the long-window burn rate of Tier when firing, else the
 	// highest long-window burn rate among the tiers with data (NaN if none).
 	BurnRate float64
+	// LowTraffic is true when a tier's long window counted fewer events
+	// than the guard asks: that tier could not fire, and unless another
+	// fires the state holds (Hold).
+	LowTraffic bool
 }
+
+// EventReader gives the number of events over a window ending at the time
+// being judged.
+type EventReader func(window time.Duration) float64
 
 // CheckTiers judges the tiers of severity sev, reading burn rates from burn.
 func CheckTiers(tiers []BurnTier, sev Severity, burn BurnReader) TierCheck {
+	return CheckTiersGuarded(tiers, sev, burn, nil, 0)
+}
+
+// CheckTiersGuarded is CheckTiers with a low-traffic guard: a tier whose
+// long window counts fewer than minEvents events (read from events) is
+// judged like a window without data. It neither fires nor counts as
+// healthy, so that 3 errors in 5 requests at night page nobody, and a quiet
+// hour does not resolve an alert either.
+func CheckTiersGuarded(tiers []BurnTier, sev Severity, burn BurnReader, events EventReader, minEvents float64) TierCheck {
 	c := TierCheck{BurnRate: math.NaN()}
 	known := true
 	for _, t := range tiers {
 		if t.Severity != sev {
+			continue
+		}
+		if minEvents > 0 && events != nil && !(events(t.Long) >= minEvents) {
+			known, c.LowTraffic = false, true
 			continue
 		}
 		long, okL := burn(t.Long)

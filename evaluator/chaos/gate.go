@@ -113,9 +113,27 @@ func checkSLO(st Statuses, name string, last time.Time, add func(api.Reason, boo
 		return def
 	}
 	g := def.Gate
+	// lowTraffic reports whether a window counted too few events to judge
+	// and, unless the policy is pass, says so as the check's reason.
+	lowTraffic := func(events float64, window time.Duration) bool {
+		if g.MinEvents <= 0 || events >= g.MinEvents || math.IsNaN(events) {
+			return false
+		}
+		if g.OnLowTraffic == slo.PolicyPass {
+			return true
+		}
+		add(api.Reason{Kind: api.KindLowTraffic, Name: name, Message: fmt.Sprintf("%s events over %s, fewer than gate.minEvents %s: too little traffic to judge (gate.onLowTraffic: %s)",
+			num(events), slo.FormatDuration(window), num(g.MinEvents), g.OnLowTraffic.Verdict())}, g.OnLowTraffic != slo.PolicyFail)
+		return true
+	}
 	if g.MinBudgetRemaining != nil {
 		br := float64(s.BudgetRemaining)
+		events := math.NaN()
+		if ws, ok := s.WindowStatus(def.Window); ok && ws.Complete {
+			events = float64(ws.Total)
+		}
 		switch {
+		case lowTraffic(events, def.Window):
 		case math.IsNaN(br):
 			msg := "error budget remaining is unknown (window incomplete)"
 			if ws, ok := s.WindowStatus(def.Window); ok && ws.Coverage.Valid() && ws.Coverage < 1 {
@@ -136,6 +154,7 @@ func checkSLO(st Statuses, name string, last time.Time, add func(api.Reason, boo
 		switch {
 		case !complete:
 			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate over %s is unknown (window incomplete)", slo.FormatDuration(w))}, true)
+		case lowTraffic(total, w):
 		case burn > *g.MaxBurnRate:
 			add(api.Reason{Kind: api.KindSLO, Name: name, Message: fmt.Sprintf("burn rate %s over %s > %s", num(burn), slo.FormatDuration(w), num(*g.MaxBurnRate))}, false)
 		}
