@@ -75,9 +75,13 @@ type TimelineEntry struct {
 	SLO string `json:"slo,omitempty"`
 	// Value is null when there was no value (no data, NaN, error): JSON
 	// cannot carry NaN, and "no value" must not read as 0.
-	Value   *float64 `json:"value"`
-	Verdict string   `json:"verdict"` // pass, fail, unknown, or a state like "aborted"
-	Message string   `json:"message,omitempty"`
+	Value *float64 `json:"value"`
+	// Baseline is what a relative tolerance compared Value with: the
+	// probe's baseline (taken before the run started) or the control
+	// group's value; absent for fixed tolerances.
+	Baseline *float64 `json:"baseline,omitempty"`
+	Verdict  string   `json:"verdict"` // pass, fail, unknown, or a state like "aborted"
+	Message  string   `json:"message,omitempty"`
 	// Repeats is how many more evaluations the previous entry of the same
 	// hypothesis and probe (or SLO) held unchanged before this one. An
 	// outcome without a value (an error, no data) that repeats is not

@@ -156,6 +156,13 @@ func New(o Options) (_ *App, err error) {
 		ForecastWindow: cfg.Evaluation.ForecastWindow,
 		ShardIndex:     cfg.Shard.Index, ShardCount: cfg.Shard.Count,
 		Snapshots: snapshots, RemoteSLOs: remote, Now: o.Now, After: o.After,
+		// a.runs is set below, before the evaluator's loop starts.
+		RunStarts: func() map[string]time.Time {
+			if a.runs == nil {
+				return nil
+			}
+			return a.runs.RunStarts()
+		},
 	})
 	if err != nil {
 		return nil, err

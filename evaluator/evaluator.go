@@ -71,6 +71,12 @@ type Options struct {
 	// (evaluator/shared), judged fresh as of the cycle's time: slo: probes
 	// on SLOs this shard does not evaluate read them.
 	RemoteSLOs func(at time.Time) map[string]SLOStatus
+	// RunStarts, when set, returns the start of the active run that
+	// watches each hypothesis (by name; the earliest when several do).
+	// Baseline tolerances of those hypotheses compare with the baseline
+	// taken before that start, and statistical tests with the samples
+	// since then; other hypotheses use trailing windows.
+	RunStarts func() map[string]time.Time
 	// ForecastWindow is the window whose burn rate the budget forecasts
 	// assume goes on (default slo.DefaultForecastWindow); an SLO window
 	// shorter than it forecasts with its own.
@@ -102,6 +108,9 @@ type Evaluator struct {
 	// groups are the groups of the grouped SLOs (groups.go; guarded by
 	// cycleMu).
 	groups map[string]*groupSet
+	// baselines are the frozen baselines of the runs being watched, by
+	// probe and run start, asked once per run (guarded by cycleMu).
+	baselines map[string]Result
 	// heartbeat is the Unix nanoseconds of the loop's last sign of life.
 	heartbeat atomic.Int64
 
@@ -413,8 +422,12 @@ func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
 	for _, name := range cur.sloNames {
 		pl.addSLO(cur.slos[name].tracker)
 	}
+	var runStarts map[string]time.Time
+	if e.opts.RunStarts != nil {
+		runStarts = e.opts.RunStarts()
+	}
 	for _, h := range cur.defs.Hypotheses {
-		pl.addHypothesis(h)
+		pl.addHypothesis(h, runStarts[h.Name], e.baselines)
 	}
 	e.planDiscovery(pl, cur)
 	if !e.opts.DisableBatching {
@@ -496,22 +509,40 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 		e.logger.Info("backfill progress", zap.Int("done", done), zap.Int("pending", e.pendingLogged-done))
 	}
 
+	baselines := make(map[string]Result, len(e.baselines))
 	for _, h := range cur.defs.Hypotheses {
-		results := make([]Result, len(h.Probes))
-		for i, q := range p.probes[h.Name] {
-			if q != nil {
-				results[i] = Classify(q.v, q.err)
-				if qe := (*QueryError)(nil); q.err == nil && errors.As(results[i].Err, &qe) && qe.Reason == ReasonBadResult {
+		answers := make([]probeAnswers, len(h.Probes))
+		for i, pq := range p.probes[h.Name] {
+			if pq == nil {
+				continue
+			}
+			answers[i] = pq.answers()
+			for _, r := range []*Result{&answers[i].value, &answers[i].events, &answers[i].baseline, &answers[i].control} {
+				if qe := (*QueryError)(nil); errors.As(r.Err, &qe) && qe.Reason == ReasonBadResult && qe.Query == "" {
 					// The backend answered, but not what an instant query
 					// gives (a matrix): a failed query all the same.
-					qe.Query = q.expr
+					qe.Query = pq.value.exprOr(h.Probes[i].Query)
 					e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
 				}
 			}
+			if pq.cacheKey != "" && answers[i].baseline.Outcome == OutcomeValue {
+				// A run's baseline is taken before it started: the same
+				// for the whole run, asked once.
+				baselines[pq.cacheKey] = answers[i].baseline
+			}
 		}
-		next.hyps[h.Name] = hypothesisStatus(h, cur.hyps[h.Name], at, results, statuses)
+		next.hyps[h.Name] = hypothesisStatus(h, cur.hyps[h.Name], at, answers, statuses)
 	}
+	e.baselines = baselines
 	return next
+}
+
+// exprOr is the query's PromQL, or def for a query never planned.
+func (q *plannedQuery) exprOr(def string) string {
+	if q == nil {
+		return def
+	}
+	return q.expr
 }
 
 func (e *Evaluator) saveSnapshots() {

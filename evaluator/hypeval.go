@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -23,6 +24,9 @@ func probeTolerance(p *slo.Probe) string {
 	if p.Tolerance != nil {
 		return p.Tolerance.String()
 	}
+	if p.Relative != nil {
+		return p.Relative.String()
+	}
 	s := ""
 	if p.BudgetRemaining != nil {
 		s = "budgetRemaining " + p.BudgetRemaining.String()
@@ -37,9 +41,9 @@ func probeTolerance(p *slo.Probe) string {
 }
 
 // hypothesisStatus judges every probe of def at now and debounces the
-// verdict from prev. results are the answers of the query probes by index
+// verdict from prev. answers are those of the query probes by index
 // (ignored for SLO probes); slos are the SLO statuses of the same cycle.
-func hypothesisStatus(def *slo.Hypothesis, prev HypothesisStatus, now time.Time, results []Result, slos map[string]SLOStatus) HypothesisStatus {
+func hypothesisStatus(def *slo.Hypothesis, prev HypothesisStatus, now time.Time, answers []probeAnswers, slos map[string]SLOStatus) HypothesisStatus {
 	st := HypothesisStatus{Name: def.Name, EvaluatedAt: now, LastSuccess: prev.LastSuccess, Probes: make([]ProbeStatus, len(def.Probes))}
 	verdicts := make([]slo.Verdict, len(def.Probes))
 	ok := true
@@ -52,7 +56,7 @@ func hypothesisStatus(def *slo.Hypothesis, prev HypothesisStatus, now time.Time,
 				ps = groupsProbe(def, p, ps, g, slos)
 			}
 		} else {
-			ps = queryProbe(def, p, results[i])
+			ps = judgeQueryProbe(def, p, answers[i])
 		}
 		if ps.Outcome == OutcomeError.String() {
 			ok = false
@@ -100,6 +104,25 @@ func sloProbe(def *slo.Hypothesis, p *slo.Probe, sst SLOStatus, found bool) Prob
 			ps.Error += ": " + sst.Error
 		}
 		return ps
+	}
+	if p.MinEvents > 0 {
+		// The window the probe reads: its burn-rate window, else the SLO's.
+		var w time.Duration
+		for _, ws := range sst.Windows {
+			w = max(w, ws.Duration)
+		}
+		if p.BurnRate != nil {
+			w = p.BurnRate.Window
+		}
+		if ws, measured := sst.WindowStatus(w); measured && ws.Complete {
+			ps.Events = numPtr(float64(ws.Total))
+			if float64(ws.Total) < p.MinEvents {
+				ps.Outcome, ps.Verdict = OutcomeLowTraffic, def.OnLowTraffic.Verdict()
+				ps.Error = fmt.Sprintf("SLO %s counted %s events over %s, fewer than minEvents %s: too little traffic to judge (onLowTraffic: %s)",
+					p.SLO, formatFloat(float64(ws.Total)), windowName(w), formatFloat(p.MinEvents), def.OnLowTraffic.Verdict())
+				return ps
+			}
+		}
 	}
 	holds, nodata := true, false
 	value := math.NaN()
@@ -158,6 +181,24 @@ func groupsProbe(def *slo.Hypothesis, p *slo.Probe, agg ProbeStatus, g *GroupsSt
 		}
 	}
 	return worst
+}
+
+// judgeQueryProbe judges a PromQL probe: its low-traffic guard first,
+// then its value against a fixed or a relative tolerance.
+func judgeQueryProbe(def *slo.Hypothesis, p *slo.Probe, a probeAnswers) ProbeStatus {
+	if ps, ok := lowTraffic(def, p, a); !ok {
+		return ps
+	}
+	var ps ProbeStatus
+	if p.Relative != nil {
+		ps = relativeProbe(def, p, a)
+	} else {
+		ps = queryProbe(def, p, a.value)
+	}
+	if a.hasEvents && a.events.Outcome == OutcomeValue {
+		ps.Events = numPtr(a.events.Value)
+	}
+	return ps
 }
 
 // queryProbe judges a PromQL probe's answer: errors follow onError, no

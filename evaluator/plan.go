@@ -26,8 +26,8 @@ type plan struct {
 	// slos are the requests of each SLO, in the order its tracker listed them.
 	slos map[string][]plannedReq
 	// probes are the queries of each hypothesis' probes by index (nil for
-	// SLO probes).
-	probes map[string][]*plannedQuery
+	// SLO probes without an events query).
+	probes map[string][]*probeQueries
 	// discovery is the query listing the groups of each grouped SLO.
 	discovery map[string]*plannedQuery
 }
@@ -96,7 +96,7 @@ type planner struct {
 }
 
 func newPlan(at time.Time) *plan {
-	return &plan{at: at, byKey: map[string]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*plannedQuery{}, discovery: map[string]*plannedQuery{}}
+	return &plan{at: at, byKey: map[string]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*probeQueries{}, discovery: map[string]*plannedQuery{}}
 }
 
 // query returns the plan's query for q, adding q if it is new.
@@ -144,12 +144,16 @@ func (pl *planner) addSLO(t *sloTracker) {
 	pl.p.slos[name] = reqs
 }
 
-// addHypothesis plans the instant queries of h's query probes.
-func (pl *planner) addHypothesis(h *slo.Hypothesis) {
-	qs := make([]*plannedQuery, len(h.Probes))
+// addHypothesis plans the queries of h's probes: instant queries, and the
+// baselines and samples of relative tolerances. runStart is the start of
+// the run that watches h (zero if none); cache holds the frozen baselines
+// already measured.
+func (pl *planner) addHypothesis(h *slo.Hypothesis, runStart time.Time, cache map[string]Result) {
+	qs := make([]*probeQueries, len(h.Probes))
 	for i, p := range h.Probes {
-		if p.SLO == "" {
-			qs[i] = pl.query(&plannedQuery{expr: p.Query, instant: true, at: pl.p.at})
+		switch {
+		case p.SLO == "":
+			qs[i] = pl.planProbe(h, p, runStart, cache)
 		}
 	}
 	pl.p.probes[h.Name] = qs

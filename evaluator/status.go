@@ -156,6 +156,46 @@ type ProbeStatus struct {
 	Verdict   slo.Verdict `json:"verdict"` // of this evaluation, before debouncing
 	Series    int         `json:"series"`
 	Error     string      `json:"error,omitempty"`
+	// Baseline is what a relative tolerance compared Value with: the
+	// probe's baseline, or the control group's value; absent for fixed
+	// tolerances.
+	Baseline *ProbeBaseline `json:"baseline,omitempty"`
+	// Events is what the probe's events query counted (minEvents);
+	// absent without a guard.
+	Events *Num `json:"events,omitempty"`
+}
+
+// ProbeBaseline is the reference of a relative tolerance at one
+// evaluation.
+type ProbeBaseline struct {
+	// Mode is baseline (the probe's own past), compare (a control group
+	// now) or mann-whitney (both groups' samples).
+	Mode string `json:"mode"`
+	// Value is the baseline, the control group's value, or with a test
+	// the median of the control samples (Value of the probe is then the
+	// experiment's median).
+	Value Num `json:"value"`
+	// From and To are the baseline window, or the span of the samples.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Frozen says the reference belongs to the run that watches the
+	// hypothesis: a baseline taken before it started, samples since then.
+	Frozen bool        `json:"frozen"`
+	Test   *TestStatus `json:"test,omitempty"`
+}
+
+// TestStatus is the state of a statistical comparison.
+type TestStatus struct {
+	ControlSamples    int `json:"controlSamples"`
+	ExperimentSamples int `json:"experimentSamples"`
+	MinSamples        int `json:"minSamples"`
+	// PFail and PPass are the one-sided p-values of "worse by at least
+	// minEffect" and "better than that"; Alpha the level they are held to
+	// at this look.
+	PFail    Num    `json:"pFail"`
+	PPass    Num    `json:"pPass"`
+	Alpha    Num    `json:"alpha"`
+	Decision string `json:"decision"` // pass, fail, inconclusive, too-few
 }
 
 // HypothesisStatus is the latest evaluation of a hypothesis.

@@ -290,15 +290,19 @@ func decide(run *store.Run, obs Observations, exp *slo.Experiment, at time.Time,
 			continue
 		}
 		for _, pr := range h.Status.Probes {
-			d.Entries = append(d.Entries, store.TimelineEntry{
+			e := store.TimelineEntry{
 				At: at, Hypothesis: h.Name, Probe: pr.Name, Value: store.FloatPtr(float64(pr.Value)),
 				Verdict: string(pr.Verdict), Message: pr.Error,
-			})
+			}
+			if pr.Baseline != nil {
+				e.Baseline = store.FloatPtr(float64(pr.Baseline.Value))
+			}
+			d.Entries = append(d.Entries, e)
 		}
-		switch h.Status.Verdict {
-		case slo.Fail:
+		switch {
+		case h.Status.Verdict == slo.Fail:
 			failed = append(failed, h.Name+": "+failingProbes(h.Status))
-		case slo.Unknown:
+		case h.Status.Verdict == slo.Unknown && !awaitingEvidence(h.Status):
 			unknown = append(unknown, h.Name+": "+failingProbes(h.Status))
 		}
 	}
@@ -387,6 +391,23 @@ func DecideAbort(run *store.Run, reason string, at time.Time) (Decision, error) 
 	// The caller's text goes into the run, its timeline and the
 	// ChaosExperimentAborted alert: bounded like a backend's.
 	return keep(run, at).to(api.StateAborted, CauseAbortedByAPI, clip.String(reason, MaxAbortReason)), nil
+}
+
+// awaitingEvidence reports whether every probe of an unknown hypothesis is
+// unknown for want of evidence, not of data: too little traffic, too few
+// samples, or a test that has not decided yet. Prometheus answers, so the
+// run is watched, and it goes on; a missing or failed measurement counts
+// toward the abort instead.
+func awaitingEvidence(h evaluator.HypothesisStatus) bool {
+	for _, p := range h.Probes {
+		switch {
+		case p.Verdict != slo.Unknown:
+		case p.Outcome == evaluator.OutcomeLowTraffic, p.Outcome == evaluator.OutcomeTooFew, p.Outcome == evaluator.OutcomeInconclusive:
+		default:
+			return false
+		}
+	}
+	return h.Fresh
 }
 
 func failingProbes(h evaluator.HypothesisStatus) string {

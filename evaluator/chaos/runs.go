@@ -397,6 +397,32 @@ func (m *Manager) Wake() {
 	m.changed = make(chan struct{})
 }
 
+// RunStarts returns, for every hypothesis an active run watches, the
+// start of the earliest such run: the evaluator takes those hypotheses'
+// baselines from before it and their test samples since (Options.RunStarts
+// of the evaluator). A store that cannot be read gives none, and the
+// hypotheses fall back to trailing windows for that cycle.
+func (m *Manager) RunStarts() map[string]time.Time {
+	runs, err := m.opts.Store.ListRuns(store.ListFilter{Active: true})
+	if err != nil || len(runs) == 0 {
+		return nil
+	}
+	defs := m.opts.Snapshots().Definitions()
+	out := map[string]time.Time{}
+	for _, r := range runs {
+		exp := defs.Experiment(r.Experiment)
+		if exp == nil {
+			continue
+		}
+		for _, h := range exp.Hypotheses {
+			if t, ok := out[h]; !ok || r.StartedAt.Before(t) {
+				out[h] = r.StartedAt
+			}
+		}
+	}
+	return out
+}
+
 // OnCycle supervises the active runs with st, the snapshot of the cycle
 // that just ended; the evaluation time is st's last cycle. With a Lease,
 // only the replica that holds it does.
