@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -63,7 +64,7 @@ func TestCollectorFollowsDefinitions(t *testing.T) {
 	ev.Evaluate(context.Background(), at)
 	got := gathered(t, reg)
 	a, b := set.SLOs[0].Name, set.SLOs[1].Name
-	for _, name := range []string{"slogate_slo_info", "slogate_slo_objective_ratio", "slogate_slo_sli_ratio", "slogate_slo_burn_rate", "slogate_slo_error_budget_remaining_ratio", "slogate_slo_alert_firing", "slogate_slo_data_fresh"} {
+	for _, name := range []string{"slogate_slo_info", "slogate_slo_objective_ratio", "slogate_slo_sli_ratio", "slogate_slo_burn_rate", "slogate_slo_error_budget_remaining_ratio", "slogate_slo_alert_firing", "slogate_slo_alert_low_traffic", "slogate_slo_data_fresh"} {
 		if got[name+"/"+a] == 0 || got[name+"/"+b] == 0 {
 			t.Errorf("%s: series %v, want some for both SLOs", name, got)
 		}
@@ -351,5 +352,182 @@ func TestBatchingGroupsStartEdgeSlices(t *testing.T) {
 				t.Errorf("%s window %s: batched %v/%v, single %v/%v", o.Name, bw.Window, bw.Bad, bw.Total, sw.Bad, sw.Total)
 			}
 		}
+	}
+}
+
+// probeQuerier answers a query by the first rule whose substrings it
+// contains (NaN: no series), and the rest (an SLO's events) like
+// constQuerier.
+type probeQuerier struct {
+	constQuerier
+	rules []probeRule
+}
+
+type probeRule struct {
+	contains []string
+	value    float64
+}
+
+func (p *probeQuerier) rule(q string) (probeRule, bool) {
+next:
+	for _, r := range p.rules {
+		for _, s := range r.contains {
+			if !strings.Contains(q, s) {
+				continue next
+			}
+		}
+		return r, true
+	}
+	return probeRule{}, false
+}
+
+func (p *probeQuerier) Query(ctx context.Context, q string, ts time.Time) (model.Value, error) {
+	r, ok := p.rule(q)
+	switch {
+	case !ok:
+		return p.constQuerier.Query(ctx, q, ts)
+	case math.IsNaN(r.value):
+		return model.Vector{}, nil
+	}
+	return model.Vector{{Value: model.SampleValue(r.value), Timestamp: model.TimeFromUnixNano(ts.UnixNano())}}, nil
+}
+
+func (p *probeQuerier) QueryRange(ctx context.Context, q string, rng evaluator.Range) (model.Value, error) {
+	r, ok := p.rule(q)
+	switch {
+	case !ok:
+		return p.constQuerier.QueryRange(ctx, q, rng)
+	case math.IsNaN(r.value):
+		return model.Matrix{}, nil
+	}
+	ss := &model.SampleStream{Metric: model.Metric{}}
+	for t := rng.Start; !t.After(rng.End); t = t.Add(rng.Step) {
+		ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(r.value)})
+	}
+	return model.Matrix{ss}, nil
+}
+
+const relativeDefinitions = `
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: quiet-availability}
+spec:
+  service: quiet
+  objective: 99.9
+  window: 30d
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="quiet",code=~"5.."}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="quiet"}[{{.window}}]))
+  alerting:
+    page: {minEvents: 1000000000000}
+---
+apiVersion: slogate.dev/v1
+kind: Hypothesis
+metadata: {name: rel}
+spec:
+  probes:
+    - name: vs-baseline
+      query: errors_ratio{job="a"}
+      tolerance: {relativeTo: baseline, maxIncrease: 50%}
+    - name: no-baseline
+      query: errors_ratio{job="b"}
+      tolerance: {relativeTo: baseline, maxIncrease: 50%}
+    - name: vs-control
+      query: errors_ratio{job="c"}
+      tolerance: {compare: {control: '{zone!="a"}', experiment: '{zone="a"}'}, maxIncrease: 20%}
+    - name: mw
+      query: latency{job="d"}
+      tolerance: {compare: {control: '{zone!="a"}', experiment: '{zone="a"}'}, test: mann-whitney, confidence: 95%, minEffect: 10%}
+    - name: mw-too-few
+      query: latency{job="e"}
+      tolerance: {compare: {control: '{zone!="a"}', experiment: '{zone="a"}'}, test: mann-whitney, confidence: 95%, minEffect: 10%}
+    - name: quiet
+      query: errors_ratio{job="f"}
+      tolerance: "< 0.01"
+      events: sum(increase(requests_total{job="f"}[5m]))
+      minEvents: 100
+    - name: busy
+      query: errors_ratio{job="g"}
+      tolerance: "< 0.01"
+      events: sum(increase(requests_total{job="g"}[5m]))
+      minEvents: 100
+    - name: fixed
+      query: errors_ratio{job="h"}
+      tolerance: "< 0.01"
+`
+
+// TestCollectorRelativeProbesAndLowTraffic: slogate_probe_baseline is the
+// reference a relative tolerance compared with (none for fixed tolerances
+// or without a reference), slogate_probe_events the count of a low-traffic
+// guard, slogate_slo_alert_low_traffic the tiers held off by minEvents;
+// all go with their definitions.
+func TestCollectorRelativeProbesAndLowTraffic(t *testing.T) {
+	nan := math.NaN()
+	q := &probeQuerier{rules: []probeRule{
+		{[]string{"avg_over_time(", `job="a"`}, 0.008},
+		{[]string{`job="a"`}, 0.016},
+		{[]string{"avg_over_time(", `job="b"`}, nan},
+		{[]string{`job="b"`}, 0.016},
+		{[]string{`job="c"`, `zone!="a"`}, 0.01},
+		{[]string{`job="c"`, `zone="a"`}, 0.011},
+		{[]string{`job="d"`, `zone!="a"`}, 0.2},
+		{[]string{`job="d"`, `zone="a"`}, 0.3},
+		{[]string{`job="e"`}, nan},
+		{[]string{"requests_total", `job="f"`}, 3},
+		{[]string{"requests_total", `job="g"`}, 500},
+		{[]string{"errors_ratio"}, 0.001},
+	}}
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: reg, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.LoadBytes("relative.yaml", []byte(relativeDefinitions))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if err := ev.SetDefinitions(set); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	h, _ := ev.Hypothesis("rel")
+	for _, p := range h.Probes {
+		t.Logf("%s: %s value %v baseline %+v events %v %s", p.Name, p.Outcome, p.Value, p.Baseline, p.Events, p.Error)
+	}
+	want := `
+# HELP slogate_probe_baseline What a relative tolerance compares the probe's value with: its baseline, the control group's value, or the control samples' median; absent for fixed tolerances and without a value.
+# TYPE slogate_probe_baseline gauge
+slogate_probe_baseline{hypothesis="rel",probe="mw"} 0.2
+slogate_probe_baseline{hypothesis="rel",probe="vs-baseline"} 0.008
+slogate_probe_baseline{hypothesis="rel",probe="vs-control"} 0.01
+# HELP slogate_probe_events Events the probe's low-traffic guard (minEvents) counted; absent without a guard or a count.
+# TYPE slogate_probe_events gauge
+slogate_probe_events{hypothesis="rel",probe="busy"} 500
+slogate_probe_events{hypothesis="rel",probe="quiet"} 3
+# HELP slogate_probe_value The value a probe measured; absent without a value.
+# TYPE slogate_probe_value gauge
+slogate_probe_value{hypothesis="rel",probe="busy"} 0.001
+slogate_probe_value{hypothesis="rel",probe="fixed"} 0.001
+slogate_probe_value{hypothesis="rel",probe="mw"} 0.3
+slogate_probe_value{hypothesis="rel",probe="no-baseline"} 0.016
+slogate_probe_value{hypothesis="rel",probe="vs-baseline"} 0.016
+slogate_probe_value{hypothesis="rel",probe="vs-control"} 0.011
+# HELP slogate_slo_alert_low_traffic 1 while a tier of the severity counts fewer events than its minEvents: it can neither fire nor resolve, and the alert keeps its state.
+# TYPE slogate_slo_alert_low_traffic gauge
+slogate_slo_alert_low_traffic{service="quiet",severity="page",slo="quiet-availability"} 1
+slogate_slo_alert_low_traffic{service="quiet",severity="ticket",slo="quiet-availability"} 0
+`
+	names := []string{"slogate_probe_baseline", "slogate_probe_events", "slogate_probe_value", "slogate_slo_alert_low_traffic"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+
+	if err := ev.SetDefinitions(&slo.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 0 {
+		t.Errorf("%d series of removed definitions still exported (%v)", n, err)
 	}
 }

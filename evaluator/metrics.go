@@ -90,6 +90,8 @@ var (
 		"Share of the SLO window with history to measure: below 1 while the window reaches back beyond what the backend keeps and slogate has not run for a whole window.", []string{"slo", "service"}, nil)
 	descAlert = sloDesc("slogate_slo_alert_firing",
 		"1 while the multi-window multi-burn-rate alert of the severity fires.", []string{"slo", "service", "severity"}, nil)
+	descAlertLowTraffic = sloDesc("slogate_slo_alert_low_traffic",
+		"1 while a tier of the severity counts fewer events than its minEvents: it can neither fire nor resolve, and the alert keeps its state.", []string{"slo", "service", "severity"}, nil)
 	descFresh = sloDesc("slogate_slo_data_fresh",
 		"1 when the SLO's newest slice was measured within the last two intervals.", []string{"slo", "service"}, nil)
 	descGroups = prometheus.NewDesc("slogate_slo_groups",
@@ -102,6 +104,10 @@ var (
 		"The value a probe measured; absent without a value.", []string{"hypothesis", "probe"}, nil)
 	descProbeWithin = prometheus.NewDesc("slogate_probe_within_tolerance",
 		"1 when the probe's value is within tolerance, 0 when not; absent without a value.", []string{"hypothesis", "probe"}, nil)
+	descProbeBaseline = prometheus.NewDesc("slogate_probe_baseline",
+		"What a relative tolerance compares the probe's value with: its baseline, the control group's value, or the control samples' median; absent for fixed tolerances and without a value.", []string{"hypothesis", "probe"}, nil)
+	descProbeEvents = prometheus.NewDesc("slogate_probe_events",
+		"Events the probe's low-traffic guard (minEvents) counted; absent without a guard or a count.", []string{"hypothesis", "probe"}, nil)
 )
 
 // sloFamily is how a per-SLO metric was declared, to declare it again with
@@ -126,7 +132,7 @@ func sloDesc(name, help string, labels []string, _ prometheus.Labels) *prometheu
 type collector struct{ e *Evaluator }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descCoverage, descAlert, descFresh, descGroups, descGroupsLimited, descVerdict, descProbeValue, descProbeWithin} {
+	for _, d := range []*prometheus.Desc{descSLOInfo, descObjective, descSLI, descBurn, descBudget, descPeriodStart, descPeriodEnd, descPeriodLeft, descExhaustion, descForecast, descCoverage, descAlert, descAlertLowTraffic, descFresh, descGroups, descGroupsLimited, descVerdict, descProbeValue, descProbeWithin, descProbeBaseline, descProbeEvents} {
 		ch <- d
 	}
 }
@@ -217,6 +223,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			emit(descAlert, v, string(a.Severity))
+			low := 0.0
+			if a.LowTraffic {
+				low = 1
+			}
+			emit(descAlertLowTraffic, low, string(a.Severity))
 		}
 		if g := s.Groups; g != nil {
 			ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(g.Tracked), s.Name, s.Service)
@@ -241,6 +252,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 					v = 1
 				}
 				ch <- prometheus.MustNewConstMetric(descProbeWithin, prometheus.GaugeValue, v, h.Name, p.Name)
+			}
+			if b := p.Baseline; b != nil && b.Value.Valid() {
+				ch <- prometheus.MustNewConstMetric(descProbeBaseline, prometheus.GaugeValue, float64(b.Value), h.Name, p.Name)
+			}
+			if e := p.Events; e != nil && e.Valid() {
+				ch <- prometheus.MustNewConstMetric(descProbeEvents, prometheus.GaugeValue, float64(*e), h.Name, p.Name)
 			}
 		}
 	}
