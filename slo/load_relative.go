@@ -52,7 +52,8 @@ func (d *decoder) relative(n *yaml.Node, path, query string, queryOK bool) *Rela
 			d.errorf(vn, "%s.relativeTo: unknown value %q; use baseline, or compare: {control: ..., experiment: ...} for a control group", path, v)
 			ok = false
 		}
-		r.Baseline, ok = d.baseline(f.sub("baseline", "window", "offset", "step")), ok && !f.sub("baseline").bad
+		bf := f.sub("baseline", "window", "offset", "step")
+		r.Baseline, ok = d.baseline(bf), ok && !bf.bad
 		for _, name := range testFields {
 			if fn := f.node(name); fn != nil {
 				d.errorf(fn, "%s.%s: a statistical test compares two groups; use compare: {control: ..., experiment: ...} instead of relativeTo", path, name)
