@@ -48,4 +48,25 @@ func TestDemo(t *testing.T) {
 	if !sawClosed {
 		t.Errorf("the gate was never seen closed during the demo's breaking run")
 	}
+
+	// The baseline probe compared the broken checkout with its usual error
+	// ratio, taken before the run started, and failed.
+	var run runAnswer
+	srv.do("GET", "/api/v1/runs/"+first.ID, false, nil, &run)
+	failed := false
+	for _, e := range run.Timeline {
+		if e.Probe != "error-ratio-vs-baseline" {
+			continue
+		}
+		if e.Baseline == nil {
+			t.Errorf("timeline entry %+v: no baseline next to the value", e)
+			continue
+		}
+		if e.Verdict == "fail" && e.Value != nil && *e.Value > 2**e.Baseline {
+			failed = true
+		}
+	}
+	if !failed {
+		t.Errorf("the baseline probe never failed during the breaking run: %+v", run.Timeline)
+	}
 }

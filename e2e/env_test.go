@@ -190,7 +190,7 @@ type runAnswer struct {
 	Reason   string `json:"reason"`
 	Timeline []struct {
 		Hypothesis, Probe, SLO, Verdict, Message string
-		Value                                    *float64
+		Value, Baseline                          *float64
 	} `json:"timeline"`
 	Error string `json:"error"`
 }

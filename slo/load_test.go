@@ -22,7 +22,7 @@ func TestLoadGoodDefinitions(t *testing.T) {
 		name, dir, summary string
 	}{
 		{"good fixtures", filepath.Join(definitions, "good"), "9 SLOs, 2 hypotheses, 3 experiments; 0 errors, 0 warnings"},
-		{"examples", "../examples/definitions", "8 SLOs, 2 hypotheses, 2 experiments; 0 errors, 0 warnings"},
+		{"examples", "../examples/definitions", "8 SLOs, 5 hypotheses, 3 experiments; 0 errors, 0 warnings"},
 		{"calendar example", "../examples/calendar", "2 SLOs, 0 hypotheses, 0 experiments; 0 errors, 0 warnings"},
 		{"time-slice example", "../examples/timeslices", "3 SLOs, 0 hypotheses, 0 experiments; 0 errors, 0 warnings"},
 		{"per-group example", "../examples/groups", "2 SLOs, 0 hypotheses, 1 experiment; 0 errors, 0 warnings"},

@@ -126,7 +126,7 @@ func TestConvertDirectoryLayout(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	want := []string{"cart.yaml", "catalog.yaml", "checkout.yaml", "experiments.yaml", "search.yaml"}
+	want := []string{"baselines.yaml", "cart.yaml", "catalog.yaml", "checkout.yaml", "experiments.yaml", "search.yaml"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
