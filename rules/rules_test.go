@@ -30,6 +30,7 @@ var goldenCases = []struct {
 }{
 	{"good", "../testdata/definitions/good"},
 	{"examples", "../examples/definitions"},
+	{"minevents", "../testdata/rules/minevents.yaml"},
 }
 
 func load(t *testing.T, path string) *slo.Set {
