@@ -2,8 +2,11 @@ package evaluator_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -403,4 +406,143 @@ func TestRelativePrometheus(t *testing.T) {
 			t.Errorf("night-unguarded did not page (%+v): the data do not show what the guard prevents", unguarded.Alerts)
 		}
 	})
+}
+
+// TestMannWhitneyRepeatedRunsPrometheus runs the test on 40 control and
+// experiment pairs with no real difference, each a separately seeded run
+// of 40 minutes on a real Prometheus, looking every minute as a run does:
+// the share of runs that ever fail must stay at the configured level (1 −
+// confidence, 5 %: at most 2 of 40), while a doubled experiment fails in
+// every pair.
+func TestMannWhitneyRepeatedRunsPrometheus(t *testing.T) {
+	const pairs = 40
+	end := time.Now().Truncate(time.Hour).Add(-90 * time.Minute)
+	runStart := end.Add(-40 * time.Minute)
+	start := runStart.Add(-10 * time.Minute)
+	const step = 15 * time.Second
+
+	type series struct {
+		labels map[string]string
+		ratio  func(ts time.Time) float64
+		ok     float64
+		bad    float64
+	}
+	var all []*series
+	var defs strings.Builder
+	for i := range pairs {
+		for _, kind := range []string{"same", "double"} {
+			pair := kind + "-" + strconv.Itoa(i)
+			for zi, zone := range []string{"a", "b"} {
+				// Per-minute error ratios of 1 % ± 30 %: noisier than the
+				// acceptance test, as a small service's are.
+				rng := rand.New(rand.NewPCG(uint64(i+1), uint64(zi+1)))
+				noise := map[int64]float64{}
+				double := kind == "double" && zone == "a"
+				all = append(all, &series{
+					labels: map[string]string{"job": "pairs", "pair": pair, "zone": zone},
+					ratio: func(ts time.Time) float64 {
+						m := ts.Unix() / 60
+						u, ok := noise[m]
+						if !ok {
+							u = rng.Float64()*2 - 1
+							noise[m] = u
+						}
+						r := 0.01 * (1 + 0.3*u)
+						if double && !ts.Before(runStart) {
+							r *= 2
+						}
+						return r
+					},
+				})
+			}
+			fmt.Fprintf(&defs, `---
+apiVersion: slogate.dev/v1
+kind: Hypothesis
+metadata: {name: %[1]s}
+spec:
+  probes:
+    - name: error-ratio
+      query: sum(rate(http_requests_total{job="pairs",pair="%[1]s",code="500"}[1m])) / sum(rate(http_requests_total{job="pairs",pair="%[1]s"}[1m]))
+      tolerance:
+        compare: {control: '{zone="b"}', experiment: '{zone="a"}'}
+        test: mann-whitney
+        confidence: 95%%
+        minEffect: 20%%
+        minSamples: 5
+`, pair)
+		}
+	}
+	om := testenv.NewOMWriter(t)
+	om.Family("http_requests_total", testenv.OMCounter)
+	for ts := start; !ts.After(end); ts = ts.Add(step) {
+		for _, s := range all {
+			r := s.ratio(ts)
+			s.ok += 50 * (1 - r) * step.Seconds()
+			s.bad += 50 * r * step.Seconds()
+			ok := map[string]string{"code": "200"}
+			bad := map[string]string{"code": "500"}
+			for k, v := range s.labels {
+				ok[k], bad[k] = v, v
+			}
+			om.Sample(ok, ts, s.ok)
+			om.Sample(bad, ts, s.bad)
+		}
+	}
+	dataDir := t.TempDir()
+	testenv.BackfillFile(t, dataDir, om.Close())
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
+	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.LoadBytes("pairs.yaml", []byte(defs.String()))
+	if diags.HasErrors() {
+		t.Fatalf("definitions: %v", diags)
+	}
+	runs := map[string]time.Time{}
+	for _, h := range set.Hypotheses {
+		runs[h.Name] = runStart
+	}
+	clock := &testClock{}
+	ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(),
+		Now: clock.Now, RunStarts: func() map[string]time.Time { return runs }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetDefinitions(set); err != nil {
+		t.Fatal(err)
+	}
+	failedAt := map[string]int{}
+	for at := runStart.Add(time.Minute); !at.After(end.Add(-time.Minute)); at = at.Add(time.Minute) {
+		clock.Set(at)
+		ev.Evaluate(context.Background(), at)
+		for _, h := range set.Hypotheses {
+			st, _ := ev.Hypothesis(h.Name)
+			if _, seen := failedAt[h.Name]; !seen && st.Verdict == slo.Fail {
+				failedAt[h.Name] = st.Probes[0].Baseline.Test.ExperimentSamples
+			}
+			if st.Probes[0].Outcome == "error" {
+				t.Fatalf("%s: %s", h.Name, st.Probes[0].Error)
+			}
+		}
+	}
+	falseFailures, slices := 0, []int{}
+	for i := range pairs {
+		if _, failed := failedAt["same-"+strconv.Itoa(i)]; failed {
+			falseFailures++
+		}
+		n, failed := failedAt["double-"+strconv.Itoa(i)]
+		if !failed {
+			t.Errorf("double-%d: a doubled error ratio never failed", i)
+		}
+		slices = append(slices, n)
+	}
+	t.Logf("no difference: %d of %d runs failed; doubled: failed after %v samples per group", falseFailures, pairs, slices)
+	sort.Ints(slices)
+	if p95 := slices[len(slices)*95/100]; p95 > 17 {
+		t.Errorf("a doubling failed after %d samples per group at the 95th percentile, more than the 17 the simulation expects", p95)
+	}
+	if falseFailures > pairs/20 {
+		t.Errorf("%d of %d runs with no real difference failed, more than the 5%% the confidence allows", falseFailures, pairs)
+	}
 }
