@@ -207,6 +207,20 @@ func TestUIInBrowser(t *testing.T) {
 		screenshot(t, ctx, shots, "slo.png")
 	})
 
+	t.Run("slo with a low-traffic tier", func(t *testing.T) {
+		open(t, "/slos/payments-availability")
+		if got := text(t, ctx, ".card .low-traffic"); got != "page: low traffic (fewer than 50000 events over 1h); it neither fires nor resolves" {
+			t.Errorf("page alert card %q", got)
+		}
+		if got := text(t, ctx, "#tiers tbody tr:first-child td:last-child"); got != "low traffic: 36.0k events over 1h, fewer than 50000" {
+			t.Errorf("state of the 1h page tier %q", got)
+		}
+		if got := text(t, ctx, "#tiers tbody tr:nth-child(2) td:last-child"); got != "ok" {
+			t.Errorf("state of the 6h page tier %q, want ok (216k events)", got)
+		}
+		screenshot(t, ctx, shots, "slo-low-traffic.png")
+	})
+
 	t.Run("grouped slo", func(t *testing.T) {
 		open(t, "/slos/edge-availability")
 		if n := count(t, ctx, "#groups-table tbody tr"); n != 3 {
@@ -233,20 +247,28 @@ func TestUIInBrowser(t *testing.T) {
 
 	t.Run("hypotheses", func(t *testing.T) {
 		open(t, "/hypotheses")
-		if n := count(t, ctx, "section.hypothesis"); n != 3 {
-			t.Errorf("%d hypotheses, want 3", n)
+		if n := count(t, ctx, "section.hypothesis"); n != 4 {
+			t.Errorf("%d hypotheses, want 4", n)
 		}
 		for sel, want := range map[string]string{
 			"#h-checkout-steady .verdict":  "fail",
 			"#h-search-steady .verdict":    "pass",
 			"#h-inventory-steady .verdict": "unknown",
-			"#exp-restart-catalog .badge":  "open",
-			"#exp-slow-search .badge":      "closed",
-			"#exp-drain-inventory .badge":  "unknown",
+			"#h-canary .verdict":           "unknown",
+			// The value beside its reference, under the probe's row.
+			"#h-search-steady tr.detail":                                                  "value 0.0008 · baseline 0.0008 (1h before the run, frozen) · ±0%",
+			`#h-canary tr.detail[data-probe="payments-errors"] .warn`:                     "events 600 · fewer than minEvents 1000: low traffic, not judged on its value",
+			`#h-canary tr.has-detail[data-probe="payments-errors"] td:nth-child(6) .warn`: "low traffic",
+			"#exp-restart-catalog .badge":                                                 "open",
+			"#exp-slow-search .badge":                                                     "closed",
+			"#exp-drain-inventory .badge":                                                 "unknown",
 		} {
 			if got := text(t, ctx, sel); got != want {
 				t.Errorf("%s: %q, want %q", sel, got, want)
 			}
+		}
+		if got := text(t, ctx, "#h-canary tr.detail .ok"); !strings.Contains(got, "31 control and 31 experiment samples") || !strings.HasSuffix(got, "decision pass") {
+			t.Errorf("the test's line %q", got)
 		}
 		screenshot(t, ctx, shots, "hypotheses.png")
 	})
@@ -269,6 +291,13 @@ func TestUIInBrowser(t *testing.T) {
 		}
 		if n := count(t, ctx, "#timeline tbody tr"); n < 3 {
 			t.Errorf("%d timeline rows", n)
+		}
+		// The baseline column, fourth, beside the value.
+		if got := text(t, ctx, "#timeline thead th:nth-child(4)"); got != "BASELINE" && got != "baseline" {
+			t.Errorf("fourth timeline column %q, want baseline", got)
+		}
+		if got := text(t, ctx, "#timeline tbody tr:nth-child(4) td:nth-child(4)"); got != "0.0008" {
+			t.Errorf("baseline of search-steady/errors-vs-baseline %q, want 0.0008", got)
 		}
 		screenshot(t, ctx, shots, "run.png")
 	})

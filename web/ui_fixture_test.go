@@ -316,7 +316,27 @@ const (
 	searchP99      = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="search"}[1m])))`
 	inventoryStock = `min(inventory_stock_level{job="inventory"})`
 	inventoryErrs  = `sum(rate(inventory_errors_total[1m]))`
+	searchErrors   = `sum(rate(http_requests_total{job="search",code=~"5.."}[1m])) / sum(rate(http_requests_total{job="search"}[1m]))`
+	paymentsErrors = `sum(rate(http_requests_total{job="payments",code=~"5.."}[1m])) / sum(rate(http_requests_total{job="payments"}[1m]))`
+	// paymentsEvents counts payments' requests of the last minute: 600.
+	paymentsEvents = `sum(increase(http_requests_total{job="payments"}[1m]))`
+	edgeErrors     = `sum(rate(edge_requests_total{code=~"5.."}[1m])) / sum(rate(edge_requests_total[1m]))`
 )
+
+// edgeCompare is the edge proxy's eu cluster (error ratio 0.0004) against
+// its us cluster (0.00216), with edgeErrors rewritten for each as the
+// loader does.
+func edgeCompare() *slo.CompareSpec {
+	c := &slo.CompareSpec{Control: `{cluster="us"}`, Experiment: `{cluster="eu"}`, Window: slo.DefaultCompareWindow, Step: slo.DefaultCompareStep}
+	var err error
+	if c.ControlQuery, err = slo.InjectMatchers(edgeErrors, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "cluster", "us")}); err != nil {
+		panic(err)
+	}
+	if c.ExperimentQuery, err = slo.InjectMatchers(edgeErrors, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "cluster", "eu")}); err != nil {
+		panic(err)
+	}
+	return c
+}
 
 func fixtureDefinitions() *slo.Set {
 	checkout := ratioSLO("checkout-availability", "checkout", 99.9, 30*24*time.Hour)
@@ -324,6 +344,9 @@ func fixtureDefinitions() *slo.Set {
 	checkout.Labels = map[string]string{"team": "payments", "tier": `<1>`}
 	checkout.Gate = slo.GatePolicy{MinBudgetRemaining: ptr(0.25), MaxBurnRate: ptr(6.0)}
 	payments := ratioSLO("payments-availability", "payments", 99.5, 28*24*time.Hour)
+	// 36,000 requests an hour: the page tier over 1h is held off, the one
+	// over 6h (216,000) is not.
+	payments.Alerting.Page.MinEvents = 50000
 	search := ratioSLO("search-availability", "search", 99.9, 30*24*time.Hour)
 	search.Alerting.Ticket.Enabled = false
 	inventory := ratioSLO("inventory-availability", "inventory", 99, 30*24*time.Hour)
@@ -350,10 +373,22 @@ func fixtureDefinitions() *slo.Set {
 			hyp("checkout-steady",
 				&slo.Probe{Name: "error-rate", Query: checkoutErrors, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 0.05}},
 				&slo.Probe{Name: "budget", SLO: "checkout-availability", BudgetRemaining: &slo.Tolerance{Op: slo.OpGE, Value: 0.5},
-					BurnRate: &slo.BurnRateTolerance{Window: time.Hour, Below: 6}}),
+					BurnRate: &slo.BurnRateTolerance{Window: time.Hour, Below: 6}},
+				// The spike (0.0304) against the hour before it (0.0004).
+				&slo.Probe{Name: "errors-vs-last-hour", Query: checkoutErrors, Relative: &slo.Relative{
+					Baseline: &slo.BaselineSpec{Window: time.Hour, Offset: time.Hour, Step: time.Minute}, MaxIncrease: ptr(0.5)}}),
 			hyp("search-steady",
 				&slo.Probe{Name: "p99-latency", Query: searchP99, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 0.3}},
-				&slo.Probe{Name: "catalog-budget", SLO: "catalog-uptime", BudgetRemaining: &slo.Tolerance{Op: slo.OpGE, Value: 0.5}}),
+				&slo.Probe{Name: "catalog-budget", SLO: "catalog-uptime", BudgetRemaining: &slo.Tolerance{Op: slo.OpGE, Value: 0.5}},
+				// Frozen at the start of the runs that watch search-steady.
+				&slo.Probe{Name: "errors-vs-baseline", Query: searchErrors, Relative: &slo.Relative{
+					Baseline: &slo.BaselineSpec{Window: time.Hour, Step: time.Minute}, MaxIncrease: ptr(0.5)}}),
+			hyp("canary",
+				&slo.Probe{Name: "eu-vs-us", Query: edgeErrors, Relative: &slo.Relative{Compare: edgeCompare(), MaxIncrease: ptr(0.2)}},
+				&slo.Probe{Name: "eu-vs-us-test", Query: edgeErrors, Relative: &slo.Relative{Compare: edgeCompare(), Test: &slo.StatTest{
+					Method: slo.TestMannWhitney, Confidence: 0.95, MinEffect: 0.1, MinSamples: 10, Worse: slo.WorseIncrease}}},
+				&slo.Probe{Name: "payments-errors", Query: paymentsErrors, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 0.05},
+					Events: paymentsEvents, MinEvents: 1000}),
 			hyp("inventory-steady",
 				&slo.Probe{Name: "stock-level", Query: inventoryStock, Tolerance: &slo.Tolerance{Op: slo.OpGT, Value: 10}},
 				&slo.Probe{Name: "errors", Query: inventoryErrs, Tolerance: &slo.Tolerance{Op: slo.OpBetween, Value: 0, Value2: 0.5}}),
@@ -388,7 +423,16 @@ func newFixture(t testing.TB) *fixture {
 	}
 	prom := faultyQuerier{Querier: engine, faults: fixtureFaults}
 	c := &clock{t: end.Add(-3 * time.Minute)}
-	ev, err := evaluator.New(evaluator.Options{Querier: prom, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: c.Now})
+	var mgr *chaos.Manager
+	ev, err := evaluator.New(evaluator.Options{Querier: prom, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: c.Now,
+		// As app wires it: the baselines of hypotheses a run watches are
+		// frozen at its start.
+		RunStarts: func() map[string]time.Time {
+			if mgr == nil {
+				return nil
+			}
+			return mgr.RunStarts()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +444,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	mgr, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: prometheus.NewRegistry(), Now: c.Now})
+	mgr, err = chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: prometheus.NewRegistry(), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,17 +531,43 @@ func TestFixtureNumbers(t *testing.T) {
 				t.Errorf("%s: groups %+v, want 4 found, 3 followed, 1 limited", s.Name, g)
 			}
 		}
+		if s.Name == "payments-availability" {
+			for _, a := range s.Alerts {
+				if a.LowTraffic != (a.Severity == slo.SeverityPage) {
+					t.Errorf("%s %s alert: low traffic %v, want it on the page tier only (36k events an hour, minEvents 50k)", s.Name, a.Severity, a.LowTraffic)
+				}
+			}
+		}
 		if s.Name == "checkout-availability" {
 			if w, _ := s.WindowStatus(5 * time.Minute); !near(w.BurnRate, (0.02+1.5)/50/0.001) {
 				t.Errorf("%s: burn rate over 5m %v, want 30.4 (the spike)", s.Name, w.BurnRate)
 			}
 		}
 	}
-	probes := map[string]float64{"checkout-steady/error-rate": (0.02 + 1.5) / 50, "search-steady/p99-latency": 0.12}
+	probes := map[string]float64{"checkout-steady/error-rate": (0.02 + 1.5) / 50, "search-steady/p99-latency": 0.12,
+		"checkout-steady/errors-vs-last-hour": (0.02 + 1.5) / 50, "search-steady/errors-vs-baseline": 0.16 / 200,
+		"canary/eu-vs-us": 0.01 / 25, "canary/eu-vs-us-test": 0.01 / 25}
+	// What the relative probes compare with: the hour before the spike,
+	// search's own baseline, the us cluster (errors of 0.004 + 0.05 in 25).
+	baselines := map[string]float64{"checkout-steady/errors-vs-last-hour": 0.02 / 50, "search-steady/errors-vs-baseline": 0.16 / 200,
+		"canary/eu-vs-us": 0.054 / 25, "canary/eu-vs-us-test": 0.054 / 25}
 	for _, h := range f.ev.Hypotheses() {
 		for _, p := range h.Probes {
-			if want, ok := probes[h.Name+"/"+p.Name]; ok && !near(p.Value, want) {
-				t.Errorf("%s/%s = %v, want %v", h.Name, p.Name, p.Value, want)
+			name := h.Name + "/" + p.Name
+			if want, ok := probes[name]; ok && !near(p.Value, want) {
+				t.Errorf("%s = %v, want %v", name, p.Value, want)
+			}
+			if want, ok := baselines[name]; ok && (p.Baseline == nil || !near(p.Baseline.Value, want)) {
+				t.Errorf("%s: baseline %+v, want %v", name, p.Baseline, want)
+			}
+			if name == "search-steady/errors-vs-baseline" && (p.Baseline == nil || !p.Baseline.Frozen) {
+				t.Errorf("%s: baseline %+v, want it frozen at the start of the run that watches it", name, p.Baseline)
+			}
+			if name == "canary/eu-vs-us-test" && (p.Baseline == nil || p.Baseline.Test == nil || p.Baseline.Test.Decision != "pass") {
+				t.Errorf("%s: %+v, want a test that passes (eu is better than us)", name, p.Baseline)
+			}
+			if name == "canary/payments-errors" && (p.Outcome != evaluator.OutcomeLowTraffic || p.Events == nil || !near(*p.Events, 600)) {
+				t.Errorf("%s: outcome %q, events %v; want low traffic on 600 events", name, p.Outcome, p.Events)
 			}
 			if h.Name == "inventory-steady" && p.Name == "stock-level" && p.Outcome != "no data" {
 				t.Errorf("inventory-steady/stock-level: outcome %q, want no data (no series, no fault)", p.Outcome)

@@ -48,6 +48,9 @@ func runRowOf(r *store.Run, now time.Time) runRow {
 
 type timelineRow struct {
 	At, Subject, Value, Verdict, Message string
+	// Baseline is what a relative tolerance compared Value with; "" for
+	// entries without one.
+	Baseline string
 	// State marks a run state change rather than a measurement.
 	State bool
 }
@@ -57,7 +60,10 @@ type runPage struct {
 	Finished string
 	Ended    string
 	Timeline []timelineRow
-	Strip    template.HTML
+	// HasBaseline shows the baseline column: some probe of the run has a
+	// relative tolerance.
+	HasBaseline bool
+	Strip       template.HTML
 }
 
 func runView(r *store.Run, now time.Time) runPage {
@@ -78,6 +84,13 @@ func runView(r *store.Run, now time.Time) runPage {
 		if e.Value != nil {
 			row.Value = timelineValue(e)
 		}
+		if e.Baseline != nil {
+			// Side by side, both as precise as the hypotheses page shows them.
+			row.Baseline, v.HasBaseline = fmtNum(evaluator.Num(*e.Baseline)), true
+			if e.Value != nil {
+				row.Value = fmtNum(evaluator.Num(*e.Value))
+			}
+		}
 		if e.Repeats > 0 {
 			row.Message = strings.TrimSpace(fmt.Sprintf("%s (the previous outcome held for %d more evaluations)", row.Message, e.Repeats))
 		}
@@ -95,7 +108,10 @@ func runView(r *store.Run, now time.Time) runPage {
 				rows = append(rows, stripRow{Label: subject})
 			}
 			title := e.At.UTC().Format("15:04:05") + " " + subject + ": " + e.Verdict
-			if e.Value != nil {
+			switch {
+			case e.Value != nil && e.Baseline != nil:
+				title += " (value " + row.Value + ", baseline " + row.Baseline + ")"
+			case e.Value != nil:
 				title += " (value " + row.Value + ")"
 			}
 			if e.Message != "" {

@@ -58,7 +58,8 @@ func TestUIPages(t *testing.T) {
 				"3 groups (1 not followed: maxGroups)", "SLOs · 3 groups",
 				`<a href="/slos/edge-availability%7Bcluster=%22eu%22%2Croute=%22%2Fcart%22%7D" title="edge-availability{cluster=&#34;eu&#34;,route=&#34;/cart&#34;}">cluster=eu, route=/cart</a>`,
 			},
-			count: map[string]int{`<tr data-slo=`: 6, `<tr class="group" data-slo=`: 3, `<svg class="bar"`: 9, `class="badge firing page"`: 1},
+			// payments' page tier is held off by minEvents: not "ok".
+			count: map[string]int{`<tr data-slo=`: 6, `<tr class="group" data-slo=`: 3, `<svg class="bar"`: 9, `class="badge firing page"`: 1, `>low traffic</span>`: 1},
 		},
 		{
 			name: "grouped slo", path: "/slos/edge-availability", code: 200, refresh: true,
@@ -97,6 +98,17 @@ func TestUIPages(t *testing.T) {
 			count: map[string]int{`<svg class="chart"`: 3},
 		},
 		{
+			// 36k requests an hour, page.minEvents 50000: the 1h page tier
+			// is held off, the 6h one judged.
+			name: "slo with a low-traffic tier", path: "/slos/payments-availability", code: 200, refresh: true,
+			contains: []string{
+				`<span class="warn" title="low traffic: a tier counted fewer events than its minEvents; the alert neither fires nor resolves">low traffic</span>`,
+				`<span class="low-traffic">page: low traffic (fewer than 50000 events over 1h); it neither fires nor resolves</span>`,
+				`<span class="warn">low traffic: 36.0k events over 1h, fewer than 50000</span>`,
+			},
+			count: map[string]int{`class="low-traffic"`: 1, `<span class="warn">low traffic:`: 1},
+		},
+		{
 			name: "stale slo", path: "/slos/inventory-availability", code: 200, refresh: true,
 			contains: []string{"no fresh data", "context deadline exceeded", ">no data</text>", "no data in this period"},
 		},
@@ -112,7 +124,17 @@ func TestUIPages(t *testing.T) {
 				`class="badge red">closed`, `class="badge green">open`, `class="badge amber">unknown`,
 				"✓ within", "✗ outside", "no data", "upstream unavailable", "between 0 and 0.5",
 				"budgetRemaining &gt;= 0.5", `href="/api/v1/experiments"`, "run-active",
+				// Relative probes: the value beside what it was compared with.
+				`<div class="muted" title="2026-11-27 13:30:00 UTC – 2026-11-27 14:30:00 UTC">value 0.0304 · baseline 0.0004 (1h ending 1h ago, trailing) · &#43;7500%</div>`,
+				`value 0.0008 · baseline 0.0008 (1h before the run, frozen) · ±0%`,
+				`experiment {cluster=&#34;eu&#34;} 0.0004 · control {cluster=&#34;us&#34;} 0.00216 (at the same time) · −81%`,
+				`experiment median 0.0004 · control median 0.00216 (samples every 1m over the last 30m) · −81%`,
+				`<div class="ok" title="the test fails when worse by at least minEffect is shown at the level, passes when a worsening that large is ruled out at it, and waits otherwise">mann-whitney: 31 control and 31 experiment samples (at least 10) · p-value of worse 1, of not worse 1.2e-12, level 0.05 · decision pass</div>`,
+				// A low-traffic probe: its count, and why it was not judged.
+				`<div class="warn">events 600 · fewer than minEvents 1000: low traffic, not judged on its value</div>`,
+				"series: all · low traffic: unknown",
 			},
+			count: map[string]int{`<tr class="detail" data-probe=`: 5, `class="has-detail">`: 5},
 		},
 		{
 			name: "runs", path: "/runs", code: 200, refresh: true,
@@ -126,7 +148,12 @@ func TestUIPages(t *testing.T) {
 		},
 		{
 			name: "finished run", path: "/runs/" + f.passed, code: 200,
-			contains: []string{`id="timeline"`, `class="chart strip"`, `class="v-green"`, "search-steady/p99-latency", "budget spent: catalog-uptime", "recovering", "hypotheses hold after the experiment"},
+			contains: []string{`id="timeline"`, `class="chart strip"`, `class="v-green"`, "search-steady/p99-latency", "budget spent: catalog-uptime", "recovering", "hypotheses hold after the experiment",
+				// The baseline column: the frozen baseline beside the value.
+				`taken before the run started, or the control group's value">baseline</th>`,
+				"<td>search-steady/errors-vs-baseline</td>\n<td class=\"n\">0.0008</td><td class=\"n\">0.0008</td>",
+				"(value 0.0008, baseline 0.0008)"},
+			count: map[string]int{`<td class="n">0.12</td><td class="n"><span class="muted">–</span></td>`: 3},
 		},
 		{
 			name: "running run", path: "/runs/" + f.running, code: 200, refresh: true,
@@ -524,5 +551,120 @@ func TestUICalendarSLO(t *testing.T) {
 	var ts struct{ BudgetingMethod, TimeSliceWindow string }
 	if err := json.Unmarshal([]byte(body), &ts); code != 200 || err != nil || ts.BudgetingMethod != "ratioTimeslices" || ts.TimeSliceWindow != "1m" {
 		t.Errorf("API: %d %v %+v, want ratioTimeslices of 1m", code, err, ts)
+	}
+}
+
+// TestProbeDetails: the lines under a probe's row, for the cases the
+// fixture does not reach: a frozen baseline with an offset, a test that
+// cannot decide or has too few samples, a reference without a value, a
+// definition gone, and a guard with enough events.
+func TestProbeDetails(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	num := func(v float64) evaluator.Num { return evaluator.Num(v) }
+	nan := evaluator.Num(math.NaN())
+	baseline := &slo.Probe{Name: "p", Relative: &slo.Relative{Baseline: &slo.BaselineSpec{Window: 2 * time.Hour, Offset: 24 * time.Hour, Step: time.Minute}}}
+	test := &slo.Probe{Name: "p", Relative: &slo.Relative{
+		Compare: &slo.CompareSpec{Control: `{zone!="a"}`, Experiment: `{zone="a"}`, Window: 30 * time.Minute, Step: 2 * time.Minute},
+		Test:    &slo.StatTest{Method: slo.TestMannWhitney}}}
+	cases := []struct {
+		name  string
+		probe evaluator.ProbeStatus
+		def   *slo.Probe
+		want  []cell
+	}{
+		{
+			name: "frozen baseline with an offset",
+			probe: evaluator.ProbeStatus{Value: num(0.016), Baseline: &evaluator.ProbeBaseline{
+				Mode: "baseline", Value: num(0.008), From: t0.Add(-26 * time.Hour), To: t0.Add(-24 * time.Hour), Frozen: true}},
+			def:  baseline,
+			want: []cell{{Text: "value 0.016 · baseline 0.008 (2h ending 1d before the run, frozen) · +100%", Class: "muted", Title: "2026-11-27 08:00:00 UTC – 2026-11-27 10:00:00 UTC"}},
+		},
+		{
+			name: "no baseline: no change",
+			probe: evaluator.ProbeStatus{Value: num(0.016), Baseline: &evaluator.ProbeBaseline{
+				Mode: "baseline", Value: nan, From: t0.Add(-time.Hour), To: t0}},
+			want: []cell{{Text: "value 0.016 · baseline – (last 1h, trailing)", Class: "muted", Title: "2026-11-28 09:00:00 UTC – 2026-11-28 10:00:00 UTC"}},
+		},
+		{
+			name:  "control group, definition gone",
+			probe: evaluator.ProbeStatus{Value: num(97.5), Baseline: &evaluator.ProbeBaseline{Mode: "compare", Value: num(100)}},
+			want:  []cell{{Text: "experiment 97.5 · control 100 (at the same time) · −2.5%", Class: "muted"}},
+		},
+		{
+			name: "test inconclusive during a run",
+			probe: evaluator.ProbeStatus{Value: num(0.21), Outcome: evaluator.OutcomeInconclusive, Baseline: &evaluator.ProbeBaseline{
+				Mode: slo.TestMannWhitney, Value: num(0.2), From: t0.Add(-20 * time.Minute), To: t0, Frozen: true,
+				Test: &evaluator.TestStatus{ControlSamples: 10, ExperimentSamples: 11, MinSamples: 10, PFail: num(0.31), PPass: num(0.4), Alpha: num(0.0083), Decision: "inconclusive"}}},
+			def: test,
+			want: []cell{
+				{Text: "experiment median 0.21 · control median 0.2 (samples every 2m since the run started, 09:40:00 UTC) · +5.0%", Class: "muted", Title: "2026-11-28 09:40:00 UTC – 2026-11-28 10:00:00 UTC"},
+				{Text: "mann-whitney: 10 control and 11 experiment samples (at least 10) · p-value of worse 0.31, of not worse 0.4, level 0.0083 · decision inconclusive", Class: "warn",
+					Title: "the test fails when worse by at least minEffect is shown at the level, passes when a worsening that large is ruled out at it, and waits otherwise"},
+			},
+		},
+		{
+			name: "test with too few samples",
+			probe: evaluator.ProbeStatus{Value: nan, Outcome: evaluator.OutcomeTooFew, Baseline: &evaluator.ProbeBaseline{
+				Mode: slo.TestMannWhitney, Value: nan, From: t0.Add(-30 * time.Minute), To: t0.Add(-30 * time.Minute),
+				Test: &evaluator.TestStatus{MinSamples: 10, PFail: nan, PPass: nan, Alpha: nan, Decision: "too-few"}}},
+			def: test,
+			want: []cell{
+				{Text: "experiment median – · control median – (samples every 2m over the last 30m)", Class: "muted", Title: "2026-11-28 09:30:00 UTC – 2026-11-28 09:30:00 UTC"},
+				{Text: "mann-whitney: 0 control and 0 experiment samples (at least 10) · p-value of worse –, of not worse –, level – · decision too few samples", Class: "warn",
+					Title: "the test fails when worse by at least minEffect is shown at the level, passes when a worsening that large is ruled out at it, and waits otherwise"},
+			},
+		},
+		{
+			name:  "enough events",
+			probe: evaluator.ProbeStatus{Value: num(0.01), Outcome: "value", Events: ptr(num(25000))},
+			def:   &slo.Probe{Name: "p", MinEvents: 1000},
+			want:  []cell{{Text: "events 25.0k (minEvents 1000)", Class: "muted"}},
+		},
+		{
+			name:  "low traffic, definition gone",
+			probe: evaluator.ProbeStatus{Value: nan, Outcome: evaluator.OutcomeLowTraffic, Events: ptr(num(3))},
+			want:  []cell{{Text: "events 3 · low traffic, not judged on its value", Class: "warn"}},
+		},
+		{
+			name:  "fixed tolerance, no guard",
+			probe: evaluator.ProbeStatus{Value: num(0.01), Outcome: "value"},
+			def:   &slo.Probe{Name: "p"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := probeDetails(tc.probe, tc.def)
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+				t.Errorf("details\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunTimelineBaseline: the baseline column shows only for runs with a
+// relative probe, the value beside it as precisely as the baseline.
+func TestRunTimelineBaseline(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	entry := func(v float64, baseline *float64) store.TimelineEntry {
+		return store.TimelineEntry{At: t0, Hypothesis: "h", Probe: "p", Value: &v, Baseline: baseline, Verdict: "fail"}
+	}
+	plain := runView(&store.Run{ID: "r", Experiment: "e", StartedAt: t0, Timeline: []store.TimelineEntry{entry(0.0304, nil)}}, t0)
+	if plain.HasBaseline || plain.Timeline[0].Value != "0.03" || plain.Timeline[0].Baseline != "" {
+		t.Errorf("without a baseline: column %v, row %+v", plain.HasBaseline, plain.Timeline[0])
+	}
+	rel := runView(&store.Run{ID: "r", Experiment: "e", StartedAt: t0, Timeline: []store.TimelineEntry{entry(0.0304, ptr(0.0004)), entry(0.5, nil)}}, t0)
+	if !rel.HasBaseline || rel.Timeline[0].Value != "0.0304" || rel.Timeline[0].Baseline != "0.0004" || rel.Timeline[1].Baseline != "" {
+		t.Errorf("with a baseline: column %v, rows %+v", rel.HasBaseline, rel.Timeline)
+	}
+}
+
+func TestGatePolicyMinEvents(t *testing.T) {
+	g := slo.GatePolicy{MinBudgetRemaining: ptr(0.25), MinEvents: 1000}
+	if got, want := gatePolicy(g), "budget remaining ≥ 25.0%, each judged only on at least 1000 events over its window (fewer: unknown)"; got != want {
+		t.Errorf("gatePolicy = %q, want %q", got, want)
+	}
+	g.OnLowTraffic = slo.PolicyPass
+	if got := gatePolicy(g); !strings.HasSuffix(got, "(fewer: pass)") {
+		t.Errorf("gatePolicy = %q, want onLowTraffic pass", got)
 	}
 }

@@ -35,6 +35,11 @@ type alertCell struct {
 	Unknown   bool
 	Condition string
 	Title     string
+	// LowTraffic: a tier counted fewer events than its minEvents, so the
+	// alert can neither fire nor resolve. Note says so with the numbers
+	// on the SLO's page.
+	LowTraffic bool
+	Note       string
 }
 
 type sloRow struct {
@@ -220,6 +225,11 @@ func alertCells(alerts []evaluator.AlertStatus, fresh bool) []alertCell {
 			if a.Since != nil {
 				c.Title += " since " + fmtTime(*a.Since)
 			}
+		case a.LowTraffic:
+			// Not "ok": with too few events the alert holds its state, and
+			// a burn that would page goes unseen.
+			c.LowTraffic = true
+			c.Title = "low traffic: a tier counted fewer events than its minEvents; the alert neither fires nor resolves"
 		default:
 			c.Title = "not firing; highest long-window burn rate " + fmtBurn(a.BurnRate)
 		}
@@ -280,6 +290,9 @@ type tierRow struct {
 	Factor              string
 	LongBurn, ShortBurn cell
 	Firing, Enabled     bool
+	// LowTraffic is set when the tier's long window counted fewer events
+	// than the tier's minEvents: the text says how many.
+	LowTraffic string
 }
 
 type chartView struct {
@@ -365,7 +378,13 @@ func (s *Server) sloView(snap *evaluator.Snapshot, st evaluator.SLOStatus) sloPa
 				r.Firing = a.Firing && a.Condition == tierCondition(t)
 			}
 		}
+		r.LowTraffic = tierLowTraffic(st, t, def.AlertTierOf(t.Severity).MinEvents)
 		v.Tiers = append(v.Tiers, r)
+	}
+	for i, c := range v.Row.Alerts {
+		if c.LowTraffic {
+			v.Row.Alerts[i].Note = alertLowTraffic(st, tiers, slo.Severity(c.Severity), def.AlertTierOf(slo.Severity(c.Severity)).MinEvents)
+		}
 	}
 	v.Gate = gatePolicy(def.Gate)
 	// A group guards its parent's experiments when every group must meet
@@ -403,6 +422,43 @@ func tierBurn(st evaluator.SLOStatus, w time.Duration, factor float64) cell {
 	return c
 }
 
+// tierLowTraffic says how few events tier t's long window counted when
+// they are fewer than minEvents (as slo.CheckTiersGuarded judges it); ""
+// when the tier has enough, or no guard.
+func tierLowTraffic(st evaluator.SLOStatus, t slo.BurnTier, minEvents float64) string {
+	if minEvents <= 0 {
+		return ""
+	}
+	ws, ok := st.WindowStatus(t.Long)
+	if ok && float64(ws.Total) >= minEvents {
+		return ""
+	}
+	counted := "–"
+	if ok {
+		counted = fmtCount(ws.Total)
+	}
+	return "low traffic: " + counted + " events over " + windowLabel(t.Long) + ", fewer than " + fmtMinEvents(minEvents)
+}
+
+// alertLowTraffic is a severity held off by minEvents in words, with the
+// long windows that counted too few.
+func alertLowTraffic(st evaluator.SLOStatus, tiers []slo.BurnTier, sev slo.Severity, minEvents float64) string {
+	var windows []string
+	for _, t := range tiers {
+		if t.Severity == sev && tierLowTraffic(st, t, minEvents) != "" {
+			windows = append(windows, windowLabel(t.Long))
+		}
+	}
+	s := string(sev) + ": low traffic (fewer than " + fmtMinEvents(minEvents) + " events"
+	if len(windows) > 0 {
+		s += " over " + strings.Join(windows, " and ")
+	}
+	return s + "); it neither fires nor resolves"
+}
+
+// fmtMinEvents is a minEvents as written in the definition.
+func fmtMinEvents(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
 func gatePolicy(g slo.GatePolicy) string {
 	var parts []string
 	if g.MinBudgetRemaining != nil {
@@ -415,7 +471,11 @@ func gatePolicy(g slo.GatePolicy) string {
 		}
 		parts = append(parts, "burn rate over "+windowLabel(w)+" ≤ "+fmtFloat(*g.MaxBurnRate))
 	}
-	return strings.Join(parts, " and ")
+	s := strings.Join(parts, " and ")
+	if g.MinEvents > 0 && s != "" {
+		s += ", each judged only on at least " + fmtMinEvents(g.MinEvents) + " events over its window (fewer: " + policyName(g.OnLowTraffic) + ")"
+	}
+	return s
 }
 
 func sloCharts(snap *evaluator.Snapshot, def *slo.SLO, tiers []slo.BurnTier) []chartView {
