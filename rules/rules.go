@@ -31,6 +31,17 @@
 // slo:error_budget:ratio, slo:error_budget_remaining:ratio) with the
 // labels slo, service and the SLO's own labels, and the same multi-window
 // multi-burn-rate alerts, so dashboards and alert routes work with either.
+//
+// Low-traffic guards (alerting.minEvents, or a tier's own) apply in every
+// style: each burn-rate condition of a guarded severity is ANDed with
+// "the long window counts at least minEvents events", read from
+// slo:sli_total:increase<w>, the SLO's total events over w, recorded for
+// the long windows of guarded tiers only (from the indicator's total query
+// in the windows and sloth styles, the total buckets in the buckets style).
+// slogate serve also holds a firing alert while its long window has too few
+// events; a Prometheus rule cannot hold, so there the alert resolves
+// instead. Raw indicators (an error ratio of time) have no events to count,
+// and their guards are refused (ErrRawMinEvents).
 package rules
 
 import (
@@ -87,9 +98,19 @@ var ErrGroups = errors.New("per-group SLOs (groupBy) are not written as rules: t
 // alerts as metrics instead (slogate_slo_*).
 var ErrCalendar = errors.New("calendar windows cannot be written as Prometheus rules (a PromQL range has a fixed length, the period so far does not); let slogate serve evaluate this SLO and use its slogate_slo_* metrics and alerts, or give it a rolling window like 30d for rules")
 
+// ErrRawMinEvents refuses rules for a low-traffic guard on a raw indicator:
+// minEvents counts events, and an error ratio of time has none. slogate
+// serve counts the seconds of the window that had a ratio, which PromQL
+// counts only with a subquery at the scrape resolution over the window at
+// every evaluation.
+var ErrRawMinEvents = errors.New("minEvents on a raw indicator is not written as Prometheus rules: a raw error ratio has no events to count (slogate serve counts the seconds that had a ratio, which a rule can count only with a subquery over the whole window at every evaluation); drop minEvents for rules, or let slogate serve evaluate this SLO")
+
 // Names of the recorded series.
 const (
-	SLIErrorPrefix        = "slo:sli_error:ratio_rate" // + window, e.g. 5m, 30d
+	SLIErrorPrefix = "slo:sli_error:ratio_rate" // + window, e.g. 5m, 30d
+	// SLITotalPrefix + window: the SLO's total events over the window,
+	// recorded for the long windows of the tiers a minEvents guards.
+	SLITotalPrefix        = "slo:sli_total:increase"
 	ObjectiveMetric       = "slo:objective:ratio"
 	ErrorBudgetMetric     = "slo:error_budget:ratio"
 	BudgetRemainingMetric = "slo:error_budget_remaining:ratio"
@@ -98,6 +119,9 @@ const (
 
 // SLIErrorMetric is the recorded error ratio of one window.
 func SLIErrorMetric(w time.Duration) string { return SLIErrorPrefix + model.Duration(w).String() }
+
+// SLITotalMetric is the recorded count of events of one window.
+func SLITotalMetric(w time.Duration) string { return SLITotalPrefix + model.Duration(w).String() }
 
 // Group intervals of the bucket style. The bucket group must run exactly
 // every bucketStep, or sum_over_time would count events twice or miss
@@ -145,6 +169,10 @@ func Generate(set *slo.Set, opts Options) (*rulefmt.RuleGroups, error) {
 		}
 		if o.Grouped() && !slices.Contains([]slo.Format{slo.FormatSloth, slo.FormatSlothCRD}, o.Source.Format) {
 			errs = append(errs, fmt.Errorf("%s: slo %q: groupBy %s: %w", o.Pos, o.Name, strings.Join(o.GroupBy, ", "), ErrGroups))
+			continue
+		}
+		if o.Indicator.Raw != nil && len(guardedWindows(o)) > 0 {
+			errs = append(errs, fmt.Errorf("%s: slo %q: alerting minEvents: %w", o.Pos, o.Name, ErrRawMinEvents))
 			continue
 		}
 		var groups []rulefmt.RuleGroup
@@ -298,6 +326,11 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 			return nil, err
 		}
 	}
+	totals, err := totalRules(s, style)
+	if err != nil {
+		return nil, err
+	}
+	windows = append(windows, totals...)
 	// The SLO's rule intervals (Sloth's rule_intervals) apply here as to
 	// Sloth's groups, the SLI one to the recording group; the bucket
 	// style's intervals are part of its arithmetic and stay.
@@ -314,6 +347,73 @@ func sloGroups(o *slo.SLO, style Style) ([]rulefmt.RuleGroup, error) {
 		groups = append(groups, g)
 	}
 	return groups, nil
+}
+
+// guardedWindows are the long windows of the tiers whose severity alerts
+// with a low-traffic guard (minEvents > 0), ascending: the windows whose
+// events the alerts count.
+func guardedWindows(o *slo.SLO) []time.Duration {
+	var out []time.Duration
+	for _, t := range o.Tiers() {
+		if minEvents(o, t.Severity) > 0 {
+			out = append(out, t.Long)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// minEvents is the low-traffic guard of severity sev: 0 when there is none
+// or the severity does not alert.
+func minEvents(o *slo.SLO, sev slo.Severity) float64 {
+	if !o.TierEnabled(sev) {
+		return 0
+	}
+	return o.AlertTierOf(sev).MinEvents
+}
+
+// totalRules record the SLO's total events over the long windows of its
+// guarded tiers (guardedWindows), as slo:sli_total:increase<w>, for the
+// alerts' guards: in the windows style the indicator's total rate over w
+// times its seconds (the same total query the window's ratio divides by,
+// and for a latency indicator the histogram's _count), in the bucket style
+// the total buckets summed over w.
+//
+// Recorded rather than written into the alerts: a recorded series carries
+// the labels the ratios carry, so the alert ANDs it label for label like
+// its other operands (no on(), which would let one group's traffic open
+// another's guard in a Sloth SLO grouped by labels), and a dashboard can
+// show the count the guard compares. Evaluation costs the same either way
+// (one read of the total over the window per evaluation, which Prometheus
+// would do in the alert otherwise); it stays cheap because only guarded
+// long windows are recorded, and in the bucket style that read is a sum
+// of 5m buckets.
+func totalRules(s *sli, style Style) ([]rulefmt.Rule, error) {
+	var out []rulefmt.Rule
+	for _, w := range guardedWindows(s.o) {
+		var e parser.Expr
+		if style == StyleBuckets {
+			sel := idLabels(s.o)
+			sel["type"] = EventsTotal
+			// sum without (type): the series carry the labels of the
+			// ratios, which have no type.
+			e = &parser.AggregateExpr{Op: parser.SUM, Without: true, Grouping: []string{"type"},
+				Expr: call("sum_over_time", &parser.MatrixSelector{VectorSelector: selector(EventsMetric, sel), Range: w})}
+		} else {
+			var err error
+			if _, e, err = s.events(w); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, rulefmt.Rule{Record: SLITotalMetric(w), Expr: e.String(), Labels: sloLabels(s.o)})
+	}
+	return out, nil
+}
+
+// guard is the low-traffic condition of a tier with long window w: at
+// least n events over w (the recorded slo:sli_total:increase<w>).
+func guard(lbls map[string]string, w time.Duration, n float64) parser.Expr {
+	return binary(parser.GTE, selector(SLITotalMetric(w), lbls), number(n))
 }
 
 // groupName is the SLO's recording group; its other groups add ":alerts"
@@ -396,6 +496,12 @@ func alertRules(o *slo.SLO) []rulefmt.Rule {
 					binary(parser.MUL, number(t.Factor), number(budget)))
 			}
 			both := binary(parser.LAND, over(t.Long), over(t.Short))
+			if n := minEvents(o, sev); n > 0 {
+				// Too few events over the long window: the tier cannot
+				// fire. slogate serve would also keep a firing alert
+				// firing meanwhile; a rule cannot, and resolves it.
+				both = binary(parser.LAND, both, guard(idLabels(o), t.Long, n))
+			}
 			if cond == nil {
 				cond = both
 			} else {
@@ -416,11 +522,15 @@ func alertRules(o *slo.SLO) []rulefmt.Rule {
 		maps.Copy(labels, idLabels(o))
 		// Names come from the alert's labels, not pasted into the text:
 		// Prometheus expands annotations as Go templates.
+		guarded := ""
+		if n := minEvents(o, sev); n > 0 {
+			guarded = fmt.Sprintf(", with at least %s events over the long window", strconv.FormatFloat(n, 'g', -1, 64))
+		}
 		annotations := map[string]string{
 			"summary": "SLO {{ $labels.slo }} of {{ $labels.service }} is burning its error budget too fast",
-			"description": fmt.Sprintf("The error budget of {{ $labels.slo }} (%s%% over %s) burns faster than %s. "+
+			"description": fmt.Sprintf("The error budget of {{ $labels.slo }} (%s%% over %s) burns faster than %s%s. "+
 				"Error ratio over the long window: {{ $value | humanizePercentage }}.",
-				strconv.FormatFloat(o.Objective, 'g', -1, 64), model.Duration(o.Window), strings.Join(conds, ", or ")),
+				strconv.FormatFloat(o.Objective, 'g', -1, 64), model.Duration(o.Window), strings.Join(conds, ", or "), guarded),
 		}
 		maps.Copy(annotations, a.Annotations)
 		maps.Copy(annotations, tier.Annotations)

@@ -206,6 +206,11 @@ func slothGroups(o *slo.SLO) ([]rulefmt.RuleGroup, error) {
 		window := map[string]string{slothWindowLabel: model.Duration(w).String()}
 		recordings = append(recordings, rulefmt.Rule{Record: SLIErrorMetric(w), Expr: e.String(), Labels: merged(ids, window, o.Labels)})
 	}
+	totals, err := slothTotalRules(o)
+	if err != nil {
+		return nil, err
+	}
+	recordings = append(recordings, totals...)
 	id := SlothID(o)
 	groups := []rulefmt.RuleGroup{
 		{Name: slothSLIGroupPrefix + id, Interval: model.Duration(o.RuleIntervals.SLIError), Rules: recordings},
@@ -271,6 +276,39 @@ func slothRatio(o *slo.SLO) (func(time.Duration) (parser.Expr, error), error) {
 		}
 		return &parser.ParenExpr{Expr: binary(parser.SUB, number(1), r)}, nil
 	}, nil
+}
+
+// slothTotalRules record o's total events over the long windows of its
+// guarded tiers (guardedWindows) for the alerts' low-traffic guards, which
+// Sloth does not have: slo:sli_total:increase<w>, the total query as
+// written times the window's seconds, with the labels of the ratios
+// (sloth_window included), so that the alert matches them label for label,
+// group by group for a Sloth SLO grouped by labels. An SLO without a guard
+// records none, as Sloth.
+func slothTotalRules(o *slo.SLO) ([]rulefmt.Rule, error) {
+	windows := guardedWindows(o)
+	if len(windows) == 0 {
+		return nil, nil
+	}
+	ev, err := o.Events()
+	if err != nil {
+		return nil, err
+	}
+	total := (&sli{o: o}).parsed(ev.Total)
+	var out []rulefmt.Rule
+	for _, w := range windows {
+		e, err := total(w)
+		if err != nil {
+			return nil, err
+		}
+		window := map[string]string{slothWindowLabel: model.Duration(w).String()}
+		out = append(out, rulefmt.Rule{
+			Record: SLITotalMetric(w),
+			Expr:   binary(parser.MUL, &parser.ParenExpr{Expr: e}, number(w.Seconds())).String(),
+			Labels: merged(slothIDLabels(o), window, o.Labels),
+		})
+	}
+	return out, nil
 }
 
 // slothWindows are the windows Sloth records: those of the alerts,
@@ -436,7 +474,17 @@ func slothAlertRules(o *slo.SLO) []rulefmt.Rule {
 					Grouping: []string{slothWindowLabel}, Without: true,
 				}
 			}
-			both := &parser.ParenExpr{Expr: binary(parser.LAND, over(t.Short), over(t.Long))}
+			both := binary(parser.LAND, over(t.Short), over(t.Long))
+			if n := minEvents(o, sev); n > 0 {
+				// Too few events over the long window: the tier cannot
+				// fire (slogate serve would also keep a firing alert
+				// firing meanwhile, which a rule cannot).
+				both = binary(parser.LAND, both, &parser.AggregateExpr{
+					Op: parser.MAX, Expr: guard(ids, t.Long, n),
+					Grouping: []string{slothWindowLabel}, Without: true,
+				})
+			}
+			both = &parser.ParenExpr{Expr: both}
 			if cond == nil {
 				cond = both
 			} else {

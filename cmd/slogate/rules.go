@@ -66,6 +66,16 @@ interval to the alerting group; the bucket style keeps its own. Burn-rate
 windows and factors are the SLO's: Sloth AlertWindows of its window, or the
 SRE workbook's.
 
+Low-traffic guards (alerting.minEvents, or alerting.page/ticket.minEvents)
+hold in every style: each burn-rate condition of a guarded severity is ANDed
+with slo:sli_total:increase<long window> >= minEvents, the SLO's total events
+over the tier's long window (the total query, or the histogram's _count),
+recorded with the ratios for the guarded long windows only. slogate serve
+also keeps a firing alert firing while its window has too few events; a
+Prometheus rule cannot hold a state, so there the alert resolves instead.
+A raw indicator (an error ratio of time) has no events to count: its guard
+is refused.
+
 Diagnostics of the definitions go to stderr; with errors nothing is written
 and the exit code is 1. The output passes promtool check rules.`,
 		Example: `  slogate rules examples/definitions > slogate.rules.yml
