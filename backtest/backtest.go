@@ -5,8 +5,11 @@
 //
 // The arithmetic is the evaluator's (and the generated rules'): an SLO
 // window's error ratio is the query rules.ErrorRatioQuery builds, alerts
-// follow slo.BurnTiers, probes are judged with their tolerance, series
-// policy, onNoData and failAfter/passAfter. Two things differ by nature:
+// follow slo.BurnTiers and the low-traffic guard of slo.CheckTiersGuarded,
+// probes are judged with their tolerance, series policy, onNoData,
+// minEvents and failAfter/passAfter. Where a guard (minEvents) is set, the alerts and
+// verdicts are replayed without it too, and the report says what it
+// removed (lowtraffic.go). Two things differ by nature:
 // the resolution is the step (an alert that fired at 14:03 shows up at the
 // next step), and a query that fails aborts the backtest instead of being
 // judged with onError, because an error now says nothing about the past.
@@ -75,6 +78,9 @@ type SLOReport struct {
 	BudgetRemainingAtEnd api.Num `json:"budgetRemainingAtEnd"`
 	// Alerts are the burn-rate alerts that would have fired, in time order.
 	Alerts []Alert `json:"alerts"`
+	// LowTraffic is what the SLO's low-traffic guard (minEvents) changed;
+	// absent without a guard.
+	LowTraffic *LowTraffic `json:"lowTraffic,omitempty"`
 }
 
 // Alert is one firing interval of a burn-rate alert tier.
@@ -91,6 +97,9 @@ type Alert struct {
 type HypothesisReport struct {
 	Name    string   `json:"name"`
 	Changes []Change `json:"changes"`
+	// LowTraffic is what the low-traffic guards (minEvents) of its probes
+	// changed; absent when none has one.
+	LowTraffic *HypothesisLowTraffic `json:"lowTraffic,omitempty"`
 }
 
 // Change is a change of a hypothesis' debounced verdict. The first change
@@ -152,6 +161,11 @@ type run struct {
 	// SLO and the SLO probes of hypotheses read.
 	ratios     map[ratioKey]points
 	stepCounts map[string]*stepCounts // events by step of calendar and time-slice SLOs
+	// eventWins are the windows whose events the low-traffic guards of
+	// each SLO read (its alert tiers', its SLO probes'); windowEvents
+	// caches them.
+	eventWins    map[string][]time.Duration
+	windowEvents map[string]*windowEvents
 }
 
 type ratioKey struct {
@@ -162,16 +176,27 @@ type ratioKey struct {
 func (r *run) at(k int) time.Time { return r.from.Add(time.Duration(k) * r.opts.Step) }
 
 // chunks is how many range queries one series over the backtest takes.
-func (r *run) chunks() int { return (r.steps + r.opts.MaxPoints - 1) / r.opts.MaxPoints }
+func (r *run) chunks() int { return r.chunksOf(r.steps) }
 
-// plan counts the range queries ahead, for the progress report.
+// chunksOf is how many range queries a series of n points takes.
+func (r *run) chunksOf(n int) int { return (n + r.opts.MaxPoints - 1) / r.opts.MaxPoints }
+
+// plan counts the range queries ahead, for the progress report, and which
+// windows' events the low-traffic guards read.
 func (r *run) plan(set *slo.Set) {
 	r.ratios, r.stepCounts = map[ratioKey]points{}, map[string]*stepCounts{}
+	r.eventWins, r.windowEvents = eventWindows(set), map[string]*windowEvents{}
 	windows := map[ratioKey]bool{}
-	queries := 0
+	queries := 0 // series over the backtest's steps
+	other := 0   // range queries of series on other grids
 	for _, o := range set.SLOs {
 		if o.Calendar != nil || o.Timeslices != nil {
-			queries += 2 // its events step by step (counts), read by every window
+			other += 2 * r.chunksOf(r.countsLead(o)+r.steps) // its events step by step (counts), read by every window
+		}
+		pl := r.eventPlan(o)
+		queries += len(pl.direct)
+		if len(pl.summed) > 0 && !pl.fromCounts {
+			other += r.chunksOf(pl.lead + r.steps) // its total events step by step
 		}
 		if o.Timeslices != nil {
 			continue
@@ -184,15 +209,21 @@ func (r *run) plan(set *slo.Set) {
 	for _, h := range set.Hypotheses {
 		for _, p := range h.Probes {
 			switch {
-			case p.SLO == "":
+			case p.SLO != "":
+				if p.BurnRate != nil && !windows[ratioKey{p.SLO, p.BurnRate.Window}] {
+					windows[ratioKey{p.SLO, p.BurnRate.Window}] = true
+					queries++
+				}
+				continue
+			default:
 				queries++
-			case p.BurnRate != nil && !windows[ratioKey{p.SLO, p.BurnRate.Window}]:
-				windows[ratioKey{p.SLO, p.BurnRate.Window}] = true
+			}
+			if p.Events != "" && p.MinEvents > 0 {
 				queries++
 			}
 		}
 	}
-	r.total = queries * r.chunks()
+	r.total = queries*r.chunks() + other
 }
 
 // sloWindows are the rolling windows an SLO's alerts and budget read: a
@@ -233,18 +264,18 @@ type series struct {
 // query runs a range query over the backtest, split into chunks of at most
 // MaxPoints steps.
 func (r *run) query(ctx context.Context, q, what string) ([]series, error) {
-	return r.queryGrid(ctx, q, what, r.from, r.steps)
+	return r.queryGrid(ctx, q, what, r.from, r.opts.Step, r.steps)
 }
 
-// queryGrid runs a range query over n steps from start (on the backtest's
-// step), split into chunks of at most MaxPoints steps.
-func (r *run) queryGrid(ctx context.Context, q, what string, start time.Time, n int) ([]series, error) {
-	at := func(k int) time.Time { return start.Add(time.Duration(k) * r.opts.Step) }
+// queryGrid runs a range query over n points step apart from start, split
+// into chunks of at most MaxPoints points.
+func (r *run) queryGrid(ctx context.Context, q, what string, start time.Time, step time.Duration, n int) ([]series, error) {
+	at := func(k int) time.Time { return start.Add(time.Duration(k) * step) }
 	byKey := map[model.Fingerprint]*series{}
 	var order []model.Fingerprint
 	for first := 0; first < n; first += r.opts.MaxPoints {
 		last := min(first+r.opts.MaxPoints, n) - 1
-		v, err := r.opts.Querier.QueryRange(ctx, q, query.Range{Start: at(first), End: at(last), Step: r.opts.Step})
+		v, err := r.opts.Querier.QueryRange(ctx, q, query.Range{Start: at(first), End: at(last), Step: step})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
@@ -261,7 +292,7 @@ func (r *run) queryGrid(ctx context.Context, q, what string, start time.Time, n 
 				order = append(order, fp)
 			}
 			for _, p := range s.Values {
-				if k, ok := stepOf(start, r.opts.Step, n, p.Timestamp.Time()); ok {
+				if k, ok := stepOf(start, step, n, p.Timestamp.Time()); ok {
 					ser.v[k], ser.ok[k] = float64(p.Value), true
 				}
 			}
@@ -318,15 +349,11 @@ func (r *run) counts(ctx context.Context, o *slo.SLO) (*stepCounts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slo %q: %w", o.Name, err)
 	}
-	span := o.Window
-	for _, t := range o.Tiers() {
-		span = max(span, t.Long)
-	}
-	lead := int((span + r.opts.Step - 1) / r.opts.Step)
+	lead := r.countsLead(o)
 	start, n := r.from.Add(-time.Duration(lead)*r.opts.Step), lead+r.steps
 	c := &stepCounts{lead: lead}
 	for i, q := range []string{badQ, totalQ} {
-		ss, err := r.queryGrid(ctx, q, fmt.Sprintf("slo %s, events by step", o.Name), start, n)
+		ss, err := r.queryGrid(ctx, q, fmt.Sprintf("slo %s, events by step", o.Name), start, r.opts.Step, n)
 		if err != nil {
 			return nil, err
 		}
@@ -342,6 +369,16 @@ func (r *run) counts(ctx context.Context, o *slo.SLO) (*stepCounts, error) {
 	}
 	r.stepCounts[o.Name] = c
 	return c, nil
+}
+
+// countsLead is how many steps before the backtest an SLO's counts reach:
+// its window, or its longest alert window if longer.
+func (r *run) countsLead(o *slo.SLO) int {
+	span := o.Window
+	for _, t := range o.Tiers() {
+		span = max(span, t.Long)
+	}
+	return int((span + r.opts.Step - 1) / r.opts.Step)
 }
 
 // at is the time of step j of the extended grid.
@@ -470,7 +507,9 @@ func budgetRemaining(p points, k int, budget float64) (float64, bool) {
 // when one of its tiers burns faster than its factor over both windows.
 // A step where a window has no data and nothing fires keeps the previous
 // state, as the evaluator does on a hole, rather than resolving an alert
-// on a scrape gap.
+// on a scrape gap; so does a step where a guarded tier counted fewer
+// events than its minEvents. Guarded severities are replayed a second
+// time without the guard, to report what it removed.
 func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 	rep := SLOReport{Name: o.Name, Service: o.Service, BudgetRemainingAtEnd: api.Num(math.NaN()), Alerts: []Alert{}}
 	ratios := map[time.Duration]points{}
@@ -489,34 +528,77 @@ func (r *run) slo(ctx context.Context, o *slo.SLO) (SLOReport, error) {
 	if b, ok := budgetRemaining(full, r.steps-1, budget); ok {
 		rep.BudgetRemainingAtEnd = api.Num(b)
 	}
+	var events *windowEvents
+	if len(r.eventWins[o.Name]) > 0 {
+		if events, err = r.events(ctx, o); err != nil {
+			return rep, err
+		}
+	}
+	burn := func(k int) slo.BurnReader {
+		return func(w time.Duration) (float64, bool) { return burnRate(ratios[w], k, budget) }
+	}
 	for _, sev := range slo.Severities {
 		if !o.TierEnabled(sev) {
 			continue
 		}
-		var state slo.AlertState
-		var open *Alert
-		for k := 0; k < r.steps; k++ {
-			// A calendar period's length sets its factors.
-			check := slo.CheckTiers(o.TiersAt(r.at(k)), sev, func(w time.Duration) (float64, bool) { return burnRate(ratios[w], k, budget) })
-			state = state.Next(check, true, r.at(k))
-			switch {
-			case state.Firing && open == nil:
-				t := check.Tier
-				open = &Alert{Severity: sev, FiredAt: r.at(k), Condition: fmt.Sprintf("burn rate %s over %s and %s over %s > %s",
-					formatValue(check.Long), model.Duration(t.Long), formatValue(check.Short), model.Duration(t.Short), formatValue(t.Factor))}
-			case !state.Firing && open != nil:
-				at := r.at(k)
-				open.ResolvedAt = &at
-				rep.Alerts = append(rep.Alerts, *open)
-				open = nil
+		minEvents := o.AlertTierOf(sev).MinEvents
+		// A calendar period's length sets its factors.
+		guarded := r.replay(sev, func(k int) slo.TierCheck {
+			var ev slo.EventReader
+			if events != nil {
+				ev = events.reader(k)
 			}
+			return slo.CheckTiersGuarded(o.TiersAt(r.at(k)), sev, burn(k), ev, minEvents)
+		})
+		for _, f := range guarded {
+			rep.Alerts = append(rep.Alerts, f.Alert)
 		}
-		if open != nil {
-			rep.Alerts = append(rep.Alerts, *open)
+		if minEvents <= 0 || events == nil {
+			continue
 		}
+		plain := r.replay(sev, func(k int) slo.TierCheck { return slo.CheckTiers(o.TiersAt(r.at(k)), sev, burn(k)) })
+		if rep.LowTraffic == nil {
+			rep.LowTraffic = &LowTraffic{MinEvents: map[slo.Severity]float64{}, Removed: []RemovedAlert{}}
+		}
+		rep.LowTraffic.add(sev, minEvents, removedAlerts(plain, guarded, events))
 	}
 	sort.SliceStable(rep.Alerts, func(i, j int) bool { return rep.Alerts[i].FiredAt.Before(rep.Alerts[j].FiredAt) })
 	return rep, nil
+}
+
+// firing is an alert of a replay with the step it fired at and the tier
+// that made it fire.
+type firing struct {
+	Alert
+	step int
+	tier slo.BurnTier
+}
+
+// replay follows the alert state of severity sev through the steps, the
+// tiers judged by check.
+func (r *run) replay(sev slo.Severity, check func(k int) slo.TierCheck) []firing {
+	var out []firing
+	var state slo.AlertState
+	var open *firing
+	for k := 0; k < r.steps; k++ {
+		c := check(k)
+		state = state.Next(c, true, r.at(k))
+		switch {
+		case state.Firing && open == nil:
+			t := c.Tier
+			open = &firing{step: k, tier: t, Alert: Alert{Severity: sev, FiredAt: r.at(k), Condition: fmt.Sprintf("burn rate %s over %s and %s over %s > %s",
+				formatValue(c.Long), model.Duration(t.Long), formatValue(c.Short), model.Duration(t.Short), formatValue(t.Factor))}}
+		case !state.Firing && open != nil:
+			at := r.at(k)
+			open.ResolvedAt = &at
+			out = append(out, *open)
+			open = nil
+		}
+	}
+	if open != nil {
+		out = append(out, *open)
+	}
+	return out
 }
 
 // formatValue prints a measured value with four significant digits.

@@ -7,10 +7,13 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/slogate/slogate/slo"
 )
 
 // ParseTime reads a backtest bound: "now", a duration before now
@@ -46,9 +49,10 @@ func WriteJSON(w io.Writer, rep *Report) error {
 	return enc.Encode(rep)
 }
 
-// WriteText writes the report for people: per SLO its budget at the end and
-// the alerts with their firing intervals, then the verdict changes of every
-// hypothesis in time order.
+// WriteText writes the report for people: per SLO its budget at the end,
+// the alerts with their firing intervals and what its low-traffic guard
+// removed, then the verdict changes of every hypothesis in time order and
+// what the guards of their probes changed.
 func WriteText(w io.Writer, rep *Report) error {
 	ew := &errWriter{w: w}
 	ew.printf("Backtest %s → %s, step %s\n", stamp(rep.From), stamp(rep.To), rep.Step)
@@ -67,6 +71,18 @@ func WriteText(w io.Writer, rep *Report) error {
 				end = "resolved " + stamp(*a.ResolvedAt) + " (after " + model.Duration(a.ResolvedAt.Sub(a.FiredAt)).String() + ")"
 			}
 			ew.printf("  %-6s fired %s  %s: %s\n", a.Severity, stamp(a.FiredAt), end, a.Condition)
+		}
+		if l := s.LowTraffic; l != nil {
+			ew.printf("  %s removed %s (%s) on low traffic\n", sloMinEvents(l.MinEvents), count(l.AlertsRemoved, "alert"), count(l.PagesRemoved, "page"))
+			for _, a := range l.Removed {
+				n := formatCount(float64(a.Events))
+				if n != "1" {
+					n += " events"
+				} else {
+					n += " event"
+				}
+				ew.printf("    %-6s would have fired %s on %s over %s: %s\n", a.Severity, stamp(a.FiredAt), n, a.Window, a.Condition)
+			}
 		}
 	}
 	if len(rep.Hypotheses) > 0 {
@@ -92,8 +108,56 @@ func WriteText(w io.Writer, rep *Report) error {
 		for _, l := range lines {
 			ew.printf("%s\n", l.text)
 		}
+		for _, h := range rep.Hypotheses {
+			if l := h.LowTraffic; l != nil {
+				// Under the timeline's name column, after its changes.
+				ew.printf("%*s  %-*s  %s removed %s (%d to fail) on low traffic and added %d\n", len(stamp(rep.From)), "", width, h.Name,
+					probeMinEvents(l.MinEvents), count(l.FlipsRemoved, "verdict change"), l.FailsRemoved, l.FlipsAdded)
+			}
+		}
 	}
 	return ew.err
+}
+
+// count is "1 page", "3 pages".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// sloMinEvents is "minEvents 100", or "minEvents 100 (page), 20 (ticket)"
+// when the severities' guards differ.
+func sloMinEvents(m map[slo.Severity]float64) string {
+	var parts []string
+	values := map[float64]bool{}
+	for _, sev := range slo.Severities {
+		if v, ok := m[sev]; ok {
+			parts = append(parts, formatCount(v)+" ("+string(sev)+")")
+			values[v] = true
+		}
+	}
+	if len(values) == 1 {
+		for v := range values {
+			return "minEvents " + formatCount(v)
+		}
+	}
+	return "minEvents " + strings.Join(parts, ", ")
+}
+
+// probeMinEvents is "minEvents 100 on error-rate, 50 on latency".
+func probeMinEvents(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = formatCount(m[name]) + " on " + name
+	}
+	return "minEvents " + strings.Join(parts, ", ")
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
