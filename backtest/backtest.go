@@ -6,8 +6,9 @@
 // The arithmetic is the evaluator's (and the generated rules'): an SLO
 // window's error ratio is the query rules.ErrorRatioQuery builds, alerts
 // follow slo.BurnTiers and the low-traffic guard of slo.CheckTiersGuarded,
-// probes are judged with their tolerance, series policy, onNoData,
-// minEvents and failAfter/passAfter. Where a guard (minEvents) is set, the alerts and
+// probes are judged with their tolerance (fixed, or relative to a trailing
+// baseline or a control group), series policy, onNoData, minEvents and
+// failAfter/passAfter. Where a guard (minEvents) is set, the alerts and
 // verdicts are replayed without it too, and the report says what it
 // removed (lowtraffic.go). Two things differ by nature:
 // the resolution is the step (an alert that fired at 14:03 shows up at the
@@ -215,8 +216,12 @@ func (r *run) plan(set *slo.Set) {
 					queries++
 				}
 				continue
-			default:
+			case p.Relative == nil:
 				queries++
+			case p.Relative.Test != nil:
+				other += 2 * r.chunksOf(r.sampleGrid(p.Relative.Compare).n)
+			default:
+				queries += 2 // the value and its baseline, or both groups
 			}
 			if p.Events != "" && p.MinEvents > 0 {
 				queries++

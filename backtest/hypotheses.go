@@ -168,7 +168,14 @@ func judge(name string, v float64, tol *slo.Tolerance) judgement {
 
 // queryProbe judges a PromQL probe at every step. No series and NaN are
 // no data (onNoData); several series follow the hypothesis' series policy.
+// A relative tolerance is judged by relativeProbe or testProbe.
 func (r *run) queryProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe) ([]judgement, error) {
+	switch {
+	case p.Relative != nil && p.Relative.Test != nil:
+		return r.testProbe(ctx, h, p)
+	case p.Relative != nil:
+		return r.relativeProbe(ctx, h, p)
+	}
 	ss, err := r.query(ctx, p.Query, fmt.Sprintf("hypothesis %s, probe %s", h.Name, p.Name))
 	if err != nil {
 		return nil, err
