@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +284,159 @@ spec:
 		if got := float64(s.BudgetRemainingAtEnd); math.Abs(got-want[s.Name]) > 1e-9 {
 			t.Errorf("%s: budget remaining at the end %v, want %v (%d bad of %d minutes)", s.Name, got, want[s.Name], truth.Bad, truth.Counted)
 		}
+	}
+}
+
+const quietDefs = `
+apiVersion: slogate.dev/v1
+kind: SLO
+metadata: {name: quiet-availability}
+spec:
+  service: quiet
+  objective: 99.9
+  window: 30d
+  indicator:
+    ratio:
+      errors: sum(rate(http_requests_total{job="quiet",code="500"}[{{.window}}]))
+      total: sum(rate(http_requests_total{job="quiet"}[{{.window}}]))
+  alerting:
+    minEvents: 100
+---
+apiVersion: slogate.dev/v1
+kind: Hypothesis
+metadata: {name: quiet-steady}
+spec:
+  probes:
+    - name: error-ratio
+      query: sum(rate(http_requests_total{job="quiet",code="500"}[5m])) / sum(rate(http_requests_total{job="quiet"}[5m]))
+      tolerance: "< 0.01"
+      events: sum(increase(http_requests_total{job="quiet"}[5m]))
+      minEvents: 20
+  failAfter: 1
+  passAfter: 1
+`
+
+// quietRequests are the requests (ok, failed) of the quiet service in the
+// minute ending at minute m of its history (m minutes after its start):
+// 30 a minute without errors, except a night of three hours without any
+// request but 5 in its middle hour, 3 failed ones at minutes 20 to 22 of
+// that hour, and a 20-minute outage in the afternoon failing every request.
+func quietRequests(m int, night, outage int) (ok, failed float64) {
+	switch {
+	case m >= night && m < night+180:
+		switch m - night - 60 {
+		case 20, 21, 22:
+			return 0, 1
+		case 40, 50:
+			return 1, 0
+		}
+		return 0, 0
+	case m >= outage && m < outage+20:
+		return 0, 30
+	}
+	return 30, 0
+}
+
+// TestBacktestLowTrafficPrometheus backtests a day of a service whose
+// night is quiet: 5 requests in an hour, 3 of them failed. That is an
+// error ratio of 60 %, a burn rate of 600 over the hour, and without a
+// guard it pages; with alerting.minEvents 100 the hour's 5 events are too
+// few to judge and it does not, while the afternoon's outage at full
+// traffic pages with the guard as without. The report says the guard
+// removed 1 page, when it would have fired, and on how few events. The
+// hypothesis' probe, guarded by 20 events in 5 minutes, fails in the night
+// without its guard only.
+func TestBacktestLowTrafficPrometheus(t *testing.T) {
+	// Prometheus keeps recent history only: the one reading of the wall
+	// clock. The history, and so every expectation, is relative to its end,
+	// and the service has no daily pattern, so no hour is special.
+	end := time.Now().Truncate(time.Hour).Add(-2*time.Hour + 30*time.Minute)
+	start := end.Add(-49 * time.Hour)
+	minutes := int(end.Sub(start) / time.Minute)
+	night, outage := minutes-16*60, minutes-4*60 // 16 and 4 hours before the end
+	nightHour := start.Add(time.Duration(night+60) * time.Minute)
+	outageAt := start.Add(time.Duration(outage) * time.Minute)
+
+	om := testenv.NewOMWriter(t)
+	om.Family("http_requests_total", testenv.OMCounter)
+	for _, code := range []string{"200", "500"} {
+		total := 0.0
+		for m := 0; m <= minutes; m++ {
+			ok, failed := quietRequests(m, night, outage)
+			if code == "200" {
+				total += ok
+			} else {
+				total += failed
+			}
+			om.Sample(map[string]string{"job": "quiet", "code": code}, start.Add(time.Duration(m)*time.Minute), total)
+		}
+	}
+	dataDir := t.TempDir()
+	testenv.BackfillFile(t, dataDir, om.Close())
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{DataDir: dataDir})
+	q, err := promapi.New(promapi.Options{URL: prom.URL(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, diags := slo.LoadBytes("quiet.yaml", []byte(quietDefs))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rep, err := backtest.Run(context.Background(), set, backtest.Options{Querier: q, From: end.Add(-24 * time.Hour), To: end, Step: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := backtest.WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", text.String())
+
+	s := rep.SLOs[0]
+	var pages []backtest.Alert
+	for _, a := range s.Alerts {
+		if a.Severity == slo.SeverityPage {
+			pages = append(pages, a)
+		}
+	}
+	if len(pages) != 1 || pages[0].FiredAt.Before(outageAt) || pages[0].FiredAt.After(outageAt.Add(10*time.Minute)) {
+		t.Errorf("pages %+v, want one, for the outage at %s", pages, outageAt.Format(time.RFC3339))
+	}
+	l := s.LowTraffic
+	if l == nil {
+		t.Fatal("no lowTraffic in the report")
+	}
+	if l.MinEvents[slo.SeverityPage] != 100 || l.MinEvents[slo.SeverityTicket] != 100 {
+		t.Errorf("minEvents %v, want 100 for both severities", l.MinEvents)
+	}
+	if l.AlertsRemoved != 1 || l.PagesRemoved != 1 || len(l.Removed) != 1 {
+		t.Fatalf("removed %d alerts (%d pages): %+v; want the night's page", l.AlertsRemoved, l.PagesRemoved, l.Removed)
+	}
+	r := l.Removed[0]
+	// The first failure is at minute 20 of the hour: the step at that
+	// minute sees it.
+	if r.Severity != slo.SeverityPage || !r.FiredAt.Equal(nightHour.Add(20*time.Minute)) || r.Window != "1h" ||
+		!(float64(r.Events) > 0 && float64(r.Events) < 10) {
+		t.Errorf("removed %+v, want the page at %s on the few events of the night's hour", r, nightHour.Add(20*time.Minute).Format(time.RFC3339))
+	}
+	if want := "minEvents 100 removed 1 alert (1 page) on low traffic"; !strings.Contains(text.String(), want) {
+		t.Errorf("text report lacks %q", want)
+	}
+
+	h := rep.Hypotheses[0]
+	for _, c := range h.Changes {
+		if c.To == slo.Fail && !c.At.Before(nightHour.Add(-time.Hour)) && c.At.Before(nightHour.Add(2*time.Hour)) {
+			t.Errorf("hypothesis fails in the night with its guard: %+v", c)
+		}
+	}
+	if h.LowTraffic == nil || h.LowTraffic.FailsRemoved != 1 {
+		t.Errorf("hypothesis lowTraffic %+v, want 1 change to fail removed (the night's)", h.LowTraffic)
+	}
+	failedAtOutage := false
+	for _, c := range h.Changes {
+		failedAtOutage = failedAtOutage || c.To == slo.Fail && !c.At.Before(outageAt) && c.At.Before(outageAt.Add(10*time.Minute))
+	}
+	if !failedAtOutage {
+		t.Errorf("hypothesis did not fail at the outage at %s: %+v", outageAt.Format(time.RFC3339), h.Changes)
 	}
 }
