@@ -39,7 +39,16 @@ of history with range queries against Prometheus, one point per --step:
     and resolved, and the budget left at the end;
   - for each hypothesis, every probe judged with its tolerance, series policy
     and onNoData (no data and NaN) at every step, debounced with failAfter and
-    passAfter; printed as a timeline of verdict changes.
+    passAfter; printed as a timeline of verdict changes. A relative tolerance
+    trails: the baseline of each step is the window before it (less its
+    offset), and a mann-whitney test takes the samples of the compare window
+    before it;
+  - where a low-traffic guard is set (alerting.minEvents, a probe's
+    minEvents), everything it guards is replayed a second time without it:
+    the report says how many alerts (pages) and verdict changes the guard
+    removed, and when. A window's events are summed from the SLO's events of
+    each step, one more range query per guarded SLO (none for calendar and
+    time-slice SLOs, which have them already).
 
 Times are "now", a duration before now ("-7d", "-36h", "now-90m"), an RFC 3339
 time ("2026-11-20T14:00:00Z") or a date ("2026-11-20", midnight UTC). --from

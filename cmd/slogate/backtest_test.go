@@ -74,14 +74,19 @@ func TestBacktestCommand(t *testing.T) {
 	if err := os.WriteFile(defs, []byte(backtestDefs), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	guardedDefs := filepath.Join(t.TempDir(), "guarded.yaml")
+	if err := os.WriteFile(guardedDefs, []byte(strings.Replace(backtestDefs, "  indicator:", "  alerting: {minEvents: 100}\n  indicator:", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	srv := fakePrometheus(t, "0.5") // burns a 1 % budget 50×
 	window := []string{"--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T06:00:00Z", "--prometheus.url", srv.URL}
 	tests := []struct {
-		name      string
-		args      []string
-		code      int
-		stdoutHas []string
-		stderrHas string
+		name        string
+		args        []string
+		code        int
+		stdoutHas   []string
+		stdoutLacks string
+		stderrHas   string
 	}{
 		{name: "text", args: append([]string{"backtest", defs}, window...),
 			stdoutHas: []string{"SLO shop (shop): budget remaining at the end -4900.0%", "page   fired 2026-11-20T00:00:00Z  still firing at the end",
@@ -89,6 +94,14 @@ func TestBacktestCommand(t *testing.T) {
 			stderrHas: "backtest: 9/9 range queries done (hypothesis steady, probe error-rate)"},
 		{name: "json", args: append([]string{"backtest", defs, "-o", "json"}, window...),
 			stdoutHas: []string{`"budgetRemainingAtEnd": -48.99`, `"severity": "page"`, `"resolvedAt": null`, `"to": "pass"`}},
+		{name: "low traffic", args: append([]string{"backtest", guardedDefs}, window...),
+			// 0.5 requests a step: 6 in an hour, 144 in a day. The
+			// page's hour is too quiet for minEvents 100, the ticket's day
+			// is not.
+			stdoutHas: []string{"ticket fired 2026-11-20T00:00:00Z  still firing at the end", "minEvents 100 removed 1 alert (1 page) on low traffic",
+				"    page   would have fired 2026-11-20T00:00:00Z on 6 events over 1h: burn rate 50 over 1h and 50 over 5m > 3.36"},
+			stdoutLacks: "page   fired",
+			stderrHas:   "backtest: 10/10 range queries done"},
 		{name: "env URL", args: []string{"backtest", defs, "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T01:00:00Z"},
 			stdoutHas: []string{"budget remaining at the end"}},
 		{name: "from is required", args: []string{"backtest", defs}, code: 1, stderrHas: `"from" not set`},
@@ -112,6 +125,9 @@ func TestBacktestCommand(t *testing.T) {
 				if !strings.Contains(stdout.String(), want) {
 					t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 				}
+			}
+			if tt.stdoutLacks != "" && strings.Contains(stdout.String(), tt.stdoutLacks) {
+				t.Errorf("stdout has %q:\n%s", tt.stdoutLacks, stdout.String())
 			}
 			if tt.stderrHas != "" && !strings.Contains(stderr.String(), tt.stderrHas) {
 				t.Errorf("stderr lacks %q:\n%s", tt.stderrHas, stderr.String())
