@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +12,18 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/slogate/slogate/evaluator"
+	"github.com/slogate/slogate/evaluator/chaos"
+	"github.com/slogate/slogate/evaluator/notifier"
+	"github.com/slogate/slogate/evaluator/store"
 )
 
 // wantUIDs pins every dashboard's uid: links, bookmarks and other
@@ -52,12 +60,15 @@ var slogateMetrics = []string{
 	"slogate_slo_period_end_timestamp_seconds",
 	"slogate_slo_period_remaining_seconds",
 	"slogate_slo_alert_firing",
+	"slogate_slo_alert_low_traffic",
 	"slogate_slo_data_fresh",
 	"slogate_slo_groups",
 	"slogate_slo_groups_limited",
 	"slogate_hypothesis_verdict",
 	"slogate_probe_value",
 	"slogate_probe_within_tolerance",
+	"slogate_probe_baseline",
+	"slogate_probe_events",
 	"slogate_gate_open",
 	"slogate_run_active",
 	"slogate_runs_total",
@@ -613,17 +624,7 @@ func TestPerSLOPanelsChooseAggregateOrGroups(t *testing.T) {
 // of groups followed and not followed, and the detail dashboard's Groups
 // row: the counts, and budget and burn rate per group, worst first.
 func TestGroupPanels(t *testing.T) {
-	byFile := map[string]*dashboard{}
-	for _, d := range loadDashboards(t) {
-		byFile[d.file] = d
-	}
-	type want struct {
-		file, panel, typ string
-		exprs            []string // substrings of the panel's targets, in order
-		legend           string   // of every target, if set
-		raw              []string // substrings of the panel's JSON
-	}
-	for _, w := range []want{
+	checkPinnedPanels(t, []wantPanel{
 		{file: "slo-overview.json", panel: "SLOs", typ: "table",
 			exprs: []string{`slogate_slo_groups{service=~"$service"}`, `slogate_slo_groups_limited{service=~"$service"}`},
 			raw:   []string{`"Value #L": "Groups"`, `"Value #M": "Groups not followed"`}},
@@ -640,7 +641,48 @@ func TestGroupPanels(t *testing.T) {
 		{file: "slo-detail.json", panel: "Burn rate over 1h per group", typ: "timeseries",
 			exprs: []string{`max by (group) (slogate_slo_burn_rate{slo="$slo", group!="", window="1h"})`}, legend: "{{group}}",
 			raw: []string{`"sortBy": "Last *"`, `"sortDesc": true`}},
-	} {
+	})
+}
+
+// TestRelativeAndLowTrafficPanels pins the panels of relative tolerances
+// and low-traffic guards: a probe's value beside its baseline, the probes
+// not judged for want of events, and the alert tiers held off by
+// minEvents.
+func TestRelativeAndLowTrafficPanels(t *testing.T) {
+	checkPinnedPanels(t, []wantPanel{
+		{file: "chaos-gates.json", panel: "Probe value vs baseline", typ: "timeseries",
+			exprs: []string{
+				`max by (hypothesis, probe) (slogate_probe_value{hypothesis=~"$hypothesis"}) and on(hypothesis, probe) slogate_probe_baseline{hypothesis=~"$hypothesis"}`,
+				`max by (hypothesis, probe) (slogate_probe_baseline{hypothesis=~"$hypothesis"})`,
+			},
+			raw: []string{`"legendFormat": "{{hypothesis}} / {{probe}}: value"`, `"legendFormat": "{{hypothesis}} / {{probe}}: baseline"`, `"options": "B"`, `"fill": "dash"`}},
+		{file: "chaos-gates.json", panel: "Probes on low traffic", typ: "stat",
+			exprs: []string{`count(max by (hypothesis, probe) (slogate_probe_events{hypothesis=~"$hypothesis"}) unless on(hypothesis, probe) slogate_probe_within_tolerance{hypothesis=~"$hypothesis"}) or vector(0)`}},
+		{file: "chaos-gates.json", panel: "Events of guarded probes", typ: "table",
+			exprs: []string{`max by (hypothesis, probe) (slogate_probe_events{hypothesis=~"$hypothesis"})`, `slogate_probe_within_tolerance{hypothesis=~"$hypothesis"}) and on(hypothesis, probe) slogate_probe_events`},
+			raw:   []string{`"Value #A": "Events"`, `"Value #B": "Judged"`, `"value": "no: low traffic"`}},
+		{file: "slo-detail.json", panel: "Alerts on low traffic (minEvents)", typ: "state-timeline",
+			exprs: []string{`max by (severity) (slogate_slo_alert_low_traffic{slo="$slo", group=""})`}, legend: "{{severity}}",
+			raw: []string{`"text": "low traffic: held"`, `"text": "enough events"`}},
+	})
+}
+
+// wantPanel is a panel a test pins.
+type wantPanel struct {
+	file, panel, typ string
+	exprs            []string // substrings of the panel's targets, in order
+	legend           string   // of every target, if set
+	raw              []string // substrings of the panel's JSON
+}
+
+// checkPinnedPanels checks that each panel of wants is there as pinned.
+func checkPinnedPanels(t *testing.T, wants []wantPanel) {
+	t.Helper()
+	byFile := map[string]*dashboard{}
+	for _, d := range loadDashboards(t) {
+		byFile[d.file] = d
+	}
+	for _, w := range wants {
 		t.Run(w.file+"/"+w.panel, func(t *testing.T) {
 			d := byFile[w.file]
 			if d == nil {
@@ -718,6 +760,9 @@ func TestCheckExpr(t *testing.T) {
 		{name: "braced variable with format", expr: `slogate_slo_info{service=~"${service:regex}"}`},
 		{name: "name matcher", expr: `{__name__="slogate_slo_info", slo="$slo"}`},
 		{name: "misspelled metric", expr: `slogate_slo_burnrate{slo="$slo"}`, wantErr: "slogate_slo_burnrate is not exported"},
+		{name: "probe baseline", expr: `slogate_probe_baseline{hypothesis="h"} and on(hypothesis, probe) slogate_probe_events`},
+		{name: "misspelled probe baseline", expr: `slogate_probe_baselines{hypothesis="h"}`, wantErr: "slogate_probe_baselines is not exported"},
+		{name: "misspelled low traffic", expr: `slogate_slo_alert_lowtraffic{slo="$slo"}`, wantErr: "slogate_slo_alert_lowtraffic is not exported"},
 		{name: "misspelled name matcher", expr: `{__name__="slogate_slo_infoo"}`, wantErr: "slogate_slo_infoo is not exported"},
 		{name: "regexp name matcher", expr: `{__name__=~"slogate_.*"}`, wantErr: "match metric names with __name__="},
 		{name: "not an exported histogram series", expr: `slogate_query_failures_total_bucket`, wantErr: "is not exported"},
@@ -780,4 +825,96 @@ func readYAML(t *testing.T, path string, out any) {
 	if err := yaml.Unmarshal(b, out); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// exportedOutsideComponents are the names of slogateMetrics registered by
+// the composition root rather than a component TestMetricsListIsExported
+// builds; the end-to-end test sees them from a real slogate serve.
+var exportedOutsideComponents = map[string]string{
+	"slogate_config_last_reload_successful":                "app/reload.go",
+	"slogate_config_last_reload_success_timestamp_seconds": "app/reload.go",
+	"slogate_build_info":                                   "cmd/slogate/serve.go (versioncollector)",
+}
+
+// recordingRegisterer registers into a registry and keeps the collectors.
+type recordingRegisterer struct {
+	*prometheus.Registry
+	collectors []prometheus.Collector
+}
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return r.Registry.Register(c)
+}
+
+func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+var fqName = regexp.MustCompile(`^Desc\{fqName: "([^"]+)"`)
+
+// TestMetricsListIsExported: slogateMetrics is what the query check
+// trusts, so a name in it that slogate does not export (a typo in the list
+// and the same typo in a panel) would pass. Every name must be described
+// by a collector of the evaluator, the run manager or the notifier, or be
+// one the composition root registers.
+func TestMetricsListIsExported(t *testing.T) {
+	rec := &recordingRegisterer{Registry: prometheus.NewRegistry()}
+	ev, err := evaluator.New(evaluator.Options{Querier: noQuerier{}, Registerer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := chaos.New(chaos.Options{Store: st, Snapshots: func() chaos.Statuses { return ev.Snapshot() }, Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notifier.New(notifier.Options{URLs: []string{"http://127.0.0.1:9093"}, Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	described := map[string]bool{}
+	for _, c := range rec.collectors {
+		ch := make(chan *prometheus.Desc)
+		go func() {
+			c.Describe(ch)
+			close(ch)
+		}()
+		for d := range ch {
+			m := fqName.FindStringSubmatch(d.String())
+			if m == nil {
+				t.Fatalf("cannot read the name of %s", d)
+			}
+			described[m[1]] = true
+		}
+	}
+	for _, n := range slices.Concat(slogateMetrics, slogateHistograms) {
+		if !described[n] && exportedOutsideComponents[n] == "" {
+			t.Errorf("slogateMetrics lists %s, which no collector of slogate describes (misspelled?)", n)
+		}
+	}
+	// The check must see the metrics of relative probes and low-traffic
+	// guards, which come from the evaluator's collector.
+	for _, n := range []string{"slogate_probe_baseline", "slogate_probe_events", "slogate_slo_alert_low_traffic"} {
+		if !described[n] || !slices.Contains(slogateMetrics, n) {
+			t.Errorf("%s: described %v, listed %v", n, described[n], slices.Contains(slogateMetrics, n))
+		}
+	}
+}
+
+// noQuerier is a Querier never asked: no definitions are evaluated.
+type noQuerier struct{}
+
+func (noQuerier) Query(context.Context, string, time.Time) (model.Value, error) {
+	return nil, errors.New("not asked")
+}
+
+func (noQuerier) QueryRange(context.Context, string, evaluator.Range) (model.Value, error) {
+	return nil, errors.New("not asked")
 }

@@ -92,7 +92,10 @@ func mustMatch(*parser.VectorSelector) (string, bool) { return "", false }
 // SLO with a team label, a hypothesis and an experiment. The SLO window is
 // 30d so that all the alert windows (up to 3d) are evaluated. shop-weekly
 // is the calendar SLO of calendarValues, shop-by-instance the grouped SLO
-// of groupedValues (one group: the target's instance).
+// of groupedValues (one group: the target's instance). shop-steady has a
+// relative probe (slogate_probe_baseline: the 500s against the 200s, both
+// counters present from the start, so the gate opens as with the other
+// probe) and a guarded one (slogate_probe_events).
 const definitions = `apiVersion: slogate.dev/v1
 kind: SLO
 metadata: {name: shop-availability, labels: {team: web}}
@@ -139,6 +142,14 @@ spec:
     - name: error-rate
       query: sum(rate(http_requests_total{job="shop",code="500"}[5s])) / sum(rate(http_requests_total{job="shop"}[5s]))
       tolerance: "< 0.1"
+    - name: errors-vs-successes
+      query: sum(rate(http_requests_total{job="shop"}[5s]))
+      tolerance: {compare: {control: '{code="200"}', experiment: '{code="500"}'}, maxIncrease: 100%}
+    - name: guarded-error-rate
+      query: sum(rate(http_requests_total{job="shop",code="500"}[5s])) / sum(rate(http_requests_total{job="shop"}[5s]))
+      tolerance: "< 0.1"
+      events: sum(increase(http_requests_total{job="shop"}[5s]))
+      minEvents: 1
   failAfter: 1
   passAfter: 1
 ---
