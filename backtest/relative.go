@@ -19,15 +19,6 @@ import (
 // trails the time judged, and a test's samples are the trailing compare
 // window's, as the evaluator measures them between runs.
 
-// baselineQuery is the PromQL of a baseline, the probe's query averaged
-// over the window, evaluated at the window's end: the evaluator's
-// expression. Asked as a range query at every step it gives the numbers
-// of the evaluator's instant queries at the same times (Prometheus aligns
-// a subquery's points to multiples of its step, not to the time asked).
-func baselineQuery(query string, b *slo.BaselineSpec) string {
-	return "avg_over_time((" + query + ")[" + model.Duration(b.Window).String() + ":" + model.Duration(b.Step).String() + "])"
-}
-
 // relativeProbe judges a probe against its trailing baseline or a control
 // group with bounds (maxIncrease, maxDecrease, maxDelta) at every step.
 // Either side without data (or NaN) is no data; several series on either
@@ -45,7 +36,7 @@ func (r *run) relativeProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe
 		}
 		// The baseline of step k ends offset before it: the same grid,
 		// shifted.
-		ref, err = r.queryGrid(ctx, baselineQuery(p.Query, b), what+", baseline", r.from.Add(-b.Offset), r.opts.Step, r.steps)
+		ref, err = r.queryGrid(ctx, b.BaselineQuery(p.Query), what+", baseline", r.from.Add(-b.Offset), r.opts.Step, r.steps)
 	} else {
 		refName = "control"
 		bounds = strings.TrimPrefix(bounds, "experiment "+rel.Compare.Experiment+" ")
@@ -141,10 +132,7 @@ func (r *run) testProbe(ctx context.Context, h *slo.Hypothesis, p *slo.Probe) ([
 		}
 	}
 	t := rel.Test
-	test := stats.Test{Confidence: t.Confidence, MinEffect: t.MinEffect, MinSamples: t.MinSamples, Worse: stats.Increase}
-	if t.Worse == slo.WorseDecrease {
-		test.Worse = stats.Decrease
-	}
+	test := stats.FromSpec(t)
 	effect := strconv.FormatFloat(t.MinEffect*100, 'g', 4, 64) + "%"
 	out := make([]judgement, r.steps)
 	for k := range out {

@@ -47,12 +47,6 @@ type probeAnswers struct {
 	q                                *probeQueries
 }
 
-// baselineQuery is the PromQL of a baseline: the probe's query averaged
-// over the window, evaluated at the window's end.
-func baselineQuery(query string, b *slo.BaselineSpec) string {
-	return "avg_over_time((" + query + ")[" + model.Duration(b.Window).String() + ":" + model.Duration(b.Step).String() + "])"
-}
-
 // planProbe plans what probe p of hypothesis h needs at the plan's time;
 // runStart is the start of the run that watches h (zero if none) and
 // cache holds the frozen baselines of runs already measured.
@@ -76,7 +70,7 @@ func (pl *planner) planProbe(h *slo.Hypothesis, p *slo.Probe, runStart time.Time
 			end = runStart
 		}
 		pq.baselineEnd = end.Add(-r.Baseline.Offset)
-		expr := baselineQuery(p.Query, r.Baseline)
+		expr := r.Baseline.BaselineQuery(p.Query)
 		if !runStart.IsZero() {
 			pq.cacheKey = h.Name + "\x00" + p.Name + "\x00" + expr + "\x00" + strconv.FormatInt(pq.baselineEnd.UnixNano(), 10)
 			if res, ok := cache[pq.cacheKey]; ok {
@@ -224,7 +218,7 @@ func testProbe(def *slo.Hypothesis, p *slo.Probe, a probeAnswers) ProbeStatus {
 		ps.Outcome, ps.Error, ps.Verdict = OutcomeError.String(), a.samplesErr.Error(), def.OnError.Verdict()
 		return ps
 	}
-	t := statTest(r.Test)
+	t := stats.FromSpec(r.Test)
 	look := 0
 	if !a.q.runStart.IsZero() {
 		// Looks at growing data during a run: each spends part of the
@@ -263,14 +257,6 @@ func (pq *probeQueries) value0() time.Time {
 		return pq.experimentRange.rng.End
 	}
 	return pq.samplesFrom
-}
-
-func statTest(t *slo.StatTest) stats.Test {
-	out := stats.Test{Confidence: t.Confidence, MinEffect: t.MinEffect, MinSamples: t.MinSamples, Worse: stats.Increase}
-	if t.Worse == slo.WorseDecrease {
-		out.Worse = stats.Decrease
-	}
-	return out
 }
 
 // Outcomes of probes besides the query outcomes.

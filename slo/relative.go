@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -167,4 +168,11 @@ func groupQuery(query, selector string) (string, error) {
 		return "", fmt.Errorf("%q has no label matchers", selector)
 	}
 	return InjectMatchers(query, ms)
+}
+
+// BaselineQuery is the PromQL of the baseline of a probe's query: its
+// average over the window at the step, evaluated at the window's end (the
+// reference time less the offset).
+func (b *BaselineSpec) BaselineQuery(query string) string {
+	return "avg_over_time((" + query + ")[" + model.Duration(b.Window).String() + ":" + model.Duration(b.Step).String() + "])"
 }
