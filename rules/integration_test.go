@@ -3,6 +3,7 @@ package rules_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -286,4 +287,63 @@ func TestBucketRulesMatchEvaluator(t *testing.T) {
 		t.Errorf("a total bucket a day ago holds %g requests, want about 6000", n)
 	}
 	compareWithEvaluator(t, prom, tr, set)
+}
+
+// TestMinEventsOnPrometheus loads the windows-style and the Sloth-style
+// rules of burstDefs into a real Prometheus scraping a service that then
+// answers 5 requests, 4 of them failing: the unguarded SLO pages; the
+// guarded one, whose page needs 100 events over its long window, does not,
+// though its burn-rate conditions hold; its ticket, which needs 3, fires,
+// so the guarded rules did see the burst. The data is the test's own,
+// minutes old: no history, no hour of the day. (The bucket style's 5m
+// group would first run up to 5 minutes after the start; the PromQL engine
+// evaluates it in TestMinEventsMatchEvaluator.)
+func TestMinEventsOnPrometheus(t *testing.T) {
+	set, diags := slo.LoadBytes("burst.yaml", []byte(burstDefs))
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	target := testenv.NewTarget(t)
+	requests := target.Counter("http_requests_total", "code")
+	requests.WithLabelValues("200")
+	requests.WithLabelValues("500")
+	dir := t.TempDir()
+	windowsPath, slothPath := filepath.Join(dir, "slogate.rules.yml"), filepath.Join(dir, "sloth.rules.yml")
+	writeRules(t, windowsPath, set, rules.StyleWindows)
+	writeRules(t, slothPath, set, rules.StyleSloth)
+	prom := testenv.StartPrometheus(t, testenv.PromOptions{Targets: []testenv.ScrapeTarget{target.ScrapeTarget("quiet")}, RuleFiles: []string{windowsPath, slothPath}})
+
+	// Both counters scraped at 0 first, so that rate() counts the burst.
+	prom.WaitForQuery(t, `count(http_requests_total{job="quiet"} == 0)`, func(v float64) bool { return v == 2 }, time.Minute)
+	requests.WithLabelValues("200").Add(1)
+	requests.WithLabelValues("500").Add(4)
+
+	for _, style := range []struct {
+		name, slo, severity string
+	}{
+		{"windows", "slo", "severity"},
+		{"sloth", "sloth_slo", "sloth_severity"},
+	} {
+		t.Run(style.name, func(t *testing.T) {
+			alerts := func(o, severity, state string) string {
+				return `ALERTS{alertname="SLOErrorBudgetBurn"` + state + `,` + style.slo + `="` + o + `",` + style.severity + `="` + severity + `"}`
+			}
+			const firing = `,alertstate="firing"`
+			prom.WaitForQuery(t, alerts("burst-unguarded", "page", firing), func(float64) bool { return true }, 2*time.Minute)
+			// Five evaluations of the guarded alerts with the ticket
+			// firing: each read the recordings of the burst, those of the
+			// page's windows too.
+			prom.WaitForQuery(t, "count_over_time("+alerts("burst-guarded", "ticket", firing)+"[1h])", func(v float64) bool { return v >= 5 }, 2*time.Minute)
+			if got := prom.QueryVector(t, "count_over_time("+alerts("burst-guarded", "page", "")+"[1h])"); len(got) != 0 {
+				t.Errorf("the guarded page was pending or firing: %v", got)
+			}
+			sel := `{` + style.slo + `="burst-guarded"}`
+			if v := prom.QueryVector(t, fmt.Sprintf("(%s > 14.4 * 0.001) and ignoring (sloth_window) (%s > 14.4 * 0.001)", rules.SLIErrorMetric(time.Hour)+sel, rules.SLIErrorMetric(5*time.Minute)+sel)); len(v) != 1 {
+				t.Errorf("guarded SLO's page condition without its guard: %v, want it to hold (4 errors in 5 requests)", v)
+			}
+			if n := prom.Query(t, rules.SLITotalMetric(time.Hour)+sel); !(n >= 4 && n < 10) {
+				t.Errorf("%s = %g, want the 5 requests of the burst", rules.SLITotalMetric(time.Hour)+sel, n)
+			}
+		})
+	}
 }
