@@ -157,9 +157,24 @@ func (l *loader) nativeSLO(d *decoder, top *fields, root *yaml.Node, m meta) *SL
 		d.errorf(spec.node("indicator"), "spec.indicator.threshold: a threshold is judged per time slice: set spec.timeslices: {window: 1m}")
 	}
 	o.GroupBy, o.MaxGroups = d.groupBy(spec)
-	o.Alerting = d.alerting(spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket", "minEvents"))
+	alerting := spec.sub("alerting", "enabled", "name", "labels", "annotations", "page", "ticket", "minEvents")
+	o.Alerting = d.alerting(alerting)
 	gate := spec.sub("gate", "minBudgetRemaining", "maxBurnRate", "burnRateWindow", "onIncompleteWindow", "groups", "minEvents", "onLowTraffic")
 	o.Gate = d.gate(gate, o.Window)
+	if o.Indicator.Raw != nil || o.Timeslices != nil {
+		// Events of a raw ratio are seconds, and a time-slice SLO counts
+		// slices: neither has requests to be too few.
+		what := "a raw error ratio counts seconds, not requests"
+		if o.Timeslices != nil {
+			what = "a time-slice SLO counts slices, not requests"
+		}
+		for path, n := range map[string]*yaml.Node{"spec.alerting": alerting.node("minEvents"), "spec.gate": gate.node("minEvents"),
+			"spec.alerting.page": tierNode(alerting, "page"), "spec.alerting.ticket": tierNode(alerting, "ticket")} {
+			if n != nil {
+				d.errorf(n, "%s.minEvents: %s, so there are no events to be too few; guard a ratio or latency SLO instead", path, what)
+			}
+		}
+	}
 	if o.Gate.Groups != "" && len(o.GroupBy) == 0 {
 		d.errorf(gate.node("groups"), "spec.gate.groups: the SLO has no groups; set spec.groupBy: [label, ...] or remove gate.groups")
 	}
@@ -394,6 +409,20 @@ func (d *decoder) alertTier(f *fields, minEvents float64) AlertTier {
 		t.MinEvents = d.minEvents(f)
 	}
 	return t
+}
+
+// tierNode is the minEvents node of an alert tier's mapping, if any.
+func tierNode(alerting *fields, tier string) *yaml.Node {
+	n := alerting.node(tier)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "minEvents" {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // minEvents reads a low-traffic guard: a count of events, 0 when absent.
