@@ -119,7 +119,7 @@ func sloProbe(def *slo.Hypothesis, p *slo.Probe, sst SLOStatus, found bool) Prob
 			if float64(ws.Total) < p.MinEvents {
 				ps.Outcome, ps.Verdict = OutcomeLowTraffic, def.OnLowTraffic.Verdict()
 				ps.Error = fmt.Sprintf("SLO %s counted %s events over %s, fewer than minEvents %s: too little traffic to judge (onLowTraffic: %s)",
-					p.SLO, formatFloat(float64(ws.Total)), windowName(w), formatFloat(p.MinEvents), def.OnLowTraffic.Verdict())
+					p.SLO, eventCount(float64(ws.Total)), windowName(w), formatFloat(p.MinEvents), def.OnLowTraffic.Verdict())
 				return ps
 			}
 		}

@@ -293,8 +293,12 @@ func lowTraffic(def *slo.Hypothesis, p *slo.Probe, a probeAnswers) (ProbeStatus,
 	}
 	ps.Outcome, ps.Verdict = OutcomeLowTraffic, def.OnLowTraffic.Verdict()
 	ps.Error = fmt.Sprintf("%s events, fewer than minEvents %s: too little traffic to judge (onLowTraffic: %s)",
-		formatFloat(float64(*ps.Events)), formatFloat(p.MinEvents), def.OnLowTraffic.Verdict())
+		eventCount(float64(*ps.Events)), formatFloat(p.MinEvents), def.OnLowTraffic.Verdict())
 	return ps, false
 }
+
+// eventCount prints a count of events as people count them: increase()
+// extrapolates, and 600.0000000010089 events is 600.
+func eventCount(v float64) string { return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) }
 
 func numPtr(v float64) *Num { n := Num(v); return &n }

@@ -123,7 +123,7 @@ func checkSLO(st Statuses, name string, last time.Time, add func(api.Reason, boo
 			return true
 		}
 		add(api.Reason{Kind: api.KindLowTraffic, Name: name, Message: fmt.Sprintf("%s events over %s, fewer than gate.minEvents %s: too little traffic to judge (gate.onLowTraffic: %s)",
-			num(events), slo.FormatDuration(window), num(g.MinEvents), g.OnLowTraffic.Verdict())}, g.OnLowTraffic != slo.PolicyFail)
+			strconv.FormatFloat(math.Round(events), 'f', -1, 64), slo.FormatDuration(window), num(g.MinEvents), g.OnLowTraffic.Verdict())}, g.OnLowTraffic != slo.PolicyFail)
 		return true
 	}
 	if g.MinBudgetRemaining != nil {
