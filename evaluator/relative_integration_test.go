@@ -147,9 +147,9 @@ func relativeHistory(t *testing.T, runStart, end time.Time) string {
 	const step = 15 * time.Second
 	start := end.Add(-26 * time.Hour)
 	type series struct {
-		labels      map[string]string
-		rate        func(ts time.Time) float64 // per second
-		value, last float64
+		labels map[string]string
+		rate   func(ts time.Time) float64 // per second
+		value  float64
 	}
 	var all []*series
 	add := func(lbls map[string]string, total float64, ratio func(time.Time) float64) {

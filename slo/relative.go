@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Relative is a tolerance that compares a probe's value with a reference
@@ -160,7 +159,7 @@ func groupQuery(query, selector string) (string, error) {
 		return "", fmt.Errorf("invalid label matchers %q: %s; write them like {zone=\"eu-1a\"}", selector, parseErrorText(err))
 	}
 	for _, m := range ms {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			return "", fmt.Errorf("%q matches on the metric name; a group selects series by their labels, like {zone=\"eu-1a\"}", selector)
 		}
 	}
