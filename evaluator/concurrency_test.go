@@ -2,6 +2,7 @@ package evaluator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,16 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 		return at
 	}
 	reg := prometheus.NewRegistry()
+	// Runs start and end between cycles: baselines freeze and thaw.
+	var runStart atomic.Int64
+	runStarts := func() map[string]time.Time {
+		if ns := runStart.Load(); ns != 0 {
+			return map[string]time.Time{"steady-0": time.Unix(0, ns), "steady-1": time.Unix(0, ns)}
+		}
+		return nil
+	}
 	ev, err := evaluator.New(evaluator.Options{
-		Querier: &constQuerier{}, Interval: 30 * time.Second, Registerer: reg, Now: now, MaxConcurrency: 4,
+		Querier: &constQuerier{}, Interval: 30 * time.Second, Registerer: reg, Now: now, MaxConcurrency: 4, RunStarts: runStarts,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +67,12 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 			Probes: []*slo.Probe{
 				{Name: "errors", Query: `sum(rate(http_requests_total{code=~"5.."}[1m]))`, Tolerance: &slo.Tolerance{Op: slo.OpLT, Value: 5}},
 				{Name: "budget", SLO: set.SLOs[0].Name, BudgetRemaining: &slo.Tolerance{Op: slo.OpGE, Value: 0}, BurnRate: &slo.BurnRateTolerance{Window: time.Hour, Below: one}},
+				{Name: "vs-baseline", Query: `sum(rate(http_requests_total{code=~"5.."}[1m]))`, Events: `sum(increase(http_requests_total[1m]))`, MinEvents: 10,
+					Relative: &slo.Relative{Baseline: &slo.BaselineSpec{Window: time.Hour, Step: time.Minute}, MaxIncrease: &one}},
+				{Name: "canary", Query: `sum(rate(http_requests_total{code=~"5.."}[1m]))`, Relative: &slo.Relative{
+					Compare: &slo.CompareSpec{Control: `{zone="b"}`, Experiment: `{zone="a"}`, ControlQuery: `sum(rate(http_requests_total{zone="b"}[1m]))`,
+						ExperimentQuery: `sum(rate(http_requests_total{zone="a"}[1m]))`, Window: 5 * time.Minute, Step: 30 * time.Second},
+					Test: &slo.StatTest{Method: slo.TestMannWhitney, Confidence: 0.95, MinEffect: 0.1, MinSamples: 3, Worse: slo.WorseIncrease}}},
 			},
 		}}
 		return set
@@ -103,6 +118,10 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 			if _, ok := snap.Hypothesis(h.Name); !ok {
 				return fmt.Errorf("hypothesis %s listed but not found", h.Name)
 			}
+			// The API serves probes' baselines and test states as JSON.
+			if _, err := json.Marshal(h); err != nil {
+				return fmt.Errorf("hypothesis %s: %v", h.Name, err)
+			}
 		}
 		snap.Ready()
 		return nil
@@ -135,6 +154,12 @@ func TestReadersDuringCyclesBackfillsAndReloads(t *testing.T) {
 		mu.Lock()
 		at = at.Add(30 * time.Second)
 		mu.Unlock()
+		switch round % 4 {
+		case 1:
+			runStart.Store(at.UnixNano())
+		case 3:
+			runStart.Store(0)
+		}
 		if round%3 == 1 {
 			if err := ev.SetDefinitions(setOf(round)); err != nil {
 				t.Fatal(err)
