@@ -108,6 +108,9 @@ type Evaluator struct {
 	// groups are the groups of the grouped SLOs (groups.go; guarded by
 	// cycleMu).
 	groups map[string]*groupSet
+	// unionForms caches how each query is embedded in a union (union.go;
+	// guarded by cycleMu).
+	unionForms unionForms
 	// baselines are the frozen baselines of the runs being watched, by
 	// probe and run start, asked once per run (guarded by cycleMu).
 	baselines map[string]Result
@@ -432,6 +435,13 @@ func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
 	e.planDiscovery(pl, cur)
 	if !e.opts.DisableBatching {
 		pl.group()
+		if len(e.unionForms) > 2*len(pl.p.queries)+1024 {
+			e.unionForms = nil // definitions changed: forget the old queries
+		}
+		if e.unionForms == nil {
+			e.unionForms = unionForms{}
+		}
+		pl.union(e.unionForms)
 	}
 	return pl.p
 }

@@ -55,6 +55,15 @@ func (e *Evaluator) fetch(ctx context.Context, p *plan, start time.Time) int {
 			e.metrics.batched.Add(float64(len(g.members) - 1))
 		})
 	}
+	for _, u := range p.unions {
+		wg.Go(func() {
+			v, err := ask("instant", u.expr, true, u.at, Range{})
+			if err != nil || !u.split(v) {
+				return // the members ask for themselves
+			}
+			e.metrics.batched.Add(float64(len(u.members) - 1))
+		})
+	}
 	wg.Wait()
 
 	var rest []*plannedQuery

@@ -23,6 +23,7 @@ type plan struct {
 	queries []*plannedQuery // distinct, in planning order
 	byKey   map[string]*plannedQuery
 	groups  []*queryGroup
+	unions  []*queryUnion
 	// slos are the requests of each SLO, in the order its tracker listed them.
 	slos map[string][]plannedReq
 	// probes are the queries of each hypothesis' probes by index (nil for
@@ -43,6 +44,7 @@ type plannedQuery struct {
 	spreadBy string
 	shape    *batchShape // set when the query may be grouped
 	group    *queryGroup // set when a grouped query is planned to answer it
+	union    *queryUnion // set when a union is planned to answer it
 
 	// Filled by fetch.
 	v    model.Value
@@ -253,8 +255,11 @@ func (p *plan) String() string {
 	for _, g := range p.groups {
 		fmt.Fprintf(&b, "group %s answers %d\n", g.expr, len(g.members))
 	}
+	for _, u := range p.unions {
+		fmt.Fprintf(&b, "union of %d at %s\n", len(u.members), u.at.UTC().Format(time.RFC3339))
+	}
 	for _, q := range p.queries {
-		if q.group == nil {
+		if q.group == nil && q.union == nil {
 			b.WriteString(q.String() + "\n")
 		}
 	}
