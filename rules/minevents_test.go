@@ -120,7 +120,9 @@ func TestMinEventsOffTiers(t *testing.T) {
 }
 
 // TestRawMinEventsRefused: a raw indicator has no events to count, so its
-// guard has no rule equivalent; the error says so and names the SLO.
+// guard has no rule equivalent; the error says so and names the SLO. The
+// loader refuses such a guard in a file; an SLO built in code can still
+// carry one.
 func TestRawMinEventsRefused(t *testing.T) {
 	set, diags := slo.LoadBytes("raw.yaml", []byte(`apiVersion: slogate.dev/v1
 kind: SLO
@@ -130,11 +132,11 @@ spec:
   objective: 99.9
   window: 30d
   indicator: {raw: {errorRatio: '1 - avg_over_time(up[{{.window}}])'}}
-  alerting: {ticket: {minEvents: 3600}}
 `))
 	if diags.HasErrors() {
 		t.Fatal(diags.Err())
 	}
+	set.SLOs[0].Alerting.Ticket.MinEvents = 3600
 	for _, style := range rules.Styles {
 		_, err := rules.Generate(set, rules.Options{Style: style})
 		if !errors.Is(err, rules.ErrRawMinEvents) || !strings.Contains(err.Error(), `raw.yaml:1:1: slo "uptime": alerting minEvents`) {
