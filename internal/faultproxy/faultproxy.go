@@ -18,16 +18,20 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // maxRequestBody bounds the request body the proxy buffers to read the
@@ -448,12 +452,76 @@ func RewriteVector(body []byte, fn func([]Sample) []Sample) []byte {
 }
 
 // ForQuery returns a Rewrite function that applies fn to the vector answers
-// of exactly query and passes every other answer through.
+// of exactly query and passes every other answer through. slogate asks
+// unrelated queries of a cycle together, as a union of
+// label_replace(<query>, "__slogate_union", "<i>", "", "") terms: in the
+// answer to such a union, fn gets the samples of query's term only, as
+// query's own answer would have them.
 func ForQuery(query string, fn func([]Sample) []Sample) func(string, []byte) []byte {
 	return func(q string, body []byte) []byte {
-		if q != query {
+		if q == query {
+			return RewriteVector(body, fn)
+		}
+		member, ok := unionMember(q, query)
+		if !ok {
 			return body
 		}
-		return RewriteVector(body, fn)
+		return RewriteVector(body, func(all []Sample) []Sample {
+			var mine, others []Sample
+			for _, s := range all {
+				if s.Metric[unionLabel] == member {
+					m := maps.Clone(s.Metric)
+					delete(m, unionLabel)
+					s.Metric = m
+					mine = append(mine, s)
+				} else {
+					others = append(others, s)
+				}
+			}
+			for _, s := range fn(mine) {
+				m := maps.Clone(s.Metric)
+				if m == nil {
+					m = map[string]string{}
+				}
+				m[unionLabel] = member
+				s.Metric = m
+				others = append(others, s)
+			}
+			return others
+		})
 	}
+}
+
+// unionLabel is the label that tells the members of a union apart.
+const unionLabel = "__slogate_union"
+
+var promqlParser = parser.NewParser(parser.Options{})
+
+// unionMember returns the label value of query's term in the union q.
+func unionMember(q, query string) (string, bool) {
+	if !strings.Contains(q, unionLabel) {
+		return "", false
+	}
+	want, err := promqlParser.ParseExpr(query)
+	if err != nil {
+		return "", false
+	}
+	expr, err := promqlParser.ParseExpr(q)
+	if err != nil {
+		return "", false
+	}
+	member, found := "", false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		call, ok := n.(*parser.Call)
+		if !ok || call.Func.Name != "label_replace" || len(call.Args) != 5 || found {
+			return nil
+		}
+		dst, ok1 := call.Args[1].(*parser.StringLiteral)
+		val, ok2 := call.Args[2].(*parser.StringLiteral)
+		if ok1 && ok2 && dst.Val == unionLabel && call.Args[0].String() == want.String() {
+			member, found = val.Val, true
+		}
+		return nil
+	})
+	return member, found
 }
