@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"math"
 	"time"
 
 	"github.com/slogate/slogate/slo"
@@ -9,28 +8,33 @@ import (
 
 // slot is one ring position, kept small because every SLO holds a few
 // thousand of them: float32 counts carry 24 bits of mantissa, a relative
-// error of 6e-8 per slice that the float64 sums do not accumulate, and the
-// slice number fits 32 bits for any interval of a second or more until 2106.
+// error of 6e-8 per slice that the float64 sums do not accumulate. Which
+// slice a slot holds follows from the ring's newest slice (head), so a
+// slot is 8 bytes and a bit.
 type slot struct {
 	bad, total float32
-	k          uint32 // slice number held; 0 = empty
 }
 
-// ring holds the event counts of consecutive, aligned time slices: slice k
-// covers ((k-1)·step, k·step] in Unix time. A slot remembers which slice it
-// holds, so a slot left over from an older slice reads as missing and no
-// shifting is needed when time moves on.
+// ring holds the event counts of the newest len(slots) consecutive,
+// aligned time slices up to head: slice k covers ((k-1)·step, k·step] in
+// Unix time and sits in slot k mod len(slots) while head-len(slots) < k <=
+// head; valid says which of those were stored. Slices older than that
+// window are not kept (a late answer about them cannot evict a newer one),
+// and moving head on forgets the slots it passes, so no shifting is needed
+// when time moves on.
 type ring struct {
 	step  time.Duration
 	slots []slot
+	valid []uint64 // a bit per slot
+	head  int64    // newest slice stored; 0: none
 }
 
 func newRing(step time.Duration, capacity int) *ring {
-	return &ring{step: step, slots: make([]slot, capacity)}
+	return &ring{step: step, slots: make([]slot, capacity), valid: make([]uint64, (capacity+63)/64)}
 }
 
-// storable reports whether slice number k fits a slot.
-func storable(k int64) bool { return k > 0 && k <= math.MaxUint32 }
+// storable reports whether slice number k can be a slice at all.
+func storable(k int64) bool { return k > 0 }
 
 // sliceOf returns the number of the slice whose end is at or after t.
 func (r *ring) sliceOf(t time.Time) int64 {
@@ -51,32 +55,66 @@ func (r *ring) slot(k int64) int {
 	return int(((k % n) + n) % n)
 }
 
+func (r *ring) setValid(i int, v bool) {
+	if v {
+		r.valid[i/64] |= 1 << (i % 64)
+	} else {
+		r.valid[i/64] &^= 1 << (i % 64)
+	}
+}
+
+// inWindow reports whether slice k is within the slices the ring can hold.
+func (r *ring) inWindow(k int64) bool {
+	return r.head > 0 && k <= r.head && k > r.head-int64(len(r.slots))
+}
+
 func (r *ring) put(k int64, c slo.Counts) {
-	if !storable(k) {
+	if !storable(k) || len(r.slots) == 0 {
 		return
 	}
-	r.slots[r.slot(k)] = slot{bad: float32(c.Bad), total: float32(c.Total), k: uint32(k)}
+	n := int64(len(r.slots))
+	switch {
+	case r.head == 0 || k-r.head >= n:
+		clear(r.valid)
+		r.head = k
+	case k > r.head:
+		for j := r.head + 1; j < k; j++ {
+			r.setValid(r.slot(j), false)
+		}
+		r.head = k
+	case k <= r.head-n:
+		return // older than everything the ring holds
+	}
+	i := r.slot(k)
+	r.slots[i] = slot{bad: float32(c.Bad), total: float32(c.Total)}
+	r.setValid(i, true)
 }
 
 func (r *ring) get(k int64) (slo.Counts, bool) {
-	if !storable(k) {
+	if !r.has(k) {
 		return slo.Counts{}, false
 	}
 	s := r.slots[r.slot(k)]
-	if s.k != uint32(k) {
-		return slo.Counts{}, false
-	}
 	return slo.Counts{Bad: float64(s.bad), Total: float64(s.total)}, true
 }
 
 // has reports whether slice k is held.
-func (r *ring) has(k int64) bool { return storable(k) && r.slots[r.slot(k)].k == uint32(k) }
+func (r *ring) has(k int64) bool {
+	if !storable(k) || !r.inWindow(k) {
+		return false
+	}
+	i := r.slot(k)
+	return r.valid[i/64]&(1<<(i%64)) != 0
+}
 
-// each calls fn for every slice held, in slot order.
+// each calls fn for every slice held, oldest first.
 func (r *ring) each(fn func(k int64, c slo.Counts)) {
-	for _, s := range r.slots {
-		if s.k != 0 {
-			fn(int64(s.k), slo.Counts{Bad: float64(s.bad), Total: float64(s.total)})
+	if r.head == 0 {
+		return
+	}
+	for k := max(1, r.head-int64(len(r.slots))+1); k <= r.head; k++ {
+		if c, ok := r.get(k); ok {
+			fn(k, c)
 		}
 	}
 }
