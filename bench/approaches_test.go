@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/slogate/slogate/rules"
 	"github.com/slogate/slogate/slo"
@@ -38,19 +39,105 @@ func benchSLOs(n int) *slo.Set {
 
 func jobName(i int) string { return fmt.Sprintf("svc-%d", i) }
 
+// The SLO definitions BenchmarkPrometheusCost can measure (DefinitionsEnv).
+const (
+	// defsGrouped: benchSLOs, SLOs that differ only in their job label,
+	// which the evaluator asks in one grouped query per template.
+	defsGrouped = "grouped"
+	// defsHeterogeneous: heterogeneousSLOs, SLOs that share nothing.
+	defsHeterogeneous = "heterogeneous"
+)
+
+// The query shapes of heterogeneous SLOs, by i % 4.
+const (
+	kindPlain    = iota // sum(rate(m{code=~"5.."}[w])) over sum(rate(m[w]))
+	kindOrVector        // the errors `or vector(0)`
+	kindLatency         // a classic histogram: requests within 0.3 s
+	kindBy              // a by clause summed again
+)
+
+func heterogeneousKind(i int) int { return i % 4 }
+
+// requestsMetric and latencyMetric are the metric names of heterogeneous
+// SLO i: every SLO has its own.
+func requestsMetric(i int) string { return fmt.Sprintf("svc_%d_requests_total", i) }
+func latencyMetric(i int) string  { return fmt.Sprintf("svc_%d_request_duration_seconds", i) }
+
+// latencyThresholdLe is the bucket bound of the latency SLOs' threshold,
+// 0.3 s, as the history writes it.
+const latencyThresholdLe = "0.3"
+
+// heterogeneousSLOs are n SLOs of the same traffic as benchSLOs's (the
+// same events, 30 days, 99.9 %, both alert tiers) that no two share a
+// query: each reads a metric of its own (so batching by label values,
+// which needs the same metric, groups none of them), in one of four
+// shapes by turn: the plain ratio of 5xx to all requests, the same with
+// the errors `or vector(0)`, a classic-histogram latency indicator (good:
+// the 0.3 s bucket; its bad events are the 5xx requests of the others),
+// and the errors and total summed by code and instance and summed again.
+func heterogeneousSLOs(n int) *slo.Set {
+	set := &slo.Set{}
+	for i := range n {
+		job, m := jobName(i), requestsMetric(i)
+		o := &slo.SLO{
+			Name: job + "-availability", Service: job, Objective: 99.9, Window: 30 * 24 * time.Hour,
+			Alerting: slo.Alerting{Enabled: true, Page: slo.AlertTier{Enabled: true}, Ticket: slo.AlertTier{Enabled: true}},
+		}
+		switch heterogeneousKind(i) {
+		case kindPlain:
+			o.Indicator.Ratio = &slo.RatioIndicator{
+				Errors: `sum(rate(` + m + `{code=~"5.."}[{{.window}}]))`,
+				Total:  `sum(rate(` + m + `[{{.window}}]))`,
+			}
+		case kindOrVector:
+			o.Indicator.Ratio = &slo.RatioIndicator{
+				Errors: `sum(rate(` + m + `{code=~"5.."}[{{.window}}])) or vector(0)`,
+				Total:  `sum(rate(` + m + `[{{.window}}]))`,
+			}
+		case kindLatency:
+			o.Name = job + "-latency"
+			o.Indicator.Latency = &slo.LatencyIndicator{Histogram: latencyMetric(i), Threshold: 0.3}
+		case kindBy:
+			o.Indicator.Ratio = &slo.RatioIndicator{
+				Errors: `sum(sum by (code) (rate(` + m + `{code=~"5.."}[{{.window}}])))`,
+				Total:  `sum(sum by (instance) (rate(` + m + `[{{.window}}])))`,
+			}
+		}
+		set.SLOs = append(set.SLOs, o)
+	}
+	return set
+}
+
+// definitionSet returns n SLOs of the definitions defs.
+func definitionSet(tb testing.TB, defs string, n int) *slo.Set {
+	tb.Helper()
+	switch defs {
+	case defsGrouped:
+		return benchSLOs(n)
+	case defsHeterogeneous:
+		return heterogeneousSLOs(n)
+	}
+	tb.Fatalf("bench: unknown SLO definitions %q", defs)
+	return nil
+}
+
 // naiveQueries are what an evaluator without slice buffers asks every
-// cycle: the errors and total templates of every SLO filled with each of
-// its windows (5m … 30d), 16 instant queries per SLO.
-func naiveQueries(set *slo.Set) []query {
+// cycle: the event templates of every SLO (errors or good, and total)
+// filled with each of its windows (5m … 30d), 16 instant queries per SLO.
+func naiveQueries(set *slo.Set) ([]query, error) {
 	var out []query
 	for _, o := range set.SLOs {
+		ev, err := o.Events()
+		if err != nil {
+			return nil, err
+		}
 		for _, w := range slo.Windows(o.Window) {
-			out = append(out,
-				query{expr: slo.FillWindow(o.Indicator.Ratio.Errors, w), wantData: true},
-				query{expr: slo.FillWindow(o.Indicator.Ratio.Total, w), wantData: true})
+			for _, t := range ev.Templates() {
+				out = append(out, query{expr: slo.FillWindow(t, w), wantData: true})
+			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // schedule is a set of rule expressions that Prometheus evaluates once
@@ -115,7 +202,10 @@ func readsData(record string) bool {
 func TestQueryBuilders(t *testing.T) {
 	set := benchSLOs(3)
 
-	naive := naiveQueries(set)
+	naive, err := naiveQueries(set)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(naive) != 16*3 {
 		t.Fatalf("%d naive queries for 3 SLOs, want 48", len(naive))
 	}
@@ -176,4 +266,80 @@ func summarize(ss []schedule) []string {
 		out = append(out, fmt.Sprintf("%d queries every %d cycles", len(s.queries), s.every))
 	}
 	return out
+}
+
+// TestHeterogeneousDefinitions checks what the heterogeneous comparison
+// rests on, without any server: no two SLOs read the same metric (so no
+// two can be grouped by label values), every shape is there, the rule
+// styles generate their usual rules for each, and the history has the
+// issue's 20 series per SLO whatever the shape.
+func TestHeterogeneousDefinitions(t *testing.T) {
+	set := heterogeneousSLOs(8)
+	owner := map[string]string{}
+	kinds := map[string]bool{}
+	for _, o := range set.SLOs {
+		ev, err := o.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds[strings.Join(ev.Templates(), " | ")] = true
+		for _, tpl := range ev.Templates() {
+			expr, err := parser.NewParser(parser.Options{}).ParseExpr(slo.FillWindow(tpl, 2*time.Minute))
+			if err != nil {
+				t.Fatalf("%s: %v", o.Name, err)
+			}
+			for _, sel := range parser.ExtractSelectors(expr) {
+				for _, m := range sel {
+					if m.Name != model.MetricNameLabel {
+						continue
+					}
+					if prev, ok := owner[m.Value]; ok && prev != o.Name {
+						t.Errorf("%s and %s both read %s", prev, o.Name, m.Value)
+					}
+					owner[m.Value] = o.Name
+				}
+			}
+		}
+	}
+	if len(kinds) != len(set.SLOs) {
+		t.Errorf("%d distinct event queries for %d SLOs", len(kinds), len(set.SLOs))
+	}
+	for _, want := range []string{"or vector(0)", "_bucket", "sum by (code)"} {
+		found := false
+		for k := range kinds {
+			found = found || strings.Contains(k, want)
+		}
+		if !found {
+			t.Errorf("no SLO's queries contain %q: %v", want, kinds)
+		}
+	}
+
+	windows, err := ruleSchedules(set, rules.StyleWindows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(windows) != 1 || len(windows[0].queries) != 13*8 || countWithData(windows[0].queries) != 10*8 {
+		t.Errorf("windows schedules %v, want 104 rules every cycle, 80 of them reading data", summarize(windows))
+	}
+	buckets, err := ruleSchedules(set, rules.StyleBuckets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buckets) != 2 || len(buckets[0].queries) != 13*8 || len(buckets[1].queries) != 2*8 {
+		t.Errorf("bucket schedules %v, want 104 rules every cycle and 16 every 10", summarize(buckets))
+	}
+	if _, err := bucketSeriesLabels(set); err != nil {
+		t.Error(err)
+	}
+
+	sh := shapes["issue"]
+	for i := range set.SLOs {
+		n := 0
+		for _, inst := range historySeries(defsHeterogeneous, sh, i) {
+			n += len(inst)
+		}
+		if n != 20 {
+			t.Errorf("SLO %d (kind %d): %d series, want 20", i, heterogeneousKind(i), n)
+		}
+	}
 }

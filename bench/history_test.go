@@ -158,22 +158,29 @@ type history struct {
 	ready bool   // false if building it failed (the Once is still done)
 }
 
+// historyKey names one history: the SLO definitions and their count.
+type historyKey struct {
+	defs string
+	n    int
+}
+
 var (
 	historiesMu sync.Mutex
-	histories   = map[int]*history{}
+	histories   = map[historyKey]*history{}
 	// tempRoot holds every history directory; TestMain removes it.
 	tempRoot string
 )
 
-// historyDir returns the TSDB directory with the history of n SLOs,
-// building it on first use with tb's temporary files.
-func historyDir(tb testing.TB, n int) string {
+// historyDir returns the TSDB directory with the history of n SLOs of the
+// definitions defs, building it on first use with tb's temporary files.
+func historyDir(tb testing.TB, defs string, n int) string {
 	tb.Helper()
+	key := historyKey{defs, n}
 	historiesMu.Lock()
-	h, ok := histories[n]
+	h, ok := histories[key]
 	if !ok {
 		h = &history{}
-		histories[n] = h
+		histories[key] = h
 	}
 	historiesMu.Unlock()
 	h.once.Do(func() {
@@ -186,23 +193,23 @@ func historyDir(tb testing.TB, n int) string {
 			}
 			tempRoot = root
 		}
-		dir := filepath.Join(tempRoot, fmt.Sprintf("slos-%d", n))
+		dir := filepath.Join(tempRoot, fmt.Sprintf("%s-%d", defs, n))
 		historiesMu.Unlock()
-		h.info = buildHistory(tb, n, dir)
+		h.info = buildHistory(tb, defs, n, dir)
 		h.dir, h.ready = dir, true
 	})
 	if !h.ready {
-		tb.Fatalf("bench: the history of %d SLOs could not be built (see the first failure)", n)
+		tb.Fatalf("bench: the history of %d %s SLOs could not be built (see the first failure)", n, defs)
 	}
 	return h.dir
 }
 
-// historyInfo says what the history of n SLOs holds and how long it took
-// to build.
-func historyInfo(n int) string {
+// historyInfo says what the history of n SLOs of defs holds and how long
+// it took to build.
+func historyInfo(defs string, n int) string {
 	historiesMu.Lock()
 	defer historiesMu.Unlock()
-	if h := histories[n]; h != nil {
+	if h := histories[historyKey{defs, n}]; h != nil {
 		return h.info
 	}
 	return ""
@@ -218,31 +225,32 @@ func removeHistories() {
 	}
 }
 
-// buildHistory writes the counters and buckets of n SLOs into dir as TSDB
-// blocks, directly with the tsdb package: the OpenMetrics text and promtool
-// that testenv.Backfill uses would take most of an hour for the issue's
-// shape (a third of a billion samples at 100 SLOs). It returns what it did.
-func buildHistory(tb testing.TB, n int, dir string) string {
+// buildHistory writes the counters and buckets of n SLOs of the
+// definitions defs into dir as TSDB blocks, directly with the tsdb package:
+// the OpenMetrics text and promtool that testenv.Backfill uses would take
+// most of an hour for the shape (a third of a billion samples at
+// 100 SLOs). It returns what it did.
+func buildHistory(tb testing.TB, defs string, n int, dir string) string {
 	tb.Helper()
 	start := time.Now()
 	sh := dataShape(tb)
-	set := benchSLOs(n)
+	set := definitionSet(tb, defs, n)
 	bucketLabels, err := bucketSeriesLabels(set)
 	if err != nil {
 		tb.Fatalf("bench: %v", err)
 	}
 	type series struct {
-		lbls labels.Labels
-		ref  storage.SeriesRef
-		v    float64
+		lbls  labels.Labels
+		codes []int // the codes whose events it counts
+		ref   storage.SeriesRef
+		v     float64
 	}
-	counters := make([][]series, n) // [slo][instance*codes+code]
+	counters := make([][]series, n) // [slo][instance*perInstance+k]
 	buckets := make([][2]series, n) // [slo][bad, total]
 	for i, o := range set.SLOs {
-		for j := range sh.instances {
-			for _, code := range sh.codes {
-				counters[i] = append(counters[i], series{lbls: labels.FromStrings(
-					"__name__", "http_requests_total", "job", jobName(i), "instance", fmt.Sprintf("10.0.%d.%d:8080", i/250, j), "code", code)})
+		for _, inst := range historySeries(defs, sh, i) {
+			for _, sp := range inst {
+				counters[i] = append(counters[i], series{lbls: sp.lbls, codes: sp.codes})
 			}
 		}
 		for k, typ := range []string{rules.EventsBad, rules.EventsTotal} {
@@ -261,7 +269,10 @@ func buildHistory(tb testing.TB, n int, dir string) string {
 	spanMs := blockSpan.Milliseconds()
 	ctx := context.Background()
 	events := make([]float64, len(sh.codes))
-	samples, blocks := 0, 0
+	samples, blocks, seriesCount := 0, 0, 0
+	for i := range counters {
+		seriesCount += len(counters[i])
+	}
 	logger := slog.New(slog.DiscardHandler)
 	for blockStart := first * 1000 / spanMs * spanMs; blockStart <= last*1000; blockStart += spanMs {
 		w, err := tsdb.NewBlockWriter(logger, dir, spanMs)
@@ -295,18 +306,25 @@ func buildHistory(tb testing.TB, n int, dir string) string {
 		from += (step - (from-first)%step) % step
 		for t := from; t <= to; t += step {
 			for i := range counters {
+				perInstance := len(counters[i]) / sh.instances
 				for j := range sh.instances {
+					// The first sample of every series is its start: no
+					// events before it.
 					if t > first {
 						stepEvents(sh, i, j, t, events)
-					}
-					for c := range sh.codes {
-						s := &counters[i][j*len(sh.codes)+c]
-						s.v += events[c]
-						if t > first {
+						for c := range sh.codes {
 							if isError[c] {
 								buckets[i][0].v += events[c]
 							}
 							buckets[i][1].v += events[c]
+						}
+					}
+					for k := range perInstance {
+						s := &counters[i][j*perInstance+k]
+						if t > first {
+							for _, c := range s.codes {
+								s.v += events[c]
+							}
 						}
 						appendSample(s, t)
 					}
@@ -332,8 +350,57 @@ func buildHistory(tb testing.TB, n int, dir string) string {
 		}
 		blocks++
 	}
-	return fmt.Sprintf("history of %d SLOs (%s, %s): %d samples in %d blocks written in %s",
-		n, sh, model.Duration(dataEnd.Sub(time.Unix(first, 0))), samples, blocks, time.Since(start).Round(time.Second))
+	return fmt.Sprintf("history of %d %s SLOs (%s, %d series in all, %s): %d samples in %d blocks written in %s",
+		n, defs, sh, seriesCount, model.Duration(dataEnd.Sub(time.Unix(first, 0))), samples, blocks, time.Since(start).Round(time.Second))
+}
+
+// seriesSpec is one series of an SLO's history: its labels and the codes
+// (indexes into shape.codes) whose events of stepEvents it counts.
+type seriesSpec struct {
+	lbls  labels.Labels
+	codes []int
+}
+
+// historySeries are the series of SLO i of defs, by instance, each
+// instance's in the same order. grouped SLOs count requests by code in
+// http_requests_total{job="svc-i"}; heterogeneous ones in a metric of
+// their own, svc_i_requests_total, or, for latency SLOs, in a classic
+// histogram whose 0.3 s bucket holds the requests that are not errors (so
+// its bad events are the other SLOs' 5xx responses): buckets 0.1 (the
+// first code's requests), 0.3 and +Inf and a _count, as many series as
+// codes per instance.
+func historySeries(defs string, sh shape, i int) [][]seriesSpec {
+	job := jobName(i)
+	out := make([][]seriesSpec, sh.instances)
+	for j := range sh.instances {
+		instance := fmt.Sprintf("10.0.%d.%d:8080", i/250, j)
+		if defs == defsHeterogeneous && heterogeneousKind(i) == kindLatency {
+			name := latencyMetric(i)
+			var good, all []int
+			for c, code := range sh.codes {
+				all = append(all, c)
+				if !strings.HasPrefix(code, "5") {
+					good = append(good, c)
+				}
+			}
+			bucket := func(le string, codes []int) seriesSpec {
+				return seriesSpec{labels.FromStrings("__name__", name+"_bucket", "job", job, "instance", instance, "le", le), codes}
+			}
+			out[j] = []seriesSpec{
+				bucket("0.1", []int{0}), bucket(latencyThresholdLe, good), bucket("+Inf", all),
+				{labels.FromStrings("__name__", name+"_count", "job", job, "instance", instance), all},
+			}
+			continue
+		}
+		name := "http_requests_total"
+		if defs == defsHeterogeneous {
+			name = requestsMetric(i)
+		}
+		for c, code := range sh.codes {
+			out[j] = append(out[j], seriesSpec{labels.FromStrings("__name__", name, "job", job, "instance", instance, "code", code), []int{c}})
+		}
+	}
+	return out
 }
 
 // bucketSeriesLabels are the labels of the bucket series of every SLO as

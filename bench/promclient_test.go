@@ -32,7 +32,16 @@ type statClient struct {
 	instant, ranges atomic.Int64 // queries answered
 	samples         atomic.Int64 // sum of data.stats.samples.totalQueryableSamples
 	failures        atomic.Int64
+	// unions are the instant queries answered that were the evaluator's
+	// unions of unrelated queries; unionFailures the unions that failed,
+	// which are not in failures: the evaluator then asks their members
+	// alone, so a failed union costs queries, not answers.
+	unions, unionFailures atomic.Int64
 }
+
+// unionLabel is the label of the evaluator's unions (evaluator/union.go):
+// a query that sets it is a union.
+const unionLabel = "__slogate_union"
 
 var _ evaluator.Querier = (*statClient)(nil)
 
@@ -59,17 +68,27 @@ func (c *statClient) reset() {
 	c.ranges.Store(0)
 	c.samples.Store(0)
 	c.failures.Store(0)
+	c.unions.Store(0)
+	c.unionFailures.Store(0)
 }
 
 // Query runs an instant query at ts.
 func (c *statClient) Query(ctx context.Context, query string, ts time.Time) (model.Value, error) {
 	form := url.Values{"query": {query}, "time": {formatTime(ts)}, "stats": {"all"}}
 	v, err := c.post(ctx, "/api/v1/query", form)
+	union := strings.Contains(query, unionLabel)
 	if err != nil {
-		c.failures.Add(1)
+		if union {
+			c.unionFailures.Add(1)
+		} else {
+			c.failures.Add(1)
+		}
 		return nil, &evaluator.QueryError{Reason: evaluator.ReasonOther, Query: query, Err: err}
 	}
 	c.instant.Add(1)
+	if union {
+		c.unions.Add(1)
+	}
 	return v, nil
 }
 

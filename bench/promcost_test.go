@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/internal/testenv"
@@ -23,6 +24,12 @@ import (
 // SLOCountsEnv chooses the SLO counts BenchmarkPrometheusCost measures: a
 // comma-separated list, default 100 (e.g. SLOGATE_BENCH_SLOS=100,1000).
 const SLOCountsEnv = "SLOGATE_BENCH_SLOS"
+
+// DefinitionsEnv chooses the SLO definitions BenchmarkPrometheusCost
+// measures: grouped (default: SLOs that differ only in their job),
+// heterogeneous (SLOs that share nothing, issue 20), or both,
+// comma-separated (SLOGATE_BENCH_DEFINITIONS=grouped,heterogeneous).
+const DefinitionsEnv = "SLOGATE_BENCH_DEFINITIONS"
 
 const (
 	// queryConcurrency is the queries in flight: slogate's default
@@ -54,21 +61,40 @@ var approaches = []approach{
 	{"buckets", measureBuckets},
 }
 
+// approachesFor are the approaches measured for the definitions defs.
+// Heterogeneous SLOs leave out the naive queries: they cost what the
+// Sloth-style rules cost (both read every window whole; 449 s and 519 s of
+// Prometheus CPU per cycle for 1,000 grouped SLOs), and issue 20 compares
+// the slices with the rules.
+func approachesFor(defs string) []approach {
+	if defs != defsHeterogeneous {
+		return approaches
+	}
+	var out []approach
+	for _, a := range approaches {
+		if a.name != "naive" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // cost is what one approach costs Prometheus per evaluation cycle.
 type cost struct {
 	cpu     float64 // process CPU seconds
 	samples float64 // samples read (totalQueryableSamples)
 	queries float64 // instant and range queries
+	unions  float64 // of the instant queries, the evaluator's unions
 	wall    float64 // seconds of wall time (2 cores shared with the client)
 	cycles  int     // cycles (or rule group runs) measured, warm-ups excluded
 }
 
 func (c cost) plus(d cost) cost {
-	return cost{c.cpu + d.cpu, c.samples + d.samples, c.queries + d.queries, c.wall + d.wall, c.cycles + d.cycles}
+	return cost{c.cpu + d.cpu, c.samples + d.samples, c.queries + d.queries, c.unions + d.unions, c.wall + d.wall, c.cycles + d.cycles}
 }
 
 func (c cost) scaled(f float64) cost {
-	return cost{c.cpu * f, c.samples * f, c.queries * f, c.wall * f, c.cycles}
+	return cost{c.cpu * f, c.samples * f, c.queries * f, c.unions * f, c.wall * f, c.cycles}
 }
 
 // BenchmarkPrometheusCost measures what keeping the windows of N SLOs
@@ -99,10 +125,28 @@ func (c cost) scaled(f float64) cost {
 // before and after at least 3 s of its CPU), samples (the sum of
 // totalQueryableSamples of stats=all) and queries. ns/op is the wall time
 // of a whole measurement, not of a cycle. N comes from SLOGATE_BENCH_SLOS.
+//
+// SLOGATE_BENCH_DEFINITIONS=heterogeneous measures SLOs that share nothing
+// instead (heterogeneousSLOs, issue 20: every SLO its own metric, in four
+// query shapes), as slos=N-heterogeneous: slices (the evaluator's default,
+// which asks their newest slices in unions), slices-unbatched, windows and
+// buckets.
 func BenchmarkPrometheusCost(b *testing.B) {
-	for _, n := range sloCounts(b) {
-		b.Run("slos="+strconv.Itoa(n), func(b *testing.B) { benchmarkPrometheusCost(b, n) })
+	for _, defs := range definitionsList(b) {
+		for _, n := range sloCounts(b) {
+			name := "slos=" + strconv.Itoa(n)
+			if defs != defsGrouped {
+				name += "-" + defs
+			}
+			b.Run(name, func(b *testing.B) { benchmarkPrometheusCost(b, defs, n) })
+		}
 	}
+}
+
+// definitionsList is DefinitionsEnv's list, default grouped.
+func definitionsList(b *testing.B) []string {
+	b.Helper()
+	return envWords(b, DefinitionsEnv, []string{defsGrouped}, []string{defsGrouped, defsHeterogeneous})
 }
 
 func sloCounts(b *testing.B) []int {
@@ -122,20 +166,21 @@ func sloCounts(b *testing.B) []int {
 	return out
 }
 
-func benchmarkPrometheusCost(b *testing.B, n int) {
-	dir := historyDir(b, n)
+func benchmarkPrometheusCost(b *testing.B, defs string, n int) {
+	dir := historyDir(b, defs, n)
 	prom := testenv.StartPrometheus(b, testenv.PromOptions{DataDir: dir})
 	c := newStatClient(prom.URL())
 	defer c.close()
 	idle := settle(b, c)
-	set := benchSLOs(n)
+	set := definitionSet(b, defs, n)
+	list := approachesFor(defs)
 	// Go prints the logs of a parent benchmark only with -v, so the leaves
 	// log: each its own row, the last approach the whole table.
 	results := map[string]cost{}
-	for i, a := range approaches {
+	for i, a := range list {
 		b.Run("approach="+a.name, func(b *testing.B) {
 			if i == 0 {
-				b.Logf("%s; Prometheus idle: %.1f ms CPU/s", historyInfo(n), idle*1000)
+				b.Logf("%s; Prometheus idle: %.1f ms CPU/s", historyInfo(defs, n), idle*1000)
 			}
 			var sum cost
 			b.ResetTimer()
@@ -148,9 +193,13 @@ func benchmarkPrometheusCost(b *testing.B, n int) {
 			b.ReportMetric(per.cpu*1000, "prom-cpu-ms/cycle")
 			b.ReportMetric(per.samples, "samples/cycle")
 			b.ReportMetric(per.queries, "queries/cycle")
+			if a.name == "slices" || a.name == "slices-unbatched" {
+				b.ReportMetric(per.unions, "unions/cycle")
+			}
 			results[a.name] = per
-			if i == len(approaches)-1 {
-				b.Log(table(n, dataShape(b).String(), results))
+			if i == len(list)-1 {
+				history := model.Duration(dataEnd.Sub(historyStart(b))).String()
+				b.Log(table(n, defs, history, dataShape(b).String(), list, results))
 			} else {
 				b.Log(row(a.name, per, results))
 			}
@@ -248,6 +297,7 @@ func measureN(b *testing.B, c *statClient, runs int, run func(k int) error) cost
 		cpu:     (after - before) / r,
 		samples: float64(c.samples.Load()) / r,
 		queries: float64(c.instant.Load()+c.ranges.Load()) / r,
+		unions:  float64(c.unions.Load()) / r,
 		wall:    wall.Seconds() / r,
 		cycles:  runs,
 	}
@@ -255,7 +305,10 @@ func measureN(b *testing.B, c *statClient, runs int, run func(k int) error) cost
 
 // measureNaive queries every window of every SLO whole, every cycle.
 func measureNaive(b *testing.B, c *statClient, set *slo.Set) cost {
-	qs := naiveQueries(set)
+	qs, err := naiveQueries(set)
+	if err != nil {
+		b.Fatal(err)
+	}
 	return measureRuns(b, c, func(k int) error {
 		return c.runQueries(context.Background(), qs, cycleTime(k), queryConcurrency)
 	})
@@ -349,8 +402,8 @@ func measureEvaluator(b *testing.B, c *statClient, set *slo.Set, disableBatching
 		return nil
 	})
 	checkFresh(b, ev, set)
-	b.Logf("%d cycles, %d instant queries; range queries (start-edge slices) in cycles %v, %d in all",
-		per.cycles, c.instant.Load(), rangeCycles, ranges)
+	b.Logf("%d cycles, %d instant queries (%d of them unions, %d failed unions whose members were asked alone); range queries (start-edge slices) in cycles %v, %d in all",
+		per.cycles, c.instant.Load(), c.unions.Load(), c.unionFailures.Load(), rangeCycles, ranges)
 	if per.cpu*float64(per.cycles) < cpuTarget {
 		// Not worth more cycles: the data covers two hours of them, and
 		// the error is still a few clock ticks of a small number.
@@ -373,12 +426,12 @@ func checkFresh(b *testing.B, ev *evaluator.Evaluator, set *slo.Set) {
 }
 
 // table shows the costs side by side, relative to slogate's slices.
-func table(n int, shapeName string, results map[string]cost) string {
+func table(n int, defs, history, shapeName string, list []approach, results map[string]cost) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Prometheus cost per %s cycle, %d SLOs, 30 days of %s:\n", cycle, n, shapeName)
+	fmt.Fprintf(&sb, "Prometheus cost per %s cycle, %d %s SLOs, %s of %s:\n", cycle, n, defs, history, shapeName)
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "approach\tqueries\tsamples read\tPrometheus CPU\tCPU vs slices\tsamples vs slices\twall\truns measured\t")
-	for _, a := range approaches {
+	for _, a := range list {
 		r, ok := results[a.name]
 		if !ok {
 			continue
