@@ -21,7 +21,7 @@ import (
 type plan struct {
 	at      time.Time
 	queries []*plannedQuery // distinct, in planning order
-	byKey   map[string]*plannedQuery
+	byKey   map[queryKey]*plannedQuery
 	groups  []*queryGroup
 	unions  []*queryUnion
 	// slos are the requests of each SLO, in the order its tracker listed them.
@@ -52,12 +52,21 @@ type plannedQuery struct {
 	done bool
 }
 
-// key names a query with its time or range: identical keys are one query.
-func (q *plannedQuery) key() string {
+// queryKey names a query with its time or range: identical keys are one
+// query. A comparable struct, so that looking a query up allocates nothing.
+type queryKey struct {
+	instant    bool
+	expr       string
+	at         int64 // instant queries
+	start, end int64 // range queries
+	step       time.Duration
+}
+
+func (q *plannedQuery) key() queryKey {
 	if q.instant {
-		return "instant\x00" + q.expr + "\x00" + strconv.FormatInt(q.at.UnixNano(), 10)
+		return queryKey{instant: true, expr: q.expr, at: q.at.UnixNano()}
 	}
-	return "range\x00" + q.expr + "\x00" + rangeKey(q.rng)
+	return queryKey{expr: q.expr, start: q.rng.Start.UnixNano(), end: q.rng.End.UnixNano(), step: q.rng.Step}
 }
 
 func rangeKey(r Range) string {
@@ -98,7 +107,7 @@ type planner struct {
 }
 
 func newPlan(at time.Time) *plan {
-	return &plan{at: at, byKey: map[string]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*probeQueries{}, discovery: map[string]*plannedQuery{}}
+	return &plan{at: at, byKey: map[queryKey]*plannedQuery{}, slos: map[string][]plannedReq{}, probes: map[string][]*probeQueries{}, discovery: map[string]*plannedQuery{}}
 }
 
 // query returns the plan's query for q, adding q if it is new.
@@ -126,11 +135,11 @@ func (pl *planner) addSLO(t *sloTracker) {
 	var reqs []plannedReq
 	for _, req := range t.needs(pl.p.at) {
 		pr := plannedReq{req: req}
-		for i, tmpl := range t.templates() {
-			if tmpl == "" {
+		for i, expr := range t.queries(req.step) {
+			if expr == "" {
 				continue
 			}
-			q := &plannedQuery{expr: slo.FillWindow(tmpl, t.rangeFor(req.step)), instant: req.instant(), spreadBy: spreadBy}
+			q := &plannedQuery{expr: expr, instant: req.instant(), spreadBy: spreadBy}
 			if q.instant {
 				q.at = req.end(req.first)
 			} else {

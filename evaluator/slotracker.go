@@ -87,6 +87,10 @@ type sloTracker struct {
 	// were not evenly spread (an incident at the edge). One range query an
 	// hour keeps them filled.
 	tails map[time.Duration]*ring
+	// filled caches the templates filled with a range (planning only, so
+	// guarded by the evaluator's cycleMu): filling is a regexp
+	// replacement, and the same few ranges come back every cycle.
+	filled map[time.Duration][4]string
 	// coveredFrom is how far back the backend keeps data (now minus its
 	// retention; zero when unknown): older slices are not asked for, and
 	// those the tracker does not hold already count as uncovered.
@@ -176,6 +180,26 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 func (t *sloTracker) templates() [4]string {
 	e := t.events
 	return [4]string{e.Bad, e.Good, e.Total, e.Raw}
+}
+
+// queries returns the templates filled for slices of length step ("" for
+// the templates the SLO does not have).
+func (t *sloTracker) queries(step time.Duration) [4]string {
+	rng := t.rangeFor(step)
+	if q, ok := t.filled[rng]; ok {
+		return q
+	}
+	var q [4]string
+	for i, tmpl := range t.templates() {
+		if tmpl != "" {
+			q[i] = slo.FillWindow(tmpl, rng)
+		}
+	}
+	if t.filled == nil {
+		t.filled = map[time.Duration][4]string{}
+	}
+	t.filled[rng] = q
+	return q
 }
 
 // rangeFor is the range a slice of length step is measured over: for time
@@ -398,21 +422,36 @@ func (t *sloTracker) rollup(lastHour int64, firstFine int64) {
 }
 
 // slicePoints are the values of slices a..b, summed over the series of an
-// answer; has marks the slices with a value.
+// answer: one allocation per answer, since every SLO reads a few every
+// cycle.
 type slicePoints struct {
 	a   int64
-	v   []float64
-	has []bool
-	n   []int // series with a value, to average raw error ratios
-	// bad marks the slices for which a series answered a value that no
-	// rate can have (±Inf, negative, above the most); badValue is the first.
-	bad      []bool
+	pts []slicePoint
+	// badValue is the first value no rate can have; anyBad says there is one.
 	badValue float64
 	anyBad   bool
 }
 
+// slicePoint is one slice of an answer.
+type slicePoint struct {
+	v   float64
+	n   int32 // series with a value, to average raw error ratios
+	has bool
+	// bad marks a slice for which a series answered a value that no rate
+	// can have (±Inf, negative, above the most).
+	bad bool
+}
+
+func (p *slicePoints) at(k int64) *slicePoint {
+	if p == nil || k < p.a || k >= p.a+int64(len(p.pts)) {
+		return nil
+	}
+	return &p.pts[k-p.a]
+}
+
 func (p *slicePoints) isBad(k int64) bool {
-	return p != nil && k >= p.a && k < p.a+int64(len(p.bad)) && p.bad[k-p.a]
+	pt := p.at(k)
+	return pt != nil && pt.bad
 }
 
 func (p *slicePoints) firstBad() (float64, bool) {
@@ -423,20 +462,21 @@ func (p *slicePoints) firstBad() (float64, bool) {
 }
 
 func (p *slicePoints) get(k int64) (float64, bool) {
-	if p == nil || k < p.a || k >= p.a+int64(len(p.v)) {
+	pt := p.at(k)
+	if pt == nil {
 		return 0, false
 	}
-	return p.v[k-p.a], p.has[k-p.a]
+	return pt.v, pt.has
 }
 
 // mean is get averaged over the series: a raw error ratio answered per
 // instance must not add up to more than 1.
 func (p *slicePoints) mean(k int64) (float64, bool) {
-	v, ok := p.get(k)
-	if !ok || p.n[k-p.a] == 0 {
+	pt := p.at(k)
+	if pt == nil || !pt.has || pt.n == 0 {
 		return 0, false
 	}
-	return v / float64(p.n[k-p.a]), true
+	return pt.v / float64(pt.n), true
 }
 
 // noise is how far below 0 (or above 1 for a raw ratio) an answer may be
@@ -446,7 +486,7 @@ const noise = 1e-9
 // pointsBySlice sums the series of an instant or range answer per slice;
 // values that are not a rate between 0 and most mark their slice bad.
 func pointsBySlice(v model.Value, r *ring, a, b int64, most float64) (*slicePoints, error) {
-	out := &slicePoints{a: a, v: make([]float64, b-a+1), has: make([]bool, b-a+1), n: make([]int, b-a+1), bad: make([]bool, b-a+1)}
+	out := &slicePoints{a: a, pts: make([]slicePoint, b-a+1)}
 	add := func(ts model.Time, val model.SampleValue) {
 		f := float64(val)
 		if math.IsNaN(f) {
@@ -463,15 +503,16 @@ func pointsBySlice(v model.Value, r *ring, a, b int64, most float64) (*slicePoin
 			f = most
 		}
 		if math.IsInf(f, 0) || f < 0 || f > most {
-			out.bad[k-a] = true
+			out.pts[k-a].bad = true
 			if !out.anyBad {
 				out.badValue, out.anyBad = f, true
 			}
 			return
 		}
-		out.v[k-a] += f
-		out.has[k-a] = true
-		out.n[k-a]++
+		pt := &out.pts[k-a]
+		pt.v += f
+		pt.has = true
+		pt.n++
 	}
 	switch val := v.(type) {
 	case model.Vector:
