@@ -3,8 +3,10 @@ package evaluator_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -72,11 +74,28 @@ func (c *constQuerier) series(q string) []model.Metric {
 func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.Value, error) {
 	c.instant.Add(1)
 	var v model.Vector
+	if strings.Contains(q, unionMarker) {
+		// A union: each term's answer, with its union label.
+		for _, term := range strings.Split(q, `", "", "") or label_replace(`) {
+			term = strings.TrimSuffix(strings.TrimPrefix(term, "label_replace("), `", "", "")`)
+			i := strings.LastIndex(term, unionMarker)
+			member, index := term[:i], term[i+len(unionMarker):]
+			for _, m := range c.series(member) {
+				lm := m.Clone()
+				lm["__slogate_union"] = model.LabelValue(index)
+				v = append(v, &model.Sample{Metric: lm, Value: c.value(member), Timestamp: model.TimeFromUnixNano(ts.UnixNano())})
+			}
+		}
+		return v, nil
+	}
 	for _, m := range c.series(q) {
 		v = append(v, &model.Sample{Metric: m, Value: c.value(q), Timestamp: model.TimeFromUnixNano(ts.UnixNano())})
 	}
 	return v, nil
 }
+
+// unionMarker is where a term of a union names its index.
+const unionMarker = `, "__slogate_union", "`
 
 func (c *constQuerier) QueryRange(_ context.Context, q string, r evaluator.Range) (model.Value, error) {
 	c.ranges.Add(1)
@@ -111,44 +130,86 @@ func benchSet(n int) *slo.Set {
 // newest slice of every SLO, windows summed from the buffers, alert
 // tiers), after the backfill, against a Querier that costs nothing: what
 // is left is slogate's own CPU.
+//
+// SLOGATE_BENCH_CYCLE_SLOS sets the SLO counts (default 100,1000,10000;
+// 50000 shows how it scales). Grouped SLOs differ only in a label value;
+// heterogeneous ones each have their own metric, so that their newest
+// slices are asked in unions.
 func BenchmarkEvaluationCycle(b *testing.B) {
-	for _, n := range []int{100, 1000, 10000} {
-		b.Run(fmt.Sprintf("slos=%d", n), func(b *testing.B) {
-			q := &constQuerier{}
-			at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-			set := benchSet(n)
-			// Heap held per SLO: buffers, statuses and definitions, after backfill.
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
-			if err != nil {
-				b.Fatal(err)
+	counts := []int{100, 1000, 10000}
+	if env := os.Getenv("SLOGATE_BENCH_CYCLE_SLOS"); env != "" {
+		counts = nil
+		for f := range strings.SplitSeq(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				b.Fatalf("SLOGATE_BENCH_CYCLE_SLOS=%q: %q is not a count of SLOs", env, f)
 			}
-			if err := ev.SetDefinitions(set); err != nil {
-				b.Fatal(err)
-			}
-			ev.Evaluate(context.Background(), at) // backfill
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			heapPerSLO := float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc)) / float64(n)
-			q.instant.Store(0)
-			q.ranges.Store(0)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				at = at.Add(30 * time.Second)
-				ev.Evaluate(context.Background(), at)
-			}
-			b.StopTimer()
-			b.ReportMetric(heapPerSLO, "heap-bytes/slo")
-			b.ReportMetric(float64(q.instant.Load())/float64(b.N)/float64(n), "instant-queries/slo")
-			b.ReportMetric(float64(q.ranges.Load())/float64(b.N)/float64(n), "range-queries/slo")
-			if st, _ := ev.SLO(benchSet(1).SLOs[0].Name); !st.Fresh {
-				b.Fatalf("SLO not fresh after the benchmark: %+v", st)
-			}
-		})
+			counts = append(counts, n)
+		}
 	}
+	for _, shape := range []string{"grouped", "heterogeneous"} {
+		for _, n := range counts {
+			benchmarkCycle(b, shape, n)
+		}
+	}
+}
+
+func benchmarkCycle(b *testing.B, shape string, n int) {
+	name := fmt.Sprintf("slos=%d", n)
+	if shape != "grouped" {
+		name = fmt.Sprintf("shape=%s/slos=%d", shape, n)
+	}
+	b.Run(name, func(b *testing.B) {
+		q := &constQuerier{}
+		at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+		set := benchSet(n)
+		if shape == "heterogeneous" {
+			set = heterogeneousBenchSet(n)
+		}
+		// Heap held per SLO: buffers, statuses and definitions, after backfill.
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ev.SetDefinitions(set); err != nil {
+			b.Fatal(err)
+		}
+		ev.Evaluate(context.Background(), at) // backfill
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heapPerSLO := float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc)) / float64(n)
+		q.instant.Store(0)
+		q.ranges.Store(0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			at = at.Add(30 * time.Second)
+			ev.Evaluate(context.Background(), at)
+		}
+		b.StopTimer()
+		b.ReportMetric(heapPerSLO, "heap-bytes/slo")
+		b.ReportMetric(float64(q.instant.Load())/float64(b.N)/float64(n), "instant-queries/slo")
+		b.ReportMetric(float64(q.ranges.Load())/float64(b.N)/float64(n), "range-queries/slo")
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
+		if st, _ := ev.SLO(set.SLOs[0].Name); !st.Fresh {
+			b.Fatalf("SLO not fresh after the benchmark: %+v", st)
+		}
+	})
+}
+
+// heterogeneousBenchSet is benchSet with a metric of its own per SLO: no
+// two can be grouped by label values.
+func heterogeneousBenchSet(n int) *slo.Set {
+	set := benchSet(n)
+	for i, o := range set.SLOs {
+		m := fmt.Sprintf("svc%d_requests_total", i)
+		o.Indicator.Ratio.Errors = `sum(rate(` + m + `{code=~"5.."}[{{.window}}]))`
+		o.Indicator.Ratio.Total = `sum(rate(` + m + `[{{.window}}]))`
+	}
+	return set
 }
 
 // BenchmarkBackfill measures filling the buffers of SLOs from nothing.
