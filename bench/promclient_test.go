@@ -37,6 +37,51 @@ type statClient struct {
 	// which are not in failures: the evaluator then asks their members
 	// alone, so a failed union costs queries, not answers.
 	unions, unionFailures atomic.Int64
+
+	recMu     sync.Mutex
+	recording bool
+	recorded  []rangeQuery // range queries answered while recording
+}
+
+// rangeQuery is one range query as the evaluator asked it.
+type rangeQuery struct {
+	expr string
+	r    evaluator.Range
+}
+
+// record starts or stops recording the range queries answered; stopping
+// returns them.
+func (c *statClient) record(on bool) []rangeQuery {
+	c.recMu.Lock()
+	defer c.recMu.Unlock()
+	c.recording = on
+	out := c.recorded
+	c.recorded = nil
+	return out
+}
+
+// runRanges asks the range queries qs again, at most concurrency at a
+// time, and fails on the first error.
+func (c *statClient) runRanges(ctx context.Context, qs []rangeQuery, concurrency int) error {
+	work := make(chan rangeQuery)
+	errs := make(chan error, len(qs))
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for q := range work {
+				if _, err := c.QueryRange(ctx, q.expr, q.r); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for _, q := range qs {
+		work <- q
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // unionLabel is the label of the evaluator's unions (evaluator/union.go):
@@ -104,6 +149,11 @@ func (c *statClient) QueryRange(ctx context.Context, query string, r evaluator.R
 		return nil, &evaluator.QueryError{Reason: evaluator.ReasonOther, Query: query, Err: err}
 	}
 	c.ranges.Add(1)
+	c.recMu.Lock()
+	if c.recording {
+		c.recorded = append(c.recorded, rangeQuery{query, r})
+	}
+	c.recMu.Unlock()
 	return v, nil
 }
 

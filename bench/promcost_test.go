@@ -391,6 +391,7 @@ func measureEvaluator(b *testing.B, c *statClient, set *slo.Set, disableBatching
 
 	var rangeCycles []int
 	ranges := int64(0)
+	c.record(true)
 	per := measureN(b, c, sliceCycles, func(k int) error {
 		at := evalStart.Add(time.Duration(k+1) * cycle)
 		now.Store(at.UnixNano())
@@ -401,9 +402,17 @@ func measureEvaluator(b *testing.B, c *statClient, set *slo.Set, disableBatching
 		}
 		return nil
 	})
+	recorded := c.record(false)
 	checkFresh(b, ev, set)
 	b.Logf("%d cycles, %d instant queries (%d of them unions, %d failed unions whose members were asked alone); range queries (start-edge slices) in cycles %v, %d in all",
 		per.cycles, c.instant.Load(), c.unions.Load(), c.unionFailures.Load(), rangeCycles, ranges)
+	if len(recorded) > 0 {
+		// What share of the cost the start-edge slices are: the same
+		// range queries asked again (warm, as they were), measured alone.
+		again := measureN(b, c, 1, func(int) error { return c.runRanges(ctx, recorded, queryConcurrency) })
+		b.Logf("its %d range queries asked again: %.2f s of Prometheus CPU, %.1f ms per cycle over the %d cycles (%.0f %% of the measured cost)",
+			len(recorded), again.cpu, again.cpu*1000/float64(per.cycles), per.cycles, 100*again.cpu/(per.cpu*float64(per.cycles)))
+	}
 	if per.cpu*float64(per.cycles) < cpuTarget {
 		// Not worth more cycles: the data covers two hours of them, and
 		// the error is still a few clock ticks of a small number.
