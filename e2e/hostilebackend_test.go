@@ -32,18 +32,23 @@ type hostileFault struct {
 }
 
 // sloVector rewrites the answers of the SLO's slice queries (sums of
-// rates, no division) and leaves the probe's ratio alone.
+// rates, no division) and leaves the probe's ratio alone, also where
+// slogate asks them together in one union.
 func sloVector(value string) func(string, []byte) []byte {
-	return func(q string, body []byte) []byte {
+	set := func(q string, s []faultproxy.Sample) []faultproxy.Sample {
 		if strings.Contains(q, "/") {
-			return body
-		}
-		return faultproxy.RewriteVector(body, func(s []faultproxy.Sample) []faultproxy.Sample {
-			for i := range s {
-				s[i].Value = value
-			}
 			return s
-		})
+		}
+		for i := range s {
+			s[i].Value = value
+		}
+		return s
+	}
+	return func(q string, body []byte) []byte {
+		if strings.Contains(q, "__slogate_union") {
+			return faultproxy.RewriteTerms(q, body, set)
+		}
+		return faultproxy.RewriteVector(body, func(s []faultproxy.Sample) []faultproxy.Sample { return set(q, s) })
 	}
 }
 

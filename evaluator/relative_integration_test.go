@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,12 +220,15 @@ type baselineCounter struct {
 
 func (c *baselineCounter) Query(ctx context.Context, q string, at time.Time) (model.Value, error) {
 	c.mu.Lock()
-	if strings.Contains(q, "avg_over_time") {
-		c.counts[q]++
+	// A baseline asked alone, or as a term of a union.
+	for _, m := range baselineTerm.FindAllString(q, -1) {
+		c.counts[m]++
 	}
 	c.mu.Unlock()
 	return c.Querier.Query(ctx, q, at)
 }
+
+var baselineTerm = regexp.MustCompile(`avg_over_time\(\(.*?\)\[1h:1m\]\)`)
 
 // TestRelativePrometheus is the issue's acceptance on a real Prometheus
 // with generated history whose right answers are known:

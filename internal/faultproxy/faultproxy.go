@@ -458,38 +458,54 @@ func RewriteVector(body []byte, fn func([]Sample) []Sample) []byte {
 // answer to such a union, fn gets the samples of query's term only, as
 // query's own answer would have them.
 func ForQuery(query string, fn func([]Sample) []Sample) func(string, []byte) []byte {
+	want := query
+	if expr, err := promqlParser.ParseExpr(query); err == nil {
+		want = expr.String()
+	}
 	return func(q string, body []byte) []byte {
 		if q == query {
 			return RewriteVector(body, fn)
 		}
-		member, ok := unionMember(q, query)
-		if !ok {
-			return body
-		}
-		return RewriteVector(body, func(all []Sample) []Sample {
-			var mine, others []Sample
-			for _, s := range all {
-				if s.Metric[unionLabel] == member {
-					m := maps.Clone(s.Metric)
-					delete(m, unionLabel)
-					s.Metric = m
-					mine = append(mine, s)
-				} else {
-					others = append(others, s)
-				}
+		return RewriteTerms(q, body, func(term string, s []Sample) []Sample {
+			if term != want {
+				return s
 			}
-			for _, s := range fn(mine) {
+			return fn(s)
+		})
+	}
+}
+
+// RewriteTerms is RewriteVector for the answer to a union of slogate's:
+// fn is called once per term of the union, with the term's query (as the
+// union embeds it: parsed and printed back) and its samples without the
+// union label. The answer to a query that is not a union is passed
+// through unchanged.
+func RewriteTerms(q string, body []byte, fn func(query string, samples []Sample) []Sample) []byte {
+	terms := unionTerms(q)
+	if terms == nil {
+		return body
+	}
+	return RewriteVector(body, func(all []Sample) []Sample {
+		byTerm := map[string][]Sample{}
+		for _, s := range all {
+			m := maps.Clone(s.Metric)
+			delete(m, unionLabel)
+			byTerm[s.Metric[unionLabel]] = append(byTerm[s.Metric[unionLabel]], Sample{Metric: m, Time: s.Time, Value: s.Value})
+		}
+		var out []Sample
+		for member, query := range terms {
+			for _, s := range fn(query, byTerm[member]) {
 				m := maps.Clone(s.Metric)
 				if m == nil {
 					m = map[string]string{}
 				}
 				m[unionLabel] = member
 				s.Metric = m
-				others = append(others, s)
+				out = append(out, s)
 			}
-			return others
-		})
-	}
+		}
+		return out
+	})
 }
 
 // unionLabel is the label that tells the members of a union apart.
@@ -497,31 +513,31 @@ const unionLabel = "__slogate_union"
 
 var promqlParser = parser.NewParser(parser.Options{})
 
-// unionMember returns the label value of query's term in the union q.
-func unionMember(q, query string) (string, bool) {
+// unionTerms maps the label value of each term of the union q to the
+// term's query; nil when q is not a union.
+func unionTerms(q string) map[string]string {
 	if !strings.Contains(q, unionLabel) {
-		return "", false
-	}
-	want, err := promqlParser.ParseExpr(query)
-	if err != nil {
-		return "", false
+		return nil
 	}
 	expr, err := promqlParser.ParseExpr(q)
 	if err != nil {
-		return "", false
+		return nil
 	}
-	member, found := "", false
+	terms := map[string]string{}
 	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
 		call, ok := n.(*parser.Call)
-		if !ok || call.Func.Name != "label_replace" || len(call.Args) != 5 || found {
+		if !ok || call.Func.Name != "label_replace" || len(call.Args) != 5 {
 			return nil
 		}
 		dst, ok1 := call.Args[1].(*parser.StringLiteral)
 		val, ok2 := call.Args[2].(*parser.StringLiteral)
-		if ok1 && ok2 && dst.Val == unionLabel && call.Args[0].String() == want.String() {
-			member, found = val.Val, true
+		if ok1 && ok2 && dst.Val == unionLabel {
+			terms[val.Val] = call.Args[0].String()
 		}
 		return nil
 	})
-	return member, found
+	if len(terms) == 0 {
+		return nil
+	}
+	return terms
 }
