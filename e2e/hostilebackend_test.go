@@ -29,6 +29,9 @@ type hostileFault struct {
 	// aborts says the fault makes the probe unknown, which aborts a run;
 	// the SLO's faults only make its spend unknown, and the run goes on.
 	aborts bool
+	// logs is what slogate's log must say during the fault (that the
+	// fault reached it), if anything.
+	logs string
 }
 
 // sloVector rewrites the answers of the SLO's slice queries (sums of
@@ -66,16 +69,19 @@ var hostileFaults = []hostileFault{
 		p.Status(http.StatusUnprocessableEntity, string(b))
 	}, closes: true, aborts: true},
 	{name: "5 MB warnings on every answer", inject: func(p *faultproxy.Proxy) {
+		// The warnings are encoded once and spliced into each answer:
+		// encoding 5 MB per answer in this (race-instrumented) process
+		// took a quarter of a second, which on a loaded machine made the
+		// proxy, not slogate, too slow for a 1 s interval.
+		warnings, _ := json.Marshal([]string{hugeText, "second warning", "3", "4", "5", "6", "7"})
+		prefix := append(append([]byte(`{"warnings":`), warnings...), ',')
 		p.Rewrite(func(_ string, body []byte) []byte {
-			var answer map[string]any
-			if json.Unmarshal(body, &answer) != nil {
+			if len(body) < 2 || body[0] != '{' || !json.Valid(body) {
 				return body
 			}
-			answer["warnings"] = []string{hugeText, "second warning", "3", "4", "5", "6", "7"}
-			out, _ := json.Marshal(answer)
-			return out
+			return append(append([]byte(nil), prefix...), body[1:]...)
 		})
-	}},
+	}, logs: "prometheus warned about a query"},
 	{name: "matrix for the probe", inject: func(p *faultproxy.Proxy) {
 		p.Rewrite(func(q string, body []byte) []byte {
 			if !strings.Contains(q, "/") {
@@ -168,6 +174,11 @@ func TestHostileBackend(t *testing.T) {
 				}
 			}
 		}
+		if f.logs != "" {
+			if log := logSince(t, srv.LogPath(), logBefore); !strings.Contains(log, f.logs) {
+				t.Errorf("%s: the log does not say %q: the fault did not reach slogate", f.name, f.logs)
+			}
+		}
 		if grew := fileSize(t, srv.LogPath()) - logBefore; grew > 256<<10 {
 			t.Errorf("%s: the log grew %d bytes over 3 evaluations, want at most 256 KiB", f.name, grew)
 		}
@@ -251,6 +262,16 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// logSince is what the file at path holds after its first offset bytes.
+func logSince(t *testing.T, path string, offset int64) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b[min(offset, int64(len(b))):])
 }
 
 // peakRSS is VmHWM of process pid, in bytes.
