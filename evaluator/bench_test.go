@@ -170,6 +170,7 @@ func benchmarkCycle(b *testing.B, shape string, n int) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
+		_, slotsBefore := evaluator.SlotMemory()
 		ev, err := evaluator.New(evaluator.Options{Querier: q, Interval: 30 * time.Second, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return at }})
 		if err != nil {
 			b.Fatal(err)
@@ -181,6 +182,8 @@ func benchmarkCycle(b *testing.B, shape string, n int) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		heapPerSLO := float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc)) / float64(n)
+		_, slotsAfter := evaluator.SlotMemory()
+		slotsPerSLO := float64(slotsAfter-slotsBefore) / float64(n)
 		q.instant.Store(0)
 		q.ranges.Store(0)
 		b.ReportAllocs()
@@ -191,6 +194,7 @@ func benchmarkCycle(b *testing.B, shape string, n int) {
 		}
 		b.StopTimer()
 		b.ReportMetric(heapPerSLO, "heap-bytes/slo")
+		b.ReportMetric(slotsPerSLO, "slot-bytes/slo")
 		b.ReportMetric(float64(q.instant.Load())/float64(b.N)/float64(n), "instant-queries/slo")
 		b.ReportMetric(float64(q.ranges.Load())/float64(b.N)/float64(n), "range-queries/slo")
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")

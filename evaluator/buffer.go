@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/slogate/slogate/slo"
@@ -29,8 +30,12 @@ type ring struct {
 	head  int64    // newest slice stored; 0: none
 }
 
+// newRing returns a ring of capacity slices of step; its slots are outside
+// the Go heap (slotmem.go).
 func newRing(step time.Duration, capacity int) *ring {
-	return &ring{step: step, slots: make([]slot, capacity), valid: make([]uint64, (capacity+63)/64)}
+	r := &ring{step: step, valid: make([]uint64, (capacity+63)/64)}
+	newRingSlots(r, capacity)
+	return r
 }
 
 // storable reports whether slice number k can be a slice at all.
@@ -88,6 +93,7 @@ func (r *ring) put(k int64, c slo.Counts) {
 	i := r.slot(k)
 	r.slots[i] = slot{bad: float32(c.Bad), total: float32(c.Total)}
 	r.setValid(i, true)
+	runtime.KeepAlive(r) // the slots go back to the pool once r is gone
 }
 
 func (r *ring) get(k int64) (slo.Counts, bool) {
@@ -95,6 +101,7 @@ func (r *ring) get(k int64) (slo.Counts, bool) {
 		return slo.Counts{}, false
 	}
 	s := r.slots[r.slot(k)]
+	runtime.KeepAlive(r) // the slots go back to the pool once r is gone
 	return slo.Counts{Bad: float64(s.bad), Total: float64(s.total)}, true
 }
 

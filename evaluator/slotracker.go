@@ -147,21 +147,24 @@ func newSLOTracker(def *slo.SLO, interval, minRange time.Duration) (*sloTracker,
 		span = max(span, t.Long)
 	}
 	tails := map[time.Duration]*ring{}
-	for _, w := range slo.Windows(def.Window) {
-		if w > fineSpan {
+	addTail := func(w time.Duration) {
+		if _, ok := tails[w]; !ok && w > fineSpan {
 			tails[w] = newRing(interval, int(2*coarseStep/interval)+2)
 		}
 	}
+	for _, w := range slo.Windows(def.Window) {
+		addTail(w)
+	}
 	for _, t := range def.Tiers() {
-		if t.Long > fineSpan {
-			tails[t.Long] = newRing(interval, int(2*coarseStep/interval)+2)
-		}
+		addTail(t.Long)
 	}
 	t := &sloTracker{
 		def:    def,
 		events: ev,
 		tails:  tails,
-		fine:   newRing(interval, int((fineSpan+2*coarseStep)/interval)+2),
+		// Back to fineSpan + an hour: the 6h window of a chart point an hour
+		// old, and the hour rolled up into a coarse slice.
+		fine: newRing(interval, int((fineSpan+coarseStep)/interval)+2),
 		// A day more than the longest window, so that the UI can chart the
 		// budget of the last 24 hours from the same slices.
 		coarse:   newRing(coarseStep, int((span+historySpan)/coarseStep)+3),
