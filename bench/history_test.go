@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -15,8 +13,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/slogate/slogate/rules"
 	"github.com/slogate/slogate/slo"
@@ -240,17 +236,15 @@ func buildHistory(tb testing.TB, defs string, n int, dir string) string {
 		tb.Fatalf("bench: %v", err)
 	}
 	type series struct {
-		lbls  labels.Labels
+		blockSeries
 		codes []int // the codes whose events it counts
-		ref   storage.SeriesRef
-		v     float64
 	}
-	counters := make([][]series, n) // [slo][instance*perInstance+k]
-	buckets := make([][2]series, n) // [slo][bad, total]
+	counters := make([][]series, n)      // [slo][instance*perInstance+k]
+	buckets := make([][2]blockSeries, n) // [slo][bad, total]
 	for i, o := range set.SLOs {
 		for _, inst := range historySeries(defs, sh, i) {
 			for _, sp := range inst {
-				counters[i] = append(counters[i], series{lbls: sp.lbls, codes: sp.codes})
+				counters[i] = append(counters[i], series{blockSeries: blockSeries{lbls: sp.lbls}, codes: sp.codes})
 			}
 		}
 		for k, typ := range []string{rules.EventsBad, rules.EventsTotal} {
@@ -266,90 +260,46 @@ func buildHistory(tb testing.TB, defs string, n int, dir string) string {
 
 	step, first, last := int64(sh.step/time.Second), historyStart(tb).Unix(), dataEnd.Unix()
 	bucketSecs := int64(bucketStep / time.Second)
-	spanMs := blockSpan.Milliseconds()
-	ctx := context.Background()
 	events := make([]float64, len(sh.codes))
-	samples, blocks, seriesCount := 0, 0, 0
+	seriesCount := 0
 	for i := range counters {
 		seriesCount += len(counters[i])
 	}
-	logger := slog.New(slog.DiscardHandler)
-	for blockStart := first * 1000 / spanMs * spanMs; blockStart <= last*1000; blockStart += spanMs {
-		w, err := tsdb.NewBlockWriter(logger, dir, spanMs)
-		if err != nil {
-			tb.Fatalf("bench: %v", err)
-		}
-		app := w.Appender(ctx)
-		pending := 0
-		appendSample := func(s *series, t int64) {
-			ref, err := app.Append(s.ref, s.lbls, t*1000, s.v)
-			if err != nil {
-				tb.Fatalf("bench: append %s at %d: %v", s.lbls, t, err)
-			}
-			s.ref = ref
-			samples++
-			if pending++; pending >= 1<<20 {
-				if err := app.Commit(); err != nil {
-					tb.Fatalf("bench: %v", err)
-				}
-				app, pending = w.Appender(ctx), 0
-			}
-		}
-		// Series references belong to one block writer's head.
+	samples, blocks := writeBlocks(tb, dir, first, last, step, func(t int64, add func(*blockSeries)) {
 		for i := range counters {
-			for k := range counters[i] {
-				counters[i][k].ref = 0
-			}
-			buckets[i][0].ref, buckets[i][1].ref = 0, 0
-		}
-		from, to := max(first, blockStart/1000), min(last, (blockStart+spanMs)/1000-1)
-		from += (step - (from-first)%step) % step
-		for t := from; t <= to; t += step {
-			for i := range counters {
-				perInstance := len(counters[i]) / sh.instances
-				for j := range sh.instances {
-					// The first sample of every series is its start: no
-					// events before it.
+			perInstance := len(counters[i]) / sh.instances
+			for j := range sh.instances {
+				// The first sample of every series is its start: no
+				// events before it.
+				if t > first {
+					stepEvents(sh, i, j, t, events)
+					for c := range sh.codes {
+						if isError[c] {
+							buckets[i][0].v += events[c]
+						}
+						buckets[i][1].v += events[c]
+					}
+				}
+				for k := range perInstance {
+					s := &counters[i][j*perInstance+k]
 					if t > first {
-						stepEvents(sh, i, j, t, events)
-						for c := range sh.codes {
-							if isError[c] {
-								buckets[i][0].v += events[c]
-							}
-							buckets[i][1].v += events[c]
+						for _, c := range s.codes {
+							s.v += events[c]
 						}
 					}
-					for k := range perInstance {
-						s := &counters[i][j*perInstance+k]
-						if t > first {
-							for _, c := range s.codes {
-								s.v += events[c]
-							}
-						}
-						appendSample(s, t)
-					}
+					add(&s.blockSeries)
 				}
-				// The bucket rules record the events of the five minutes
-				// before each bucket's timestamp.
-				if t > first && (t-first)%bucketSecs == 0 {
-					for k := range buckets[i] {
-						appendSample(&buckets[i][k], t)
-						buckets[i][k].v = 0
-					}
+			}
+			// The bucket rules record the events of the five minutes
+			// before each bucket's timestamp.
+			if t > first && (t-first)%bucketSecs == 0 {
+				for k := range buckets[i] {
+					add(&buckets[i][k])
+					buckets[i][k].v = 0
 				}
 			}
 		}
-		if err := app.Commit(); err != nil {
-			tb.Fatalf("bench: %v", err)
-		}
-		if _, err := w.Flush(ctx); err != nil {
-			tb.Fatalf("bench: writing the block at %s: %v", time.UnixMilli(blockStart).UTC(), err)
-		}
-		if err := w.Close(); err != nil {
-			tb.Fatalf("bench: %v", err)
-		}
-		blocks++
-	}
+	})
 	return fmt.Sprintf("history of %d %s SLOs (%s, %d series in all, %s): %d samples in %d blocks written in %s",
 		n, defs, sh, seriesCount, model.Duration(dataEnd.Sub(time.Unix(first, 0))), samples, blocks, time.Since(start).Round(time.Second))
 }

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/slogate/slogate/internal/testenv"
 )
 
@@ -280,11 +282,14 @@ func serviceTable(rs []serviceResult) string {
 
 // restartResult is one start of slogate in BenchmarkServiceRestart.
 type restartResult struct {
-	name    string
-	took    time.Duration // process start → backfill pending 0
-	cpu     float64       // CPU seconds of the process by then
-	ranges  float64       // range queries by then
-	instant float64       // instant queries by then
+	name     string
+	took     time.Duration // process start → backfill pending 0
+	cpu      float64       // CPU seconds of the process by then
+	promCPU  float64       // Prometheus's CPU seconds meanwhile
+	ranges   float64       // range queries by then
+	instant  float64       // instant queries by then
+	peakRSS  float64       // MiB, VmHWM by then
+	coverage float64       // least coverage of an SLO's 30d window by then
 }
 
 // BenchmarkServiceRestart measures how long slogate takes from process
@@ -294,7 +299,11 @@ type restartResult struct {
 // are fetched), and a start on a fresh storage.path against the same, now
 // warm, Prometheus. Prometheus holds SLOGATE_BENCH_RESTART_DAYS (default 2)
 // days of 60 s history of SLOGATE_BENCH_RESTART_SLOS (default 1000) services
-// (backfilled with promtool), then the target's live data scraped every 15 s.
+// (written as TSDB blocks), then the target's live data scraped every 15 s.
+// Reported besides: Prometheus's CPU during each start, slogate's peak RSS
+// (with 30 days of history every ring slot is written) and the least
+// coverage of an SLO's 30d window once backfilled (1: the verdicts are
+// complete).
 func BenchmarkServiceRestart(b *testing.B) {
 	n := envInt(b, RestartSLOsEnv, 1000)
 	days := envInt(b, RestartDaysEnv, 2)
@@ -310,12 +319,14 @@ func BenchmarkServiceRestart(b *testing.B) {
 		b.ReportMetric(byName["restart-fresh"].took.Seconds(), "s-restart-fresh")
 		b.ReportMetric(byName["cold"].ranges/float64(n), "range-queries/slo-cold")
 		b.ReportMetric(byName["restart-snapshot"].ranges/float64(n), "range-queries/slo-snapshot")
+		b.ReportMetric(byName["cold"].promCPU, "prom-cpu-s-cold-start")
+		b.ReportMetric(byName["cold"].peakRSS, "MiB-peak-rss-cold")
 		var sb strings.Builder
 		w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(w, "%d SLOs, %d days of 60 s history\t\t\t\t\t\n", n, days)
-		fmt.Fprintln(w, "start\tuntil backfilled\tCPU\trange queries\tinstant queries\t")
+		fmt.Fprintf(w, "%d SLOs, %d days of 60 s history\t\t\t\t\t\t\t\t\n", n, days)
+		fmt.Fprintln(w, "start\tuntil backfilled\tCPU\tPrometheus CPU\trange queries\tinstant queries\tpeak RSS\tleast 30d coverage\t")
 		for _, r := range rs {
-			fmt.Fprintf(w, "%s\t%.2fs\t%.2fs\t%.0f\t%.0f\t\n", r.name, r.took.Seconds(), r.cpu, r.ranges, r.instant)
+			fmt.Fprintf(w, "%s\t%.2fs\t%.2fs\t%.2fs\t%.0f\t%.0f\t%.0f MiB\t%.4f\t\n", r.name, r.took.Seconds(), r.cpu, r.promCPU, r.ranges, r.instant, r.peakRSS, r.coverage)
 		}
 		_ = w.Flush()
 		b.Log("\n" + sb.String())
@@ -327,26 +338,23 @@ func measureRestart(b *testing.B, n, days int) []restartResult {
 	// History ends a minute before the live data begins.
 	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
 	start := end.Add(-time.Duration(days) * 24 * time.Hour)
-	om := testenv.NewOMWriter(b)
-	om.Family("http_requests_total", testenv.OMCounter)
-	for i := range n {
-		for _, code := range []string{"200", "500"} {
-			share := 0.999
-			if code == "500" {
-				share = 0.001
-			}
-			lbls := map[string]string{"service": serviceName(i), "code": code}
-			v := 0.0
-			for ts := start; !ts.After(end); ts = ts.Add(time.Minute) {
-				om.Sample(lbls, ts, v)
-				v += serviceRPS(i) * share * 60
-			}
-		}
-	}
 	dataDir := filepath.Join(b.TempDir(), "prometheus")
 	t0 := time.Now()
-	testenv.BackfillFile(b, dataDir, om.Close())
-	b.Logf("history: %d series × %d days at 60 s written and backfilled in %s", 2*n, days, time.Since(t0).Round(time.Second))
+	series := make([][2]blockSeries, n) // [service][200, 500]
+	for i := range series {
+		for k, code := range []string{"200", "500"} {
+			series[i][k].lbls = labels.FromStrings("__name__", "http_requests_total", "service", serviceName(i), "code", code)
+		}
+	}
+	samples, blocks := writeBlocks(b, dataDir, start.Unix(), end.Unix(), 60, func(_ int64, add func(*blockSeries)) {
+		for i := range series {
+			for k, share := range []float64{0.999, 0.001} {
+				add(&series[i][k])
+				series[i][k].v += serviceRPS(i) * share * 60
+			}
+		}
+	})
+	b.Logf("history: %d series × %d days at 60 s (%d samples in %d blocks) written in %s", 2*n, days, samples, blocks, time.Since(t0).Round(time.Second))
 
 	target := testenv.NewTarget(b)
 	tr := newTraffic(target, 2)
@@ -361,15 +369,28 @@ func measureRestart(b *testing.B, n, days int) []restartResult {
 
 	defs := serviceDefinitions(variantGrouped, n)
 	storage := filepath.Join(b.TempDir(), "slogate-data")
+	pc := newStatClient(prom.URL())
+	defer pc.close()
 	measure := func(name string, p *slogateProc) restartResult {
+		promBefore := mustCPU(b, pc)
 		b.StartTimer()
-		took := p.waitBackfilled(10 * time.Minute)
+		took := p.waitBackfilled(30 * time.Minute)
 		b.StopTimer()
 		st := readProcStat(b, p.pid())
+		promCPU := mustCPU(b, pc) - promBefore
 		m := p.metrics()
-		return restartResult{name: name, took: took, cpu: st.cpu,
+		cov, err := p.Metrics("slogate_slo_window_coverage_ratio")
+		if err != nil || len(cov) != n {
+			b.Fatalf("%s: slogate_slo_window_coverage_ratio of %d SLOs (%v), want %d", name, len(cov), err, n)
+		}
+		least := 1.0
+		for _, v := range cov {
+			least = min(least, v)
+		}
+		return restartResult{name: name, took: took, cpu: st.cpu, promCPU: promCPU,
 			ranges:  m[`slogate_query_duration_seconds_count{type="range"}`],
-			instant: m[`slogate_query_duration_seconds_count{type="instant"}`]}
+			instant: m[`slogate_query_duration_seconds_count{type="instant"}`],
+			peakRSS: st.hwmKB / 1024, coverage: least}
 	}
 	var rs []restartResult
 	p := startSlogate(b, slogateOptions{promURL: prom.URL(), definitions: defs, interval: serviceInterval, storage: storage})
