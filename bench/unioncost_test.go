@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/slo"
 )
@@ -29,8 +29,9 @@ const minRange = 2 * time.Minute
 
 // BenchmarkUnionCost measures what one newest-slice query of a
 // heterogeneous SLO costs Prometheus when it is asked alone and when it is
-// one member of a union of k (built as the evaluator builds them:
-// label_replace(<q>, "__slogate_union", "<i>", "", "") or ...): every SLO's
+// one member of a union of k (built by evaluator.UnionQuery, as the
+// evaluator builds them: label_replace(<q>, "__slogate_union", "<i>", "",
+// "") terms in a balanced tree of `or`): every SLO's
 // event templates over 2m, at the cycle times of BenchmarkPrometheusCost,
 // against the same history. It tells the per-request cost that unions
 // save from the per-member cost they do not. It runs only when
@@ -107,14 +108,7 @@ func unionRequests(qs []string, k int) []unionRequest {
 		if m == 1 {
 			out = append(out, unionRequest{qs[0], 1})
 		} else {
-			var sb strings.Builder
-			for i, q := range qs[:m] {
-				if i > 0 {
-					sb.WriteString(" or ")
-				}
-				fmt.Fprintf(&sb, `label_replace(%s, %q, "%d", "", "")`, q, unionLabel, i)
-			}
-			out = append(out, unionRequest{sb.String(), m})
+			out = append(out, unionRequest{evaluator.UnionQuery(qs[:m]), m})
 		}
 		qs = qs[m:]
 	}

@@ -8,12 +8,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/slo"
@@ -27,6 +29,8 @@ type constQuerier struct {
 	// groups is how many zones the discovery of a grouped SLO (group by
 	// (zone)) finds; 0 means 3.
 	groups int
+	mu     sync.Mutex
+	unions map[string][]unionTerm // parsed unions
 }
 
 func (c *constQuerier) value(q string) model.SampleValue {
@@ -76,14 +80,11 @@ func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.V
 	var v model.Vector
 	if strings.Contains(q, unionMarker) {
 		// A union: each term's answer, with its union label.
-		for _, term := range strings.Split(q, `", "", "") or label_replace(`) {
-			term = strings.TrimSuffix(strings.TrimPrefix(term, "label_replace("), `", "", "")`)
-			i := strings.LastIndex(term, unionMarker)
-			member, index := term[:i], term[i+len(unionMarker):]
-			for _, m := range c.series(member) {
+		for _, t := range c.unionTerms(q) {
+			for _, m := range c.series(t.query) {
 				lm := m.Clone()
-				lm["__slogate_union"] = model.LabelValue(index)
-				v = append(v, &model.Sample{Metric: lm, Value: c.value(member), Timestamp: model.TimeFromUnixNano(ts.UnixNano())})
+				lm["__slogate_union"] = model.LabelValue(t.index)
+				v = append(v, &model.Sample{Metric: lm, Value: c.value(t.query), Timestamp: model.TimeFromUnixNano(ts.UnixNano())})
 			}
 		}
 		return v, nil
@@ -96,6 +97,37 @@ func (c *constQuerier) Query(_ context.Context, q string, ts time.Time) (model.V
 
 // unionMarker is where a term of a union names its index.
 const unionMarker = `, "__slogate_union", "`
+
+// unionTerm is one member of a union: its query and its index.
+type unionTerm struct{ query, index string }
+
+// unionTerms are the members of the union q, parsed once per union (the
+// same unions come every cycle, and the benchmark times the querier too).
+func (c *constQuerier) unionTerms(q string) []unionTerm {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ts, ok := c.unions[q]; ok {
+		return ts
+	}
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		panic(fmt.Sprintf("the evaluator asked an invalid union: %v", err))
+	}
+	var ts []unionTerm
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		if call, ok := n.(*parser.Call); ok && call.Func.Name == "label_replace" {
+			if dst, ok := call.Args[1].(*parser.StringLiteral); ok && dst.Val == "__slogate_union" {
+				ts = append(ts, unionTerm{call.Args[0].String(), call.Args[2].(*parser.StringLiteral).Val})
+			}
+		}
+		return nil
+	})
+	if c.unions == nil {
+		c.unions = map[string][]unionTerm{}
+	}
+	c.unions[q] = ts
+	return ts
+}
 
 func (c *constQuerier) QueryRange(_ context.Context, q string, r evaluator.Range) (model.Value, error) {
 	c.ranges.Add(1)

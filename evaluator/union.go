@@ -80,7 +80,7 @@ func (pl *planner) union(forms unionForms) {
 		for len(qs) > 0 {
 			n, size := 0, 0
 			for n < len(qs) && n < maxUnionMembers {
-				size += len(forms[qs[n].expr]) + 48
+				size += len(forms[qs[n].expr]) + 52 // label_replace(…), " or ", parentheses
 				if n > 0 && size > maxUnionBytes {
 					break
 				}
@@ -95,22 +95,45 @@ func (pl *planner) union(forms unionForms) {
 }
 
 func (pl *planner) addUnion(members []*plannedQuery, forms unionForms) {
-	var b strings.Builder
+	terms := make([]string, len(members))
 	for i, m := range members {
-		if i > 0 {
-			b.WriteString(" or ")
-		}
-		b.WriteString(`label_replace(`)
-		b.WriteString(forms[m.expr])
-		b.WriteString(`, "` + unionLabel + `", "`)
-		b.WriteString(strconv.Itoa(i))
-		b.WriteString(`", "", "")`)
+		terms[i] = forms[m.expr]
 	}
-	u := &queryUnion{expr: b.String(), at: members[0].at, members: members}
+	u := &queryUnion{expr: UnionQuery(terms), at: members[0].at, members: members}
 	for _, m := range members {
 		m.union = u
 	}
 	pl.p.unions = append(pl.p.unions, u)
+}
+
+// UnionQuery is the PromQL of the union of the instant vector queries
+// terms, as the evaluator asks it: term i labelled __slogate_union="i",
+// joined by `or` in a balanced tree. Prometheus's `or` hashes the label
+// sets of its left side, so a chain (((q0 or q1) or q2) ...) costs the
+// square of its length: a chain of 250 members cost 30 % more Prometheus
+// CPU than 5 chains of 50; the tree costs n·log n.
+func UnionQuery(terms []string) string {
+	var b strings.Builder
+	writeUnion(&b, terms, 0)
+	return b.String()
+}
+
+// writeUnion writes the union of terms, whose first is term number first.
+func writeUnion(b *strings.Builder, terms []string, first int) {
+	if len(terms) == 1 {
+		b.WriteString(`label_replace(`)
+		b.WriteString(terms[0])
+		b.WriteString(`, "` + unionLabel + `", "`)
+		b.WriteString(strconv.Itoa(first))
+		b.WriteString(`", "", "")`)
+		return
+	}
+	half := len(terms) / 2
+	b.WriteByte('(')
+	writeUnion(b, terms[:half], first)
+	b.WriteString(" or ")
+	writeUnion(b, terms[half:], first+half)
+	b.WriteByte(')')
 }
 
 // split gives each member of u its part of the union's answer v; false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/slogate/slogate/evaluator"
 	"github.com/slogate/slogate/evaluator/promapi"
@@ -153,4 +154,52 @@ func TestUnionsGiveTheSameNumbersPrometheus(t *testing.T) {
 
 func sameNum(a, b evaluator.Num) bool {
 	return a == b || math.IsNaN(float64(a)) && math.IsNaN(float64(b))
+}
+
+// TestUnionQueryIsBalanced: a union's `or`s form a balanced tree (a chain
+// costs Prometheus the square of its length), with every term labelled by
+// its index, in order.
+func TestUnionQueryIsBalanced(t *testing.T) {
+	if got, want := evaluator.UnionQuery([]string{"a", "b", "c"}),
+		`(label_replace(a, "__slogate_union", "0", "", "") or (label_replace(b, "__slogate_union", "1", "", "") or label_replace(c, "__slogate_union", "2", "", "")))`; got != want {
+		t.Errorf("UnionQuery(a, b, c) =\n%s\nwant\n%s", got, want)
+	}
+	for _, n := range []int{2, 7, 250} {
+		terms := make([]string, n)
+		for i := range terms {
+			terms[i] = fmt.Sprintf("sum(rate(m%d[2m]))", i)
+		}
+		expr, err := parser.NewParser(parser.Options{}).ParseExpr(evaluator.UnionQuery(terms))
+		if err != nil {
+			t.Fatalf("%d terms: %v", n, err)
+		}
+		var depth func(parser.Node) int
+		depth = func(e parser.Node) int {
+			switch e := e.(type) {
+			case *parser.ParenExpr:
+				return depth(e.Expr)
+			case *parser.BinaryExpr:
+				return 1 + max(depth(e.LHS), depth(e.RHS))
+			}
+			return 0
+		}
+		var seen []string
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if call, ok := n.(*parser.Call); ok && call.Func.Name == "label_replace" {
+				seen = append(seen, call.Args[0].String()+"="+call.Args[2].(*parser.StringLiteral).Val)
+			}
+			return nil
+		})
+		if d, most := depth(expr), int(math.Ceil(math.Log2(float64(n)))); d != most {
+			t.Errorf("%d terms: `or` nested %d deep, want %d", n, d, most)
+		}
+		for i, s := range seen {
+			if want := fmt.Sprintf("sum(rate(m%d[2m]))=%d", i, i); s != want {
+				t.Errorf("%d terms: term %d is %s, want %s", n, i, s, want)
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("%d terms: %d labelled", n, len(seen))
+		}
+	}
 }
