@@ -73,6 +73,7 @@ var slogateMetrics = []string{
 	"slogate_run_active",
 	"slogate_runs_total",
 	"slogate_query_failures_total",
+	"slogate_slice_buffer_bytes",
 	"slogate_evaluation_iterations_missed_total",
 	"slogate_last_successful_evaluation_timestamp_seconds",
 	"slogate_config_last_reload_successful",

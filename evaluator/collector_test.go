@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -93,6 +94,39 @@ func TestCollectorFollowsDefinitions(t *testing.T) {
 	if got["slogate_slo_info/"+b] == 0 {
 		t.Errorf("the remaining SLO lost its series: %v", got)
 	}
+}
+
+// TestSliceBufferBytes: the memory of the slice buffers, outside the Go
+// heap, is exported, and it counts every SLO's rings.
+func TestSliceBufferBytes(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	reg := prometheus.NewRegistry()
+	ev, err := evaluator.New(evaluator.Options{Querier: &constQuerier{}, Interval: 30 * time.Second, Registerer: reg, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetDefinitions(benchSet(10)); err != nil {
+		t.Fatal(err)
+	}
+	ev.Evaluate(context.Background(), at)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "slogate_slice_buffer_bytes" {
+			for _, m := range mf.Metric {
+				got[m.Label[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	// Other tests' rings may be alive too: at least these 10 SLOs' (30d
+	// windows, over 2,000 slots of 8 bytes each).
+	if got["in_use"] < 10*2000*8 || got["mapped"] < got["in_use"] {
+		t.Errorf("slogate_slice_buffer_bytes %v, want in_use ≥ %d and mapped ≥ in_use", got, 10*2000*8)
+	}
+	runtime.KeepAlive(ev)
 }
 
 // TestNativeHistogramLatency: a latency SLI over a native histogram uses

@@ -57,6 +57,21 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Help: "Evaluation time of the latest cycle in which every query succeeded.",
 		}),
 	}
+	// The ring slots live outside the Go heap (slotmem.go): Go's own
+	// memory metrics do not see them.
+	for _, state := range []string{"mapped", "in_use"} {
+		f.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "slogate_slice_buffer_bytes",
+			Help:        "Memory of the SLOs' slice buffers, outside the Go heap: mapped from the system (a high-water mark) and in use by the SLOs now.",
+			ConstLabels: prometheus.Labels{"state": state},
+		}, func() float64 {
+			mapped, inUse := SlotMemory()
+			if state == "mapped" {
+				return float64(mapped)
+			}
+			return float64(inUse)
+		})
+	}
 	for _, r := range []string{ReasonTimeout, ReasonUnreachable, ReasonBadQuery, ReasonServer, ReasonBadResult, ReasonOther} {
 		m.queryFailures.WithLabelValues(r)
 	}
