@@ -364,6 +364,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, at time.Time) {
 			entry.tracker.setCoveredFrom(at.Add(-e.retention))
 		}
 	}
+	e.prefill(ctx, cur, at)
 	p := e.plan(cur, at)
 	e.logBackfill(cur, p)
 	failures := e.fetch(ctx, p, start)
@@ -415,6 +416,45 @@ func (e *Evaluator) refreshRetention(ctx context.Context, at time.Time) {
 	}
 }
 
+// prefillBatch is how many SLOs prefill backfills at a time.
+const prefillBatch = 500
+
+// prefill backfills the SLOs of cur that need it, prefillBatch at a time,
+// when there are more than that (cycleMu held). A cycle's plan is fetched
+// whole before any answer is stored, so a backfill of 10,000 SLOs at once
+// held every range answer at the same time: 1.5 GB of heap for 30 days of
+// history. Batch by batch, each batch's answers are stored in its SLOs'
+// rings and dropped before the next is asked. The cycle's own plan then
+// asks only what a batch failed to get.
+func (e *Evaluator) prefill(ctx context.Context, cur *Snapshot, at time.Time) {
+	var pending []string
+	for _, name := range cur.sloNames {
+		if !cur.slos[name].backfilled {
+			pending = append(pending, name)
+		}
+	}
+	if len(pending) <= prefillBatch {
+		return
+	}
+	for len(pending) > 0 && ctx.Err() == nil {
+		batch := pending[:min(prefillBatch, len(pending))]
+		pending = pending[len(batch):]
+		pl := &planner{p: newPlan(at)}
+		for _, name := range batch {
+			pl.addSLO(cur.slos[name].tracker)
+		}
+		e.batchQueries(pl)
+		e.fetch(ctx, pl.p, time.Now())
+		if ctx.Err() != nil {
+			return
+		}
+		for _, name := range batch {
+			// An error leaves its slices missing: the cycle asks again.
+			_ = cur.slos[name].tracker.apply(at, pl.p.fetchedFor(name))
+		}
+	}
+}
+
 // plan lists what the SLOs and probes of cur need at time at.
 func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
 	pl := &planner{p: newPlan(at)}
@@ -433,17 +473,25 @@ func (e *Evaluator) plan(cur *Snapshot, at time.Time) *plan {
 		pl.addHypothesis(h, runStarts[h.Name], e.baselines)
 	}
 	e.planDiscovery(pl, cur)
-	if !e.opts.DisableBatching {
-		pl.group()
-		if len(e.unionForms) > 2*len(pl.p.queries)+1024 {
-			e.unionForms = nil // definitions changed: forget the old queries
-		}
-		if e.unionForms == nil {
-			e.unionForms = unionForms{}
-		}
-		pl.union(e.unionForms)
-	}
+	e.batchQueries(pl)
 	return pl.p
+}
+
+// batchQueries groups the planned queries of SLOs that differ only in
+// label values and unites unrelated instant queries, unless batching is
+// off.
+func (e *Evaluator) batchQueries(pl *planner) {
+	if e.opts.DisableBatching {
+		return
+	}
+	pl.group()
+	if len(e.unionForms) > 2*len(pl.p.queries)+1024 {
+		e.unionForms = nil // definitions changed: forget the old queries
+	}
+	if e.unionForms == nil {
+		e.unionForms = unionForms{}
+	}
+	pl.union(e.unionForms)
 }
 
 // logBackfill says how many SLOs are being backfilled, when that changes.
