@@ -201,6 +201,32 @@ func (m memSnapshots) GetSnapshot(k string) ([]byte, error) {
 	return d, nil
 }
 
+// memBatchSnapshots is memSnapshots that reads and writes in batches, and
+// counts the batches.
+type memBatchSnapshots struct {
+	memSnapshots
+	puts, gets int
+}
+
+func (m *memBatchSnapshots) PutSnapshots(data map[string][]byte) error {
+	m.puts++
+	for k, d := range data {
+		_ = m.PutSnapshot(k, d)
+	}
+	return nil
+}
+
+func (m *memBatchSnapshots) GetSnapshots(keys []string) (map[string][]byte, error) {
+	m.gets++
+	out := map[string][]byte{}
+	for _, k := range keys {
+		if d, ok := m.memSnapshots[k]; ok {
+			out[k] = d
+		}
+	}
+	return out, nil
+}
+
 // countingQuerier counts the points range queries asked for.
 type countingQuerier struct {
 	evaluator.Querier
@@ -214,15 +240,28 @@ func (c *countingQuerier) QueryRange(ctx context.Context, q string, r evaluator.
 }
 
 // TestSnapshotRestart: a restart with a snapshot fetches only the slices
-// since the snapshot, and gives the same numbers.
+// since the snapshot, and gives the same numbers, with a store that reads
+// and writes one snapshot at a time and with one that batches them.
 func TestSnapshotRestart(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one by one", true: "batched"}[batched], func(t *testing.T) {
+			testSnapshotRestart(t, batched)
+		})
+	}
+}
+
+func testSnapshotRestart(t *testing.T, batched bool) {
 	tr := synth.History(time.Date(2026, 11, 28, 4, 30, 0, 0, time.UTC), time.Minute)
 	db := testenv.OpenTSDB(t, tr)
 	emb, err := embedded.New(embedded.Options{Storage: db})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snaps := memSnapshots{}
+	batches := &memBatchSnapshots{memSnapshots: memSnapshots{}}
+	var snaps evaluator.SnapshotStore = batches.memSnapshots
+	if batched {
+		snaps = batches
+	}
 	at := tr.End.Add(-10 * time.Minute)
 	start := func() (*evaluator.Evaluator, *countingQuerier) {
 		q := &countingQuerier{Querier: emb}
@@ -252,6 +291,9 @@ func TestSnapshotRestart(t *testing.T) {
 	}
 	if warm.points.Load()*20 > cold.points.Load() {
 		t.Errorf("restart with a snapshot fetched %d range points, a cold start %d: want far fewer", warm.points.Load(), cold.points.Load())
+	}
+	if batched && (batches.puts != 1 || batches.gets < 2) {
+		t.Errorf("%d batched writes and %d batched reads, want 1 write (one save) and a read per start", batches.puts, batches.gets)
 	}
 }
 

@@ -426,6 +426,43 @@ func (s *Store) GetSnapshot(key string) ([]byte, error) {
 	return data, err
 }
 
+// PutSnapshots stores every key's data in one transaction.
+func (s *Store) PutSnapshots(data map[string][]byte) error {
+	return s.tx(fmt.Sprintf("put %d snapshots", len(data)), func(ctx context.Context, tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for key, v := range data {
+			if key == "" {
+				return errors.New("empty key")
+			}
+			b.Queue(`INSERT INTO snapshots (key, data) VALUES ($1, $2)
+				ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = now()`, key, v)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// GetSnapshots returns the data of the keys that have some, in one query.
+func (s *Store) GetSnapshots(keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	err := s.readTx(fmt.Sprintf("%d snapshots", len(keys)), func(ctx context.Context, tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT key, data FROM snapshots WHERE key = ANY($1)`, keys)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var key string
+			var data []byte
+			if err := rows.Scan(&key, &data); err != nil {
+				return err
+			}
+			out[key] = data
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 // DeleteSnapshot removes key; a missing key is not an error.
 func (s *Store) DeleteSnapshot(key string) error {
 	return s.exec("delete snapshot "+key, `DELETE FROM snapshots WHERE key = $1`, key)

@@ -416,6 +416,38 @@ func (s *Store) GetSnapshot(key string) ([]byte, error) {
 	return data, err
 }
 
+// PutSnapshots stores every key's data in one transaction.
+func (s *Store) PutSnapshots(data map[string][]byte) error {
+	return s.update(fmt.Sprintf("put %d snapshots", len(data)), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSnapshots)
+		for key, v := range data {
+			if key == "" {
+				return errors.New("empty key")
+			}
+			if err := b.Put([]byte(key), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// GetSnapshots returns copies of the data of the keys that have some, read
+// in one transaction.
+func (s *Store) GetSnapshots(keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	err := s.view(fmt.Sprintf("%d snapshots", len(keys)), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSnapshots)
+		for _, key := range keys {
+			if v := b.Get([]byte(key)); v != nil {
+				out[key] = bytes.Clone(v) // valid only inside the transaction
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // DeleteSnapshot removes key; a missing key is not an error.
 func (s *Store) DeleteSnapshot(key string) error {
 	if key == "" {

@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -24,6 +25,8 @@ type Store interface {
 	ListRuns(f store.ListFilter) ([]*store.Run, error)
 	PutSnapshot(key string, data []byte) error
 	GetSnapshot(key string) ([]byte, error)
+	PutSnapshots(data map[string][]byte) error
+	GetSnapshots(keys []string) (map[string][]byte, error)
 	DeleteSnapshot(key string) error
 	CheckWritable() error
 }
@@ -220,6 +223,26 @@ func snapshots(t *testing.T, s Store) {
 	}
 	if _, err := s.GetSnapshot("slo/a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSnapshot after delete: %v, want ErrNotFound", err)
+	}
+	// In batches: what one batch writes, one read gives back, and keys
+	// with nothing are left out.
+	batch := map[string][]byte{"slo/b": {5, 6}, "slo/c": {7}, "slo/d": bytes.Repeat([]byte{8}, 20000)}
+	if err := s.PutSnapshots(batch); err != nil {
+		t.Fatalf("PutSnapshots: %v", err)
+	}
+	if err := s.PutSnapshots(map[string][]byte{"slo/c": {9}}); err != nil {
+		t.Fatalf("PutSnapshots replacing one: %v", err)
+	}
+	batch["slo/c"] = []byte{9}
+	got, err := s.GetSnapshots([]string{"slo/b", "slo/c", "slo/d", "slo/none"})
+	if err != nil || !reflect.DeepEqual(got, batch) {
+		t.Errorf("GetSnapshots = %v, %v; want %v", len(got), err, len(batch))
+	}
+	if one, err := s.GetSnapshot("slo/d"); err != nil || !bytes.Equal(one, batch["slo/d"]) {
+		t.Errorf("GetSnapshot of a batch's key: %d bytes, %v", len(one), err)
+	}
+	if err := s.PutSnapshots(map[string][]byte{"": {1}}); err == nil {
+		t.Error("PutSnapshots took an empty key")
 	}
 	if err := s.CheckWritable(); err != nil {
 		t.Errorf("CheckWritable: %v", err)
