@@ -236,7 +236,7 @@ func New(o Options) (_ *App, err error) {
 	a.server, err = web.New(web.Options{
 		Evaluator: a.ev, Runs: a.runs, Gatherer: o.Registry, Logger: o.Logger, Reload: a.Reload,
 		Listener: a.listener, WebConfigFile: cfg.Web.ConfigFile, APIToken: token,
-		MaxBodyBytes: cfg.Web.MaxBodyBytes, ExternalURL: cfg.Web.ExternalURL,
+		MaxBodyBytes: cfg.Web.MaxBodyBytes, ExternalURL: cfg.Web.ExternalURL, EnablePprof: cfg.Web.EnablePprof,
 		Alive: a.liveness.alive, Now: o.Now,
 	})
 	if err != nil {

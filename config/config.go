@@ -112,6 +112,7 @@ type Web struct {
 	MaxBodyBytes  int64
 	ExternalURL   string
 	DashboardURL  string
+	EnablePprof   bool // serve /debug/pprof/
 }
 
 // Storage is the embedded database (Path), or the PostgreSQL database

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// ExternalURL is how users reach slogate, for links.
 	ExternalURL string
+	// EnablePprof serves Go's profiles under /debug/pprof/.
+	EnablePprof bool
 	// Alive reports whether the evaluation loop is making progress; it is
 	// what /health answers, never the state of Prometheus.
 	Alive func() bool
@@ -108,6 +111,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /ping", s.ready)
 	m.HandleFunc("GET /-/ready", s.ready)
 	m.HandleFunc("POST /-/reload", s.mutating(s.reload))
+	if s.opts.EnablePprof {
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	m.HandleFunc("PUT /-/reload", s.mutating(s.reload))
 	m.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		// Else the mux answers 405 in plain text; API errors are JSON.
