@@ -116,6 +116,28 @@ func (p *slogateProc) waitBackfilled(timeout time.Duration) time.Duration {
 	return took
 }
 
+// saveHeapProfile writes slogate's heap profile (it runs with
+// --web.enable-pprof) to path.
+func (p *slogateProc) saveHeapProfile(path string) {
+	p.tb.Helper()
+	resp, err := svcHTTP.Get(p.url + "/debug/pprof/heap")
+	if err != nil {
+		p.tb.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		p.tb.Fatalf("heap profile: %v", err)
+	}
+	p.tb.Logf("slogate's heap profile: %s", path)
+}
+
 // cycleCount is the number of finished evaluation cycles so far.
 func (p *slogateProc) cycleCount() float64 {
 	v, _ := p.metric("slogate_evaluation_duration_seconds_count")

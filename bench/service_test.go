@@ -22,6 +22,10 @@ const (
 	ServiceSLOsEnv = "SLOGATE_BENCH_SERVICE_SLOS"
 	// ServiceVariantsEnv: grouped, ungrouped or both (default both).
 	ServiceVariantsEnv = "SLOGATE_BENCH_SERVICE_VARIANTS"
+	// PprofDirEnv: a directory where BenchmarkServiceCycle saves slogate's
+	// heap profile (slogate then runs with --web.enable-pprof), for
+	// `go tool pprof`.
+	PprofDirEnv = "SLOGATE_BENCH_PPROF_DIR"
 	// ServiceCyclesEnv: evaluation cycles measured per run (default 3).
 	ServiceCyclesEnv = "SLOGATE_BENCH_SERVICE_CYCLES"
 	// RestartSLOsEnv and RestartDaysEnv size BenchmarkServiceRestart: SLOs
@@ -185,9 +189,17 @@ func cyclesAbove(p *slogateProc, n float64) func() error {
 func measureServiceCycle(b *testing.B, promURL, variant string, n, cycles int) serviceResult {
 	b.Helper()
 	b.StopTimer()
-	p := startSlogate(b, slogateOptions{promURL: promURL, definitions: serviceDefinitions(variant, n), interval: serviceInterval})
+	pprofDir := os.Getenv(PprofDirEnv)
+	var args []string
+	if pprofDir != "" {
+		args = append(args, "--web.enable-pprof")
+	}
+	p := startSlogate(b, slogateOptions{promURL: promURL, definitions: serviceDefinitions(variant, n), interval: serviceInterval, args: args})
 	defer p.Stop()
 	r := serviceResult{name: fmt.Sprintf("%d %s", n, variant), slos: n, wantCycles: cycles}
+	if pprofDir != "" {
+		defer p.saveHeapProfile(filepath.Join(pprofDir, fmt.Sprintf("heap-%d-%s.pprof", n, variant)))
+	}
 	// Reading /metrics of 10,000 SLOs costs slogate CPU itself: poll slowly.
 	r.backfill = p.waitBackfilled(15 * time.Minute)
 	// The backfill cycle ends a little after the last SLO is done. A
