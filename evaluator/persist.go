@@ -220,30 +220,32 @@ func (t *sloTracker) restore(data []byte) (bool, error) {
 	if string(key) != t.events.Key() || minRange != t.minRange {
 		return false, nil
 	}
-	// Read twice: once to check it whole, so that a damaged snapshot
-	// leaves the tracker as it was, then into the rings.
-	rest := d.b
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, into := range []bool{false, true} {
-		d.b = rest
-		pick := func(r *ring) *ring {
-			if into {
-				return r
-			}
-			return nil
+	d.ring(t.fine)
+	d.ring(t.coarse)
+	for range d.uvarint() {
+		w := time.Duration(d.varint())
+		d.ring(t.tails[w])
+	}
+	if d.err != nil {
+		// Trackers are restored before they are published and hold
+		// nothing yet: a damaged snapshot leaves them empty, as they were.
+		for _, r := range append([]*ring{t.fine, t.coarse}, mapValues(t.tails)...) {
+			r.head = 0
+			clear(r.valid)
 		}
-		d.ring(pick(t.fine))
-		d.ring(pick(t.coarse))
-		for range d.uvarint() {
-			w := time.Duration(d.varint())
-			d.ring(pick(t.tails[w]))
-		}
-		if d.err != nil {
-			return false, d.err
-		}
+		return false, d.err
 	}
 	return true, nil
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 // restoreGob loads a snapshot in the gob encoding of earlier versions.
