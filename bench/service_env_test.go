@@ -101,14 +101,24 @@ func (p *slogateProc) metric(series string) (float64, bool) {
 }
 
 // waitBackfilled waits until slogate answers and slogate_slo_backfill_pending
-// is 0, and returns the time since the process started.
+// is 0, and returns the time since the process started. It polls /-/ready
+// first (the first cycle is the backfill at start), then reads /metrics:
+// rendering the metrics of 10,000 SLOs takes a second of slogate's CPU and
+// 60 MB of its memory, so polling them was most of what it measured.
 func (p *slogateProc) waitBackfilled(timeout time.Duration) time.Duration {
 	p.tb.Helper()
 	var took time.Duration
-	p.waitFor("slogate_slo_backfill_pending to reach 0", timeout, 100*time.Millisecond, func() error {
-		v, ok := p.metric("slogate_slo_backfill_pending")
+	p.waitFor("/-/ready", timeout, 50*time.Millisecond, func() error {
 		took = time.Since(p.StartedAt())
+		if code := getStatus(context.Background(), p.url+"/-/ready"); code != http.StatusOK {
+			return fmt.Errorf("/-/ready: %d", code)
+		}
+		return nil
+	})
+	p.waitFor("slogate_slo_backfill_pending to reach 0", timeout, time.Second, func() error {
+		v, ok := p.metric("slogate_slo_backfill_pending")
 		if !ok || v != 0 {
+			took = time.Since(p.StartedAt())
 			return fmt.Errorf("slogate_slo_backfill_pending %v (exported: %v)", v, ok)
 		}
 		return nil
