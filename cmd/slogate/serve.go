@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,12 +28,7 @@ Configuration comes from --config (YAML), SLOGATE_* environment variables and
 flags, flags winning. SIGHUP, POST /-/reload and a change of a definitions file
 reload the definitions; a set with errors is rejected and the old one stays, and
 so is a set that defines nothing unless reload.allow-empty is set. At start an
-empty set is accepted.
-
-The Go garbage collector runs at GOGC=50 unless GOGC is set: the SLOs' slice
-buffers live outside the Go heap, so collecting at half the heap's growth
-instead of Go's default 100 % costs little CPU and keeps the resident memory
-near what is live.`,
+empty set is accepted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(config.LoadOptions{Flags: cmd.Flags()})
@@ -47,9 +40,6 @@ near what is live.`,
 				return exitWith(1, err)
 			}
 			defer func() { _ = logger.Sync() }()
-			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(serveGCPercent)
-			}
 			reg := newRegistry()
 			q, err := promapi.New(promapi.Options{
 				URL: cfg.Prometheus.URL, Timeout: cfg.Prometheus.Timeout, Headers: cfg.Prometheus.Headers,
@@ -76,12 +66,6 @@ near what is live.`,
 	config.RegisterFlags(cmd.Flags())
 	return cmd
 }
-
-// serveGCPercent is serve's GOGC unless the environment sets one. Measured
-// at 10,000 SLOs (BENCHMARKS.md): the heap holds about 100 MB, the slice
-// buffers outside it 185 MB; at Go's default of 100 the heap may grow to
-// twice what is live between collections.
-const serveGCPercent = 50
 
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
