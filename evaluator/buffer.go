@@ -38,6 +38,12 @@ func newRing(step time.Duration, capacity int) *ring {
 	return r
 }
 
+// reset empties the ring.
+func (r *ring) reset() {
+	r.head = 0
+	clear(r.valid)
+}
+
 // storable reports whether slice number k can be a slice at all.
 func storable(k int64) bool { return k > 0 }
 

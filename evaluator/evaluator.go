@@ -521,27 +521,16 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 	// Storing answers and summing windows is CPU work without I/O: a
 	// worker per core.
 	entries := make([]*sloEntry, len(cur.sloNames))
-	var wg sync.WaitGroup
-	var nextIndex atomic.Int64
-	for range min(len(entries), runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			for {
-				i := int(nextIndex.Add(1)) - 1
-				if i >= len(entries) {
-					return
-				}
-				name := cur.sloNames[i]
-				old := cur.slos[name]
-				err := old.tracker.apply(at, p.fetchedFor(name))
-				if qe := (*QueryError)(nil); errors.As(err, &qe) && qe.Reason == ReasonBadResult {
-					e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
-				}
-				st := sloStatus(old.tracker, old.status, at, err, e.opts.ForecastWindow)
-				entries[i] = &sloEntry{status: st, tracker: old.tracker, backfilled: old.backfilled || err == nil && st.Fresh}
-			}
-		})
-	}
-	wg.Wait()
+	eachInParallel(len(entries), func(i int) {
+		name := cur.sloNames[i]
+		old := cur.slos[name]
+		err := old.tracker.apply(at, p.fetchedFor(name))
+		if qe := (*QueryError)(nil); errors.As(err, &qe) && qe.Reason == ReasonBadResult {
+			e.metrics.queryFailures.WithLabelValues(ReasonBadResult).Inc()
+		}
+		st := sloStatus(old.tracker, old.status, at, err, e.opts.ForecastWindow)
+		entries[i] = &sloEntry{status: st, tracker: old.tracker, backfilled: old.backfilled || err == nil && st.Fresh}
+	})
 	done := 0
 	for i, entry := range entries {
 		name := cur.sloNames[i]
@@ -593,6 +582,21 @@ func (e *Evaluator) evaluate(cur *Snapshot, p *plan, at time.Time) *Snapshot {
 	}
 	e.baselines = baselines
 	return next
+}
+
+// eachInParallel calls fn(i) for i in [0, n), a worker per core: for CPU
+// work without I/O (storing answers, summing windows, decoding snapshots).
+func eachInParallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // exprOr is the query's PromQL, or def for a query never planned.

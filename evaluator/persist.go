@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,16 +58,6 @@ type trackerSnapshot struct {
 	Fine     ringSnapshot
 	Coarse   ringSnapshot
 	Tails    map[time.Duration]ringSnapshot
-}
-
-func snapRing(r *ring) ringSnapshot {
-	s := ringSnapshot{Step: r.step}
-	r.each(func(k int64, c slo.Counts) {
-		s.Index = append(s.Index, k)
-		s.Bad = append(s.Bad, c.Bad)
-		s.Total = append(s.Total, c.Total)
-	})
-	return s
 }
 
 func (s ringSnapshot) restore(r *ring) {
@@ -231,21 +219,14 @@ func (t *sloTracker) restore(data []byte) (bool, error) {
 	if d.err != nil {
 		// Trackers are restored before they are published and hold
 		// nothing yet: a damaged snapshot leaves them empty, as they were.
-		for _, r := range append([]*ring{t.fine, t.coarse}, mapValues(t.tails)...) {
-			r.head = 0
-			clear(r.valid)
+		t.fine.reset()
+		t.coarse.reset()
+		for _, r := range t.tails {
+			r.reset()
 		}
 		return false, d.err
 	}
 	return true, nil
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 // restoreGob loads a snapshot in the gob encoding of earlier versions.
@@ -347,22 +328,11 @@ func (e *Evaluator) restoreSnapshots(trackers map[string]*sloTracker) {
 				}
 			}
 		}
-		var wg sync.WaitGroup
-		var next atomic.Int64
-		for range min(len(chunk), runtime.GOMAXPROCS(0)) {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(chunk) {
-						return
-					}
-					if data, ok := got[snapshotKey(chunk[i])]; ok {
-						restore(chunk[i], data)
-					}
-				}
-			})
-		}
-		wg.Wait()
+		eachInParallel(len(chunk), func(i int) {
+			if data, ok := got[snapshotKey(chunk[i])]; ok {
+				restore(chunk[i], data)
+			}
+		})
 	}
 	if n := restored.Load(); n > 0 {
 		e.logger.Info("restored SLO windows from the snapshot; only the slices since are fetched", zap.Int64("slos", n))

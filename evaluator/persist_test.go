@@ -31,6 +31,17 @@ func filledTracker(t *testing.T) *sloTracker {
 	return tr
 }
 
+// snapRing is a ring in the gob encoding of earlier versions.
+func snapRing(r *ring) ringSnapshot {
+	s := ringSnapshot{Step: r.step}
+	r.each(func(k int64, c slo.Counts) {
+		s.Index = append(s.Index, k)
+		s.Bad = append(s.Bad, c.Bad)
+		s.Total = append(s.Total, c.Total)
+	})
+	return s
+}
+
 // ringSlices lists what a ring holds.
 func ringSlices(r *ring) map[int64]slo.Counts {
 	out := map[int64]slo.Counts{}
@@ -77,12 +88,10 @@ func TestSnapshotEncoding(t *testing.T) {
 		t.Errorf("%d bytes for %d slices, want at most 10 a slice", len(data), slices)
 	}
 	dst := filledTracker(t)
-	dst.fine.head, dst.coarse.head = 0, 0 // empty
-	clear(dst.fine.valid)
-	clear(dst.coarse.valid)
+	dst.fine.reset()
+	dst.coarse.reset()
 	for _, r := range dst.tails {
-		r.head = 0
-		clear(r.valid)
+		r.reset()
 	}
 	if ok, err := dst.restore(data); !ok || err != nil {
 		t.Fatalf("restore: %v, %v", ok, err)
